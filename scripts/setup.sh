@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# Installs what fleetbus needs on Debian 12, idempotently: Debian packages, then a virtualenv in .venv.
+# Everything it says goes to stderr, so `run.sh` can be an MCP client's stdio command.
+# Usage: scripts/setup.sh [--dev]
+set -euo pipefail
+exec 3>&1 1>&2
+cd "$(dirname "$0")/.."
+
+dev=0
+[ "${1:-}" = "--dev" ] && dev=1
+
+packages=(dbus dbus-daemon dbus-bin systemd polkitd util-linux python3 python3-venv python3-pip)
+missing=()
+for package in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  echo "setup: installing Debian packages: ${missing[*]}"
+  $sudo env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+  $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+
+python=${PYTHON:-python3}
+if [ ! -x .venv/bin/python ]; then
+  echo "setup: creating .venv with $($python --version)"
+  "$python" -m venv .venv
+fi
+
+# A development install includes the plain one, so either stamp satisfies run.sh.
+extras="" stamps=(.venv/.installed .venv/.installed-dev)
+[ $dev -eq 1 ] && extras="[dev]" stamps=(.venv/.installed-dev)
+current=0
+for stamp in "${stamps[@]}"; do
+  [ -f "$stamp" ] && [ "$stamp" -nt pyproject.toml ] && current=1
+done
+if [ $current -eq 0 ]; then
+  echo "setup: installing fleetbus${extras} into .venv"
+  .venv/bin/pip install -q --upgrade pip
+  .venv/bin/pip install -q -e ".${extras}"
+  touch .venv/.installed
+  [ $dev -eq 1 ] && touch .venv/.installed-dev
+fi

@@ -1,0 +1,130 @@
+"""Every command a person types: `fleetbus serve`, `fleetbus tool NAME k=v…`, `fleetbus tools`, `fleetbus sandbox …`."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from fleetbus import __version__
+from fleetbus.config import Settings, load_settings
+from fleetbus.runtime import Runtime
+from fleetbus.sandbox import cli as sandbox_cli
+from fleetbus.server.transports import serve_stdio
+
+
+class UsageError(Exception):
+    pass
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="fleetbus",
+        description="Inspect and operate Linux hosts through D-Bus, as an MCP server, under operator policy.",
+    )
+    parser.add_argument("--version", action="version", version=f"fleetbus {__version__}")
+    parser.add_argument("--log-level", default="WARNING", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    serve = commands.add_parser("serve", help="serve MCP (stdio)")
+    _add_settings_options(serve)
+    serve.add_argument("--transport", choices=["stdio"], default="stdio", help="how clients connect")
+
+    tool = commands.add_parser(
+        "tool",
+        help="run one tool as an MCP client would, and print its result",
+        description="Arguments are key=value (a string) or key:=JSON (any JSON value), or --json '{…}'.",
+    )
+    _add_settings_options(tool)
+    tool.add_argument("name", help="tool name, e.g. get_property")
+    tool.add_argument("arguments", nargs="*", metavar="key=value|key:=json")
+    tool.add_argument("--json", dest="json_arguments", metavar="OBJECT", help="all arguments as one JSON object")
+
+    tools = commands.add_parser("tools", help="list the tools with their titles")
+    _add_settings_options(tools)
+
+    sandbox_cli.add_parser(commands)
+    return parser
+
+
+def _add_settings_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", type=Path, help="TOML configuration file (default /etc/fleetbus/config.toml)")
+    parser.add_argument("--system-bus", metavar="ADDRESS", help="system bus address (overrides the environment)")
+    parser.add_argument("--session-bus", metavar="ADDRESS", help="session bus address (overrides the environment)")
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    return load_settings(args.config, system_bus=args.system_bus, session_bus=args.session_bus)
+
+
+def parse_tool_arguments(items: Sequence[str], json_arguments: str | None) -> dict[str, Any]:
+    arguments: dict[str, Any] = {}
+    if json_arguments is not None:
+        try:
+            loaded = json.loads(json_arguments)
+        except json.JSONDecodeError as exc:
+            raise UsageError(f"--json is not valid JSON: {exc}") from exc
+        if not isinstance(loaded, dict):
+            raise UsageError("--json must be a JSON object")
+        arguments.update(loaded)
+    for item in items:
+        if ":=" in item and ("=" not in item or item.index(":=") < item.index("=")):
+            key, raw = item.split(":=", 1)
+            try:
+                arguments[key] = json.loads(raw)
+            except json.JSONDecodeError as exc:
+                raise UsageError(f"{key}:= needs a JSON value: {exc}") from exc
+        elif "=" in item:
+            key, value = item.split("=", 1)
+            arguments[key] = value
+        else:
+            raise UsageError(f"argument {item!r} is neither key=value nor key:=json")
+    return arguments
+
+
+async def _run_tool(runtime: Runtime, name: str, arguments: dict[str, Any]) -> int:
+    try:
+        result = await runtime.registry.run(runtime.context("cli"), name, arguments)
+    finally:
+        runtime.close()
+    if result.is_error:
+        print(f"error: {result.text}", file=sys.stderr)
+        return 1
+    print(json.dumps(result.structured, indent=2, ensure_ascii=False))
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=args.log_level, stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s")
+    if args.command == "sandbox":
+        return sandbox_cli.main(args)
+    try:
+        settings = _settings(args)
+        if args.command == "serve":
+            asyncio.run(serve_stdio(Runtime.build(settings)))
+            return 0
+        if args.command == "tools":
+            for spec in Runtime.build(settings).registry:
+                print(f"{spec.name:<16} {spec.title}")
+            return 0
+        if args.command == "tool":
+            arguments = parse_tool_arguments(args.arguments, args.json_arguments)
+            return asyncio.run(_run_tool(Runtime.build(settings), args.name, arguments))
+    except (UsageError, ValidationError, ValueError) as exc:
+        print(f"fleetbus: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    raise AssertionError(f"unhandled command {args.command}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

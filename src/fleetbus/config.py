@@ -1,0 +1,75 @@
+"""One settings model, read once at start from (strongest first) command-line flags, FLEETBUS_* variables,
+the TOML configuration file, the standard D-Bus variables, and defaults — then passed down, never re-read."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from pydantic import AliasChoices, Field, model_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+DEFAULT_CONFIG_FILE = Path("/etc/fleetbus/config.toml")
+DEFAULT_SYSTEM_BUS = "unix:path=/run/dbus/system_bus_socket"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="FLEETBUS_", extra="forbid", populate_by_name=True)
+
+    system_bus: str = Field(
+        DEFAULT_SYSTEM_BUS,
+        validation_alias=AliasChoices("system_bus", "FLEETBUS_SYSTEM_BUS", "DBUS_SYSTEM_BUS_ADDRESS"),
+        description="Address of the system bus.",
+    )
+    session_bus: str | None = Field(
+        None,
+        validation_alias=AliasChoices("session_bus", "FLEETBUS_SESSION_BUS", "DBUS_SESSION_BUS_ADDRESS"),
+        description="Address of the session bus; without one, session-bus tools say so.",
+    )
+    call_timeout: float = Field(10.0, gt=0, description="Default deadline of a bus call, seconds.")
+    max_call_timeout: float = Field(120.0, gt=0, description="Largest deadline a caller may ask for, seconds.")
+    connect_timeout: float = Field(5.0, gt=0, description="Deadline for connecting to a bus, seconds.")
+    introspection_max_age: float = Field(30.0, ge=0, description="How long cached introspection stays fresh.")
+
+    @model_validator(mode="after")
+    def _deadlines_agree(self) -> Settings:
+        if self.call_timeout > self.max_call_timeout:
+            raise ValueError(f"call_timeout ({self.call_timeout}) exceeds max_call_timeout ({self.max_call_timeout})")
+        return self
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # Flags over environment over file. The standard DBUS_* variables sit among the environment
+        # aliases but after FLEETBUS_*, so an explicit FLEETBUS_SYSTEM_BUS wins.
+        return init_settings, env_settings, TomlConfigSettingsSource(settings_cls)
+
+    def bus_addresses(self) -> dict[str, str]:
+        addresses = {"system": self.system_bus}
+        if self.session_bus:
+            addresses["session"] = self.session_bus
+        return addresses
+
+
+def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings:
+    """Settings from `config_file` (or /etc/fleetbus/config.toml when present) plus environment and flags."""
+    chosen = config_file if config_file is not None else (DEFAULT_CONFIG_FILE if DEFAULT_CONFIG_FILE.exists() else None)
+    if chosen is not None and not chosen.is_file():
+        raise ValueError(f"configuration file {chosen} does not exist")
+
+    class FromFile(Settings):
+        model_config = SettingsConfigDict(toml_file=chosen)
+
+    given = {key: value for key, value in overrides.items() if value is not None}
+    return FromFile(**given)

@@ -1,0 +1,124 @@
+"""Waiting for signals: match rules built safely, and a bounded collection of what arrives."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from dbus_fast import Message
+from dbus_fast.validators import is_bus_name_valid, is_interface_name_valid, is_member_name_valid, is_object_path_valid
+
+from fleetbus.dbus.errors import InvalidTarget
+from fleetbus.dbus.link import BusLink
+
+
+@dataclass(frozen=True)
+class SignalFilter:
+    """Which signals to collect; every part optional. `sender` may be a well-known or unique name."""
+
+    sender: str | None = None
+    path: str | None = None
+    interface: str | None = None
+    member: str | None = None
+
+    def __post_init__(self) -> None:
+        checks = (
+            (self.sender, is_bus_name_valid, "bus name"),
+            (self.path, is_object_path_valid, "object path"),
+            (self.interface, is_interface_name_valid, "interface name"),
+            (self.member, is_member_name_valid, "signal name"),
+        )
+        for value, valid, what in checks:
+            if value is not None and not valid(value):
+                raise InvalidTarget(f"{value!r} is not a valid {what}")
+
+    def rule(self) -> str:
+        # Every part was validated above, so none can contain a quote or comma that would
+        # change the meaning of the rule.
+        parts = ["type='signal'"]
+        for key, value in (
+            ("sender", self.sender),
+            ("path", self.path),
+            ("interface", self.interface),
+            ("member", self.member),
+        ):
+            if value is not None:
+                parts.append(f"{key}='{value}'")
+        return ",".join(parts)
+
+    def matches(self, message: Message, sender_owner: str | None) -> bool:
+        if self.sender is not None and message.sender not in (self.sender, sender_owner):
+            return False
+        if self.path is not None and message.path != self.path:
+            return False
+        if self.interface is not None and message.interface != self.interface:
+            return False
+        return self.member is None or message.member == self.member
+
+
+@dataclass(frozen=True)
+class ReceivedSignal:
+    sender: str
+    path: str
+    interface: str
+    member: str
+    signature: str
+    body: list[Any]
+    received: float
+    """Wall-clock time (seconds since the epoch)."""
+
+
+@dataclass(frozen=True)
+class Collected:
+    signals: tuple[ReceivedSignal, ...]
+    dropped: int
+    """Signals that matched after max_count was reached."""
+    waited: float
+
+
+async def collect(link: BusLink, selector: SignalFilter, *, timeout: float, max_count: int) -> Collected:
+    """Collect matching signals until `max_count` arrive or `timeout` passes, whichever is first."""
+    if selector.sender:
+        await link.owner_of(selector.sender)  # learn the current owner; NameOwnerChanged keeps it fresh
+    received: list[ReceivedSignal] = []
+    dropped = 0
+    enough = asyncio.Event()
+
+    def on_signal(message: Message) -> None:
+        nonlocal dropped
+        owner = link.owners.get(selector.sender) if selector.sender else None
+        if not selector.matches(message, owner):
+            return
+        if len(received) >= max_count:
+            dropped += 1
+            return
+        received.append(
+            ReceivedSignal(
+                message.sender or "",
+                message.path or "",
+                message.interface or "",
+                message.member or "",
+                message.signature,
+                list(message.body),
+                time.time(),
+            )
+        )
+        if len(received) >= max_count:
+            enough.set()
+
+    rule = selector.rule()
+    started = time.monotonic()
+    link.add_signal_listener(on_signal)
+    try:
+        await link.add_match(rule)
+        try:
+            await asyncio.wait_for(enough.wait(), timeout)
+        except TimeoutError:
+            pass
+        finally:
+            await link.remove_match(rule)
+    finally:
+        link.remove_signal_listener(on_signal)
+    return Collected(tuple(received), dropped, time.monotonic() - started)

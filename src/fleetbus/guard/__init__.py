@@ -1,0 +1,1 @@
+"""Deciding and remembering what may happen: policy, approvals, audit, limits."""

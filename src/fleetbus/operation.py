@@ -1,0 +1,44 @@
+"""The canonical description of one effect on one host: what policy decides on, audit records, approvals bind to."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+LOCAL_HOST = "local"
+BUSES = ("system", "session")
+
+DBUS_CALL = "dbus.call"
+DBUS_WATCH = "dbus.watch"
+
+
+@dataclass(frozen=True)
+class Operation:
+    """One effect: for D-Bus `(host, bus, destination, path, interface, member, signature, args)`.
+
+    `args` are the JSON form of the D-Bus arguments, already checked against `signature`, so two
+    operations that would put the same message on the bus compare (and hash) equal.
+    """
+
+    kind: str
+    host: str = LOCAL_HOST
+    bus: str = "system"
+    destination: str = ""
+    path: str = ""
+    interface: str = ""
+    member: str = ""
+    signature: str = ""
+    args: tuple[Any, ...] = field(default=())
+
+    def canonical(self) -> bytes:
+        return json.dumps(asdict(self), sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+
+    def digest(self) -> str:
+        return hashlib.sha256(self.canonical()).hexdigest()
+
+    def describe(self) -> str:
+        """Short human form, e.g. `system org.freedesktop.systemd1 /org/freedesktop/systemd1 ….Manager.StartUnit`."""
+        target = f"{self.interface}.{self.member}" if self.interface else self.member
+        return f"{self.host}:{self.bus} {self.destination} {self.path} {target}".strip()

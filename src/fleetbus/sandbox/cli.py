@@ -1,0 +1,142 @@
+"""`fleetbus sandbox run|start|env|exec|stop`: the sandbox for a person at a shell."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shlex
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+from fleetbus.sandbox.control import Sandbox, SandboxError
+
+CHILD_GRACE_SECONDS = 10.0
+
+
+def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = subparsers.add_parser(
+        "sandbox",
+        help="a disposable environment of real services (system bus, systemd, journald, hostnamed…)",
+        description="Start real services on a private system bus in private namespaces, without touching "
+        "the machine's /run, /etc, clock or network.",
+    )
+    commands = parser.add_subparsers(dest="sandbox_command", required=True)
+
+    run = commands.add_parser("run", help="start a sandbox, run CMD in it, tear it down; exits with CMD's code")
+    _add_common(run)
+    run.add_argument("--units", type=Path, help="directory of unit files to install before CMD runs")
+    run.add_argument("argv", nargs=argparse.REMAINDER, metavar="-- CMD ARGS…")
+
+    start = commands.add_parser("start", help="start a sandbox in the background and print `export` lines")
+    _add_common(start)
+    start.add_argument("--units", type=Path, help="directory of unit files to install")
+
+    env = commands.add_parser("env", help="print `export` lines for a running sandbox")
+    env.add_argument("directory", nargs="?", type=Path, help="sandbox directory (default: $FLEETBUS_SANDBOX)")
+
+    exec_ = commands.add_parser("exec", help="run CMD inside a running sandbox")
+    exec_.add_argument("directory", nargs="?", type=Path, help="sandbox directory (default: $FLEETBUS_SANDBOX)")
+    exec_.add_argument("argv", nargs=argparse.REMAINDER, metavar="-- CMD ARGS…")
+
+    stop = commands.add_parser("stop", help="stop a sandbox and remove everything it made")
+    _add_common(stop)
+    stop.add_argument("directory", nargs="?", type=Path, help="sandbox directory (default: $FLEETBUS_SANDBOX)")
+    stop.add_argument("--all", action="store_true", help="stop every sandbox found under --base")
+
+
+def _add_common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--base", type=Path, help="where sandbox directories are made (default: the temp dir)")
+
+
+def main(args: argparse.Namespace) -> int:
+    try:
+        handler = {"run": _run, "start": _start, "env": _env, "exec": _exec, "stop": _stop}
+        return handler[args.sandbox_command](args)
+    except SandboxError as exc:
+        print(f"fleetbus sandbox: {exc}", file=sys.stderr)
+        return 2
+
+
+def _command(argv: list[str]) -> list[str]:
+    command = argv[1:] if argv[:1] == ["--"] else argv
+    if not command:
+        raise SandboxError("no command given; usage: fleetbus sandbox run -- CMD ARGS…")
+    return command
+
+
+def _run(args: argparse.Namespace) -> int:
+    command = _command(args.argv)
+    sandbox = Sandbox.create(args.base, units=args.units, die_with_parent=True)
+    try:
+        return _run_child(sandbox, command)
+    finally:
+        sandbox.stop()
+
+
+def _run_child(sandbox: Sandbox, command: list[str]) -> int:
+    child = sandbox.popen(command)
+
+    # Ctrl-C reaches the child through the terminal; a SIGTERM for us is passed on. Either way
+    # we wait for the child (for a while) so the sandbox is torn down after it, not under it.
+    def forward(signum: int, _frame: object) -> None:
+        if signum == signal.SIGTERM:
+            child.send_signal(signum)
+
+    previous = {s: signal.signal(s, forward) for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
+    try:
+        while True:
+            try:
+                code = child.wait()
+                break
+            except KeyboardInterrupt:
+                continue
+    except BaseException:
+        try:
+            child.wait(timeout=CHILD_GRACE_SECONDS)
+        except subprocess.TimeoutExpired:
+            child.kill()
+        raise
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+    return 128 - code if code < 0 else code
+
+
+def _start(args: argparse.Namespace) -> int:
+    sandbox = Sandbox.create(args.base, units=args.units)
+    print(_exports(sandbox))
+    print(f"# stop it with: fleetbus sandbox stop {shlex.quote(str(sandbox.paths.root))}")
+    return 0
+
+
+def _attach(directory: Path | None) -> Sandbox:
+    chosen = directory or (Path(os.environ["FLEETBUS_SANDBOX"]) if os.environ.get("FLEETBUS_SANDBOX") else None)
+    if chosen is None:
+        raise SandboxError("which sandbox? give its directory or set FLEETBUS_SANDBOX")
+    return Sandbox.attach(chosen)
+
+
+def _env(args: argparse.Namespace) -> int:
+    print(_exports(_attach(args.directory)))
+    return 0
+
+
+def _exec(args: argparse.Namespace) -> int:
+    sandbox = _attach(args.directory)
+    if not sandbox.keeper_alive():
+        raise SandboxError(f"sandbox {sandbox.paths.root} is not running")
+    return _run_child(sandbox, _command(args.argv))
+
+
+def _stop(args: argparse.Namespace) -> int:
+    targets = Sandbox.find_all(args.base) if args.all else [_attach(args.directory).paths.root]
+    for directory in targets:
+        Sandbox.attach(directory).stop()
+        print(f"stopped {directory}", file=sys.stderr)
+    return 0
+
+
+def _exports(sandbox: Sandbox) -> str:
+    return "\n".join(f"export {name}={shlex.quote(value)}" for name, value in sandbox.env().items())

@@ -1,0 +1,1 @@
+"""The MCP protocol side: server wiring and transports."""

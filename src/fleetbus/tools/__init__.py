@@ -1,0 +1,1 @@
+"""What an operator asks for, one module per area; each declares its ToolSpecs."""

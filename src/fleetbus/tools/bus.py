@@ -1,0 +1,636 @@
+"""Generic bus tools: services, object trees, introspection, typed method calls, properties, signals."""
+
+from __future__ import annotations
+
+import asyncio
+import difflib
+import fnmatch
+from datetime import UTC, datetime
+from typing import Any
+
+from fleetbus.dbus import types
+from fleetbus.dbus.errors import BusError, RemoteError
+from fleetbus.dbus.introspect import Interface, Method, ObjectInfo
+from fleetbus.gateway import PROPERTIES, Deadlines, dbus_call
+from fleetbus.operation import DBUS_WATCH, Operation
+from fleetbus.tools import schema as s
+from fleetbus.tools.registry import Annotations, ToolContext, ToolError, ToolSpec
+
+DBUS = "org.freedesktop.DBus"
+SYSTEMD = "org.freedesktop.systemd1"
+STANDARD_INTERFACES = (
+    "org.freedesktop.DBus.Peer",
+    "org.freedesktop.DBus.Introspectable",
+    "org.freedesktop.DBus.Properties",
+)
+SIGNATURE_PATTERN = r"^[ybnqiuxtdsogavh(){}]*$"
+MISSING_TARGET = {
+    "org.freedesktop.DBus.Error.ServiceUnknown": "there is no service {service!r} on the {bus} bus "
+    "(none running, none activatable); list_services shows what there is",
+    "org.freedesktop.DBus.Error.NameHasNoOwner": "there is no service {service!r} on the {bus} bus",
+    "org.freedesktop.DBus.Error.UnknownObject": "{service} has no object at {path}; list_objects shows its objects",
+}
+READ = Annotations(read_only=True, destructive=False, idempotent=True)
+LOOKUP_CONCURRENCY = 16
+
+
+def _bus(args: dict[str, Any]) -> str:
+    return str(args.get("bus", "system"))
+
+
+async def _call(
+    ctx: ToolContext,
+    args: dict[str, Any],
+    destination: str,
+    path: str,
+    interface: str,
+    member: str,
+    signature: str = "",
+    values: list[Any] | None = None,
+    timeout: float | None = None,
+) -> tuple[str, list[Any]]:
+    operation = dbus_call(destination, path, interface, member, signature, values or [], bus=_bus(args))
+    reply = await ctx.gateway.call(operation, timeout)
+    return reply.signature, reply.body
+
+
+# ---- list_services ------------------------------------------------------------------------------
+
+
+async def list_services(ctx: ToolContext, args: dict[str, Any]) -> dict[str, Any]:
+    bus = _bus(args)
+    _, (running_names,) = await _call(ctx, args, DBUS, "/org/freedesktop/DBus", DBUS, "ListNames")
+    activatable_names: list[str] = []
+    if args.get("include_activatable", True):
+        _, (activatable_names,) = await _call(ctx, args, DBUS, "/org/freedesktop/DBus", DBUS, "ListActivatableNames")
+    running = {n for n in running_names if not n.startswith(":")}
+    activatable = {n for n in activatable_names if not n.startswith(":")}
+    names = sorted(running | activatable)
+    if pattern := args.get("pattern"):
+        names = [n for n in names if fnmatch.fnmatchcase(n, pattern)]
+    limit = int(args.get("limit", 200))
+    shown = names[:limit]
+    has_manager = bus == "system" and SYSTEMD in running
+    semaphore = asyncio.Semaphore(LOOKUP_CONCURRENCY)
+
+    async def describe(name: str) -> dict[str, Any]:
+        row: dict[str, Any] = {
+            "name": name,
+            "activatable": name in activatable,
+            "running": name in running,
+            "pid": None,
+            "uid": None,
+            "process": None,
+            "unit": None,
+        }
+        if name not in running:
+            return row
+        async with semaphore:
+            row.update(await _owner_details(ctx, args, name, has_manager))
+        return row
+
+    services = await asyncio.gather(*(describe(n) for n in shown))
+    return {"bus": bus, "services": services, "total": len(names), "shown": len(shown)}
+
+
+async def _owner_details(ctx: ToolContext, args: dict[str, Any], name: str, has_manager: bool) -> dict[str, Any]:
+    details: dict[str, Any] = {}
+    try:
+        _, (credentials,) = await _call(
+            ctx, args, DBUS, "/org/freedesktop/DBus", DBUS, "GetConnectionCredentials", "s", [name]
+        )
+    except BusError:
+        return details  # the name went away between listing and asking
+    pid = _variant_int(credentials.get("ProcessID"))
+    details["pid"] = pid
+    details["uid"] = _variant_int(credentials.get("UnixUserID"))
+    if pid is None:
+        return details
+    details["process"] = ctx.gateway.process_name("local", pid)
+    if has_manager:
+        try:
+            _, (unit_path,) = await _call(
+                ctx, args, SYSTEMD, "/org/freedesktop/systemd1", f"{SYSTEMD}.Manager", "GetUnitByPID", "u", [pid]
+            )
+            details["unit"] = unit_name_from_path(str(unit_path))
+        except BusError:
+            pass
+    return details
+
+
+def _variant_int(value: Any) -> int | None:
+    inner = types.value_to_json("v", value) if value is not None else None
+    return inner if isinstance(inner, int) and not isinstance(inner, bool) else None
+
+
+def unit_name_from_path(path: str) -> str:
+    """systemd escapes unit names into object paths (`_2e` for "."); undo it."""
+    encoded = path.rsplit("/", 1)[-1]
+    out, index = [], 0
+    while index < len(encoded):
+        if encoded[index] == "_" and index + 3 <= len(encoded):
+            try:
+                out.append(chr(int(encoded[index + 1 : index + 3], 16)))
+                index += 3
+                continue
+            except ValueError:
+                pass
+        out.append(encoded[index])
+        index += 1
+    return "".join(out)
+
+
+# ---- list_objects / introspect ------------------------------------------------------------------
+
+
+async def list_objects(ctx: ToolContext, args: dict[str, Any]) -> dict[str, Any]:
+    result = await ctx.gateway.walk(
+        args["service"],
+        args.get("path", "/"),
+        bus=_bus(args),
+        max_nodes=int(args.get("max_nodes", 200)),
+        max_depth=int(args.get("max_depth", 8)),
+    )
+    return {
+        "service": args["service"],
+        "objects": [
+            {"path": o.path, "interfaces": [i.name for i in o.interfaces if i.name not in STANDARD_INTERFACES]}
+            for o in result.objects
+        ],
+        "errors": [{"path": p, "error": e} for p, e in result.errors],
+        "stopped_early": result.truncated,
+    }
+
+
+def _flags(annotations: Any) -> str:
+    known = {
+        "org.freedesktop.DBus.Deprecated": "deprecated",
+        "org.freedesktop.DBus.Method.NoReply": "no-reply",
+        "org.freedesktop.systemd1.Privileged": "privileged",
+    }
+    return ",".join(flag for key, flag in known.items() if str(annotations.get(key, "")).lower() == "true")
+
+
+def _names(args: Any) -> str:
+    return ", ".join(a.name or f"arg{i}" for i, a in enumerate(args))
+
+
+def describe_interface(interface: Interface) -> dict[str, Any]:
+    return {
+        "name": interface.name,
+        "methods": [
+            {
+                "name": m.name,
+                "in": m.in_signature,
+                "out": m.out_signature,
+                "args": _names(m.in_args),
+                "returns": _names(m.out_args),
+                "flags": _flags(m.annotations),
+            }
+            for m in interface.methods
+        ],
+        "properties": [
+            {"name": p.name, "type": p.signature, "access": p.access, "flags": _flags(p.annotations)}
+            for p in interface.properties
+        ],
+        "signals": [
+            {"name": sig.name, "signature": sig.signature, "args": _names(sig.args)} for sig in interface.signals
+        ],
+    }
+
+
+async def introspect(ctx: ToolContext, args: dict[str, Any]) -> dict[str, Any]:
+    info = await ctx.gateway.introspect(args["service"], args["path"], bus=_bus(args))
+    wanted = args.get("interface")
+    if wanted:
+        interfaces = [_require_interface(info, args["service"], wanted)]
+    else:
+        interfaces = [i for i in info.interfaces if i.name not in STANDARD_INTERFACES]
+    result: dict[str, Any] = {
+        "service": args["service"],
+        "path": info.path,
+        "interfaces": [describe_interface(i) for i in interfaces],
+        "standard_interfaces": [i.name for i in info.interfaces if i.name in STANDARD_INTERFACES and not wanted],
+        "children": list(info.children),
+    }
+    if args.get("xml"):
+        result["xml"] = info.xml
+    return result
+
+
+def _require_interface(info: ObjectInfo, service: str, name: str) -> Interface:
+    interface = info.interface(name)
+    if interface is None:
+        available = ", ".join(i.name for i in info.interfaces) or "none"
+        raise ToolError(f"{service} {info.path} has no interface {name!r}; it has: {available}")
+    return interface
+
+
+def _require_method(interface: Interface, name: str) -> Method:
+    method = interface.method(name)
+    if method is None:
+        names = [m.name for m in interface.methods]
+        close = difflib.get_close_matches(name, names, n=3)
+        hint = f"; did you mean {', '.join(close)}?" if close else ""
+        raise ToolError(
+            f"{interface.name} has no method {name!r}{hint} (it has {len(names)} methods: "
+            f"{', '.join(names[:40])}{'…' if len(names) > 40 else ''})"
+        )
+    return method
+
+
+# ---- call_method --------------------------------------------------------------------------------
+
+
+async def call_method(ctx: ToolContext, args: dict[str, Any]) -> dict[str, Any]:
+    signature: str | None = args.get("signature")
+    method: Method | None
+    if signature is None:
+        method = await _find_method(ctx, args)
+        signature = method.in_signature
+    else:
+        # An explicit signature reaches services that do not introspect; names only improve messages.
+        try:
+            method = await _find_method(ctx, args)
+        except ToolError:
+            method = None
+    in_names = [a.name for a in method.in_args] if method else None
+    operation = dbus_call(
+        args["service"],
+        args["path"],
+        args["interface"],
+        args["method"],
+        signature,
+        args.get("args", []),
+        names=in_names,
+        bus=_bus(args),
+    )
+    reply = await ctx.gateway.call(operation, args.get("timeout"))
+    values = types.to_json(reply.signature, reply.body, variants=args.get("variants", "plain"))
+    result: dict[str, Any] = {"signature": reply.signature, "values": values}
+    out_names = [a.name for a in method.out_args] if method else []
+    if len(out_names) == len(values) and all(out_names):
+        result["names"] = out_names
+    return result
+
+
+async def _find_method(ctx: ToolContext, args: dict[str, Any]) -> Method:
+    try:
+        info = await ctx.gateway.introspect(args["service"], args["path"], bus=_bus(args))
+    except RemoteError as exc:
+        if exc.name in MISSING_TARGET:
+            raise ToolError(MISSING_TARGET[exc.name].format_map({**args, "bus": _bus(args)})) from exc
+        raise ToolError(
+            f"cannot introspect {args['service']} {args['path']} to find the signature of "
+            f"{args['method']}: {exc}; pass 'signature' to call it anyway"
+        ) from exc
+    interface = _require_interface(info, args["service"], args["interface"])
+    return _require_method(interface, args["method"])
+
+
+# ---- properties ---------------------------------------------------------------------------------
+
+
+async def get_property(ctx: ToolContext, args: dict[str, Any]) -> dict[str, Any]:
+    _, (value,) = await _call(
+        ctx, args, args["service"], args["path"], PROPERTIES, "Get", "ss", [args["interface"], args["property"]]
+    )
+    signature = types.variant_signature(value)
+    return {
+        "property": args["property"],
+        "signature": signature,
+        "value": types.value_to_json("v", value, variants=args.get("variants", "plain")),
+    }
+
+
+async def get_properties(ctx: ToolContext, args: dict[str, Any]) -> dict[str, Any]:
+    reply_signature, (values,) = await _call(
+        ctx, args, args["service"], args["path"], PROPERTIES, "GetAll", "s", [args["interface"]]
+    )
+    properties = types.value_to_json(reply_signature, values, variants=args.get("variants", "plain"))
+    return {"interface": args["interface"], "properties": properties}
+
+
+async def set_property(ctx: ToolContext, args: dict[str, Any]) -> dict[str, Any]:
+    signature = args.get("signature")
+    if signature is None:
+        info = await ctx.gateway.introspect(args["service"], args["path"], bus=_bus(args))
+        interface = _require_interface(info, args["service"], args["interface"])
+        prop = interface.property(args["property"])
+        if prop is None:
+            names = ", ".join(p.name for p in interface.properties) or "none"
+            raise ToolError(f"{interface.name} has no property {args['property']!r}; it has: {names}")
+        if prop.access == "read":
+            raise ToolError(f"{interface.name}.{prop.name} is read-only")
+        signature = prop.signature
+    variant = {"signature": signature, "value": args["value"]}
+    operation = dbus_call(
+        args["service"],
+        args["path"],
+        PROPERTIES,
+        "Set",
+        "ssv",
+        [args["interface"], args["property"], variant],
+        names=["interface", "property", "value"],
+        bus=_bus(args),
+    )
+    await ctx.gateway.call(operation, args.get("timeout"))
+    return {"property": args["property"], "signature": signature, "set": True}
+
+
+# ---- wait_signal --------------------------------------------------------------------------------
+
+
+async def wait_signal(ctx: ToolContext, args: dict[str, Any]) -> dict[str, Any]:
+    if args.get("service") == SYSTEMD or str(args.get("interface", "")).startswith(SYSTEMD):
+        await _subscribe_to_systemd(ctx, args)
+    operation = Operation(
+        DBUS_WATCH,
+        bus=_bus(args),
+        destination=args.get("service", ""),
+        path=args.get("path", ""),
+        interface=args.get("interface", ""),
+        member=args.get("member", ""),
+    )
+    max_count = int(args.get("max_count", 10))
+    collected = await ctx.gateway.watch(operation, timeout=float(args.get("timeout", 10)), max_count=max_count)
+    return {
+        "signals": [
+            {
+                "time": datetime.fromtimestamp(sig.received, UTC).isoformat(timespec="milliseconds"),
+                "sender": sig.sender,
+                "path": sig.path,
+                "interface": sig.interface,
+                "member": sig.member,
+                "signature": sig.signature,
+                "args": types.to_json(sig.signature, sig.body, variants=args.get("variants", "plain")),
+            }
+            for sig in collected.signals
+        ],
+        "count": len(collected.signals),
+        "dropped": collected.dropped,
+        "timed_out": len(collected.signals) < max_count,
+        "waited": round(collected.waited, 3),
+    }
+
+
+async def _subscribe_to_systemd(ctx: ToolContext, args: dict[str, Any]) -> None:
+    """systemd emits job and unit signals only while some client is subscribed; be that client."""
+    try:
+        await _call(ctx, args, SYSTEMD, "/org/freedesktop/systemd1", f"{SYSTEMD}.Manager", "Subscribe")
+    except RemoteError as exc:
+        if "already subscribed" not in exc.text.lower():
+            raise
+
+
+# ---- the specs ----------------------------------------------------------------------------------
+
+
+def bus_tools(deadlines: Deadlines) -> list[ToolSpec]:
+    timeout = s.seconds(f"Deadline in seconds (default {deadlines.default:g}).", deadlines.maximum)
+    target = {"service": s.service(), "path": s.object_path(), "interface": s.interface(), "bus": s.bus()}
+    return [
+        ToolSpec(
+            name="list_services",
+            title="List D-Bus services",
+            description="Well-known names on a bus, running and activatable, with the owning process, uid and "
+            "systemd unit where known.",
+            input_schema=s.obj(
+                {
+                    "bus": s.bus(),
+                    "pattern": {
+                        "type": "string",
+                        "maxLength": 255,
+                        "description": "Shell-style glob on the name, e.g. org.freedesktop.*",
+                    },
+                    "include_activatable": {
+                        "type": "boolean",
+                        "default": True,
+                        "description": "Also list names that would start on first use.",
+                    },
+                    "limit": s.integer("Most services to describe.", 1, 1000, 200),
+                }
+            ),
+            output_schema=s.obj(
+                {
+                    "bus": {"type": "string"},
+                    "services": {"type": "array", "items": {"type": "object"}},
+                    "total": {"type": "integer"},
+                    "shown": {"type": "integer"},
+                    "truncated": {"type": "array", "items": {"type": "string"}},
+                },
+                ["bus", "services", "total", "shown"],
+            ),
+            annotations=READ,
+            handler=list_services,
+        ),
+        ToolSpec(
+            name="list_objects",
+            title="List a service's objects",
+            description="Walk a service's object tree from a path, breadth-first, naming each object's "
+            "interfaces. Bounded by max_nodes and max_depth; says when it stopped early.",
+            input_schema=s.obj(
+                {
+                    "service": s.service(),
+                    "path": {**s.object_path("Where to start."), "default": "/"},
+                    "max_nodes": s.integer("Most objects to visit.", 1, 2000, 200),
+                    "max_depth": s.integer("Deepest level below path to visit.", 0, 64, 8),
+                    "bus": s.bus(),
+                },
+                ["service"],
+            ),
+            output_schema=s.obj(
+                {
+                    "service": {"type": "string"},
+                    "objects": {"type": "array", "items": {"type": "object"}},
+                    "errors": {"type": "array", "items": {"type": "object"}},
+                    "stopped_early": {
+                        "type": "boolean",
+                        "description": "max_nodes or max_depth ended the walk before the tree did.",
+                    },
+                    "truncated": {"type": "array", "items": {"type": "string"}},
+                },
+                ["service", "objects", "errors", "stopped_early"],
+            ),
+            annotations=READ,
+            handler=list_objects,
+        ),
+        ToolSpec(
+            name="introspect",
+            title="Introspect an object",
+            description="Methods (with in/out signatures and argument names), properties (type, access) and "
+            "signals of an object, compactly; the standard Peer/Introspectable/Properties interfaces are only "
+            "named. Pass interface to see just one; xml=true adds the raw XML.",
+            input_schema=s.obj(
+                {
+                    "service": s.service(),
+                    "path": s.object_path(),
+                    "interface": s.interface("Only this interface."),
+                    "xml": {"type": "boolean", "default": False, "description": "Include the raw introspection XML."},
+                    "bus": s.bus(),
+                },
+                ["service", "path"],
+            ),
+            output_schema=s.obj(
+                {
+                    "service": {"type": "string"},
+                    "path": {"type": "string"},
+                    "interfaces": {"type": "array", "items": {"type": "object"}},
+                    "standard_interfaces": {"type": "array", "items": {"type": "string"}},
+                    "children": {"type": "array", "items": {"type": "string"}},
+                    "xml": {"type": "string"},
+                    "truncated": {"type": "array", "items": {"type": "string"}},
+                },
+                ["service", "path", "interfaces", "children"],
+            ),
+            annotations=READ,
+            handler=introspect,
+        ),
+        ToolSpec(
+            name="call_method",
+            title="Call a D-Bus method",
+            description="Call any method with typed arguments. The signature comes from introspection unless "
+            "given. Arguments are a JSON array in signature order: integers within the type's range, strings, "
+            "booleans, arrays, objects for string-keyed dicts, arrays of [key, value] pairs for other dicts, "
+            'arrays for structs, {"signature": "u", "value": 5} for variants (a bare string, boolean or '
+            "fractional number is accepted), base64 or an array of integers for 'ay'. Changes pass policy.",
+            input_schema=s.obj(
+                {
+                    **target,
+                    "method": s.member("Method name, e.g. GetUnit."),
+                    "args": {
+                        "type": "array",
+                        "default": [],
+                        "maxItems": 64,
+                        "description": "Arguments in signature order.",
+                    },
+                    "signature": {
+                        "type": "string",
+                        "pattern": SIGNATURE_PATTERN,
+                        "maxLength": 255,
+                        "description": "D-Bus signature of the arguments, e.g. 'ss'; omit to use introspection.",
+                    },
+                    "timeout": timeout,
+                    "variants": s.variants(),
+                },
+                ["service", "path", "interface", "method"],
+            ),
+            output_schema=s.obj(
+                {
+                    "signature": {"type": "string", "description": "Signature of the reply."},
+                    "values": {"type": "array", "description": "The reply's values, in order."},
+                    "names": {
+                        "type": "array",
+                        "items": {"type": "string"},
+                        "description": "Names of the reply's values, from introspection.",
+                    },
+                    "truncated": {"type": "array", "items": {"type": "string"}},
+                },
+                ["signature", "values"],
+            ),
+            annotations=Annotations(read_only=False, destructive=True, idempotent=False),
+            handler=call_method,
+            scope="admin",
+        ),
+        ToolSpec(
+            name="get_property",
+            title="Read a property",
+            description="Read one property (org.freedesktop.DBus.Properties.Get); returns its value and D-Bus type.",
+            input_schema=s.obj(
+                {**target, "property": s.member("Property name, e.g. Hostname."), "variants": s.variants()},
+                ["service", "path", "interface", "property"],
+            ),
+            output_schema=s.obj(
+                {
+                    "property": {"type": "string"},
+                    "signature": {"type": "string"},
+                    "value": {},
+                    "truncated": {"type": "array", "items": {"type": "string"}},
+                },
+                ["property", "signature", "value"],
+            ),
+            annotations=READ,
+            handler=get_property,
+        ),
+        ToolSpec(
+            name="get_properties",
+            title="Read all properties of an interface",
+            description="Read every property of one interface (org.freedesktop.DBus.Properties.GetAll).",
+            input_schema=s.obj({**target, "variants": s.variants()}, ["service", "path", "interface"]),
+            output_schema=s.obj(
+                {
+                    "interface": {"type": "string"},
+                    "properties": {"type": "object"},
+                    "truncated": {"type": "array", "items": {"type": "string"}},
+                },
+                ["interface", "properties"],
+            ),
+            annotations=READ,
+            handler=get_properties,
+        ),
+        ToolSpec(
+            name="set_property",
+            title="Write a property",
+            description="Write one property (org.freedesktop.DBus.Properties.Set); the type comes from "
+            "introspection unless signature is given. Changes pass policy.",
+            input_schema=s.obj(
+                {
+                    **target,
+                    "property": s.member("Property name."),
+                    "value": {"description": "The new value, as JSON for the property's type."},
+                    "signature": {
+                        "type": "string",
+                        "pattern": SIGNATURE_PATTERN,
+                        "maxLength": 255,
+                        "description": "The property's D-Bus type; omit to use introspection.",
+                    },
+                    "timeout": timeout,
+                },
+                ["service", "path", "interface", "property", "value"],
+            ),
+            output_schema=s.obj(
+                {
+                    "property": {"type": "string"},
+                    "signature": {"type": "string"},
+                    "set": {"type": "boolean"},
+                },
+                ["property", "signature", "set"],
+            ),
+            annotations=Annotations(read_only=False, destructive=True, idempotent=True),
+            handler=set_property,
+            scope="admin",
+        ),
+        ToolSpec(
+            name="wait_signal",
+            title="Wait for signals",
+            description="Collect signals that match (every filter optional) until max_count arrive or the "
+            "timeout passes. Returns what arrived, with arguments typed by their signature. For systemd's "
+            "signals (JobRemoved, UnitNew…) fleetbus first subscribes to the manager, which emits them only "
+            "to subscribers.",
+            input_schema=s.obj(
+                {
+                    "service": s.service("Sender: a well-known or unique name."),
+                    "path": s.object_path("Only signals from this object."),
+                    "interface": s.interface("Only signals of this interface."),
+                    "member": s.member("Only signals with this name, e.g. JobRemoved."),
+                    "timeout": s.seconds("How long to wait, in seconds.", deadlines.maximum, 10),
+                    "max_count": s.integer("Stop after this many signals.", 1, 1000, 10),
+                    "variants": s.variants(),
+                    "bus": s.bus(),
+                }
+            ),
+            output_schema=s.obj(
+                {
+                    "signals": {"type": "array", "items": {"type": "object"}},
+                    "count": {"type": "integer"},
+                    "dropped": {"type": "integer"},
+                    "timed_out": {"type": "boolean"},
+                    "waited": {"type": "number"},
+                    "truncated": {"type": "array", "items": {"type": "string"}},
+                },
+                ["signals", "count", "dropped", "timed_out", "waited"],
+            ),
+            annotations=READ,
+            handler=wait_signal,
+        ),
+    ]

@@ -1,0 +1,156 @@
+"""`fleetbus serve` over stdio, driven by the official SDK client in both protocol eras."""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import mcp_types as types
+import pytest
+from mcp import Client
+from mcp.client.stdio import StdioServerParameters
+
+from fleetbus.sandbox import Sandbox
+
+pytestmark = pytest.mark.sandbox
+
+ROOT = Path(__file__).resolve().parents[2]
+ERAS = ["legacy", "2026-07-28"]
+HOSTNAME1 = {
+    "service": "org.freedesktop.hostname1",
+    "path": "/org/freedesktop/hostname1",
+    "interface": "org.freedesktop.hostname1",
+}
+EXPECTED_TOOLS = {
+    "list_services",
+    "list_objects",
+    "introspect",
+    "call_method",
+    "get_property",
+    "get_properties",
+    "set_property",
+    "wait_signal",
+}
+
+
+@asynccontextmanager
+async def serve(sandbox: Sandbox, era: str) -> AsyncIterator[Client]:
+    # A context manager rather than a fixture: the SDK's task groups must be entered and left in one task.
+    env = {**sandbox.env(), "PATH": os.environ["PATH"]}
+    server = StdioServerParameters(command=sys.executable, args=["-m", "fleetbus", "serve"], env=env)
+    async with Client(server, mode=era) as connected:
+        yield connected
+
+
+def text(result: types.CallToolResult) -> str:
+    return "".join(c.text for c in result.content if isinstance(c, types.TextContent))
+
+
+async def call(client: Client, name: str, **arguments: Any) -> types.CallToolResult:
+    return await client.call_tool(name, arguments)
+
+
+@pytest.mark.parametrize("era", ERAS)
+async def test_tools_are_listed_with_schemas_and_annotations(sandbox: Sandbox, era: str) -> None:
+    async with serve(sandbox, era) as client:
+        listed = await client.list_tools()
+    tools = {tool.name: tool for tool in listed.tools}
+    assert set(tools) == EXPECTED_TOOLS
+    for tool in tools.values():
+        assert tool.input_schema["type"] == "object"
+        assert tool.output_schema is not None
+        assert tool.output_schema["type"] == "object"
+        assert tool.annotations is not None
+    assert tools["get_property"].annotations.read_only_hint is True  # type: ignore[union-attr]
+    assert tools["call_method"].annotations.destructive_hint is True  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize("era", ERAS)
+async def test_the_done_means_reads(sandbox: Sandbox, era: str) -> None:
+    inside = sandbox.run(["hostname"], capture_output=True, text=True, check=True).stdout.strip()
+    async with serve(sandbox, era) as client:
+        hostname = await call(client, "get_property", **HOSTNAME1, property="Hostname")
+        names = await call(
+            client,
+            "call_method",
+            service="org.freedesktop.DBus",
+            path="/org/freedesktop/DBus",
+            interface="org.freedesktop.DBus",
+            method="ListNames",
+        )
+        manager = await call(
+            client,
+            "introspect",
+            service="org.freedesktop.systemd1",
+            path="/org/freedesktop/systemd1",
+            interface="org.freedesktop.systemd1.Manager",
+        )
+    assert not hostname.is_error, text(hostname)
+    assert hostname.structured_content == {"property": "Hostname", "signature": "s", "value": inside}
+
+    assert not names.is_error, text(names)
+    assert names.structured_content is not None
+    assert "org.freedesktop.hostname1" in names.structured_content["values"][0]
+
+    assert not manager.is_error, text(manager)
+    assert manager.structured_content is not None
+    methods = manager.structured_content["interfaces"][0]["methods"]
+    start_unit = next(m for m in methods if m["name"] == "StartUnit")
+    assert (start_unit["in"], start_unit["out"]) == ("ss", "o")
+
+
+@pytest.mark.parametrize("era", ERAS)
+async def test_errors_come_back_as_results_and_the_server_keeps_serving(
+    sandbox: Sandbox, example_service: str, era: str
+) -> None:
+    fleet = {"service": example_service, "path": "/com/example/Fleet1", "interface": "com.example.Fleet1"}
+    cases: list[tuple[dict[str, Any], str]] = [
+        (
+            {
+                "service": "org.freedesktop.systemd1",
+                "path": "/org/freedesktop/systemd1",
+                "interface": "org.freedesktop.systemd1.Manager",
+                "method": "GetUnit",
+                "args": [42],
+            },
+            "argument 0 ('name'): expected string, got integer 42",
+        ),
+        (
+            {"service": "org.example.Nobody", "path": "/", "interface": "org.example.Nobody", "method": "Hello"},
+            "no service 'org.example.Nobody'",
+        ),
+        ({**fleet, "method": "NoSuchMethod"}, "no method 'NoSuchMethod'"),
+        ({**fleet, "method": "GetNoReply", "timeout": 1}, "no reply within 1 s"),
+    ]
+    async with serve(sandbox, era) as client:
+        for arguments, expected in cases:
+            started = time.monotonic()
+            result = await call(client, "call_method", **arguments)
+            elapsed = time.monotonic() - started
+            assert result.is_error, arguments
+            assert expected in text(result)
+            assert elapsed < float(arguments.get("timeout", 10)) + 1.0, (arguments, elapsed)
+        unknown = await call(client, "no_such_tool")
+        still = await call(client, "get_property", **HOSTNAME1, property="Hostname")
+    assert unknown.is_error
+    assert "unknown tool 'no_such_tool'" in text(unknown)
+    assert not still.is_error, text(still)
+
+
+async def test_the_readme_main_job_serves_the_sandbox_over_stdio() -> None:
+    # scripts/run.sh is what the README tells people (and MCP clients) to run. This machine has no
+    # system bus, so it must bring up the sandbox and serve MCP on stdio from inside it.
+    env = {"PATH": os.environ["PATH"]}
+    server = StdioServerParameters(command=str(ROOT / "scripts" / "run.sh"), env=env)
+    async with Client(server, mode="legacy") as client:
+        listed = await client.list_tools()
+        hostname = await call(client, "get_property", **HOSTNAME1, property="Hostname")
+    assert {tool.name for tool in listed.tools} == EXPECTED_TOOLS
+    assert not hostname.is_error, text(hostname)
+    assert hostname.structured_content is not None
+    assert str(hostname.structured_content["value"]).startswith("sandbox-")
