@@ -6,6 +6,7 @@ import subprocess
 import sys
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -54,9 +55,25 @@ def example_service(sandbox: Sandbox) -> Iterator[str]:
     process.wait(timeout=10)
 
 
+EXAMPLE_POLICY = ROOT / "tests" / "policies" / "example_service.toml"
+
+
+def sandbox_settings(sandbox: Sandbox, state_dir: Path, **overrides: Any) -> Settings:
+    """Settings for a server on the sandbox, with its own approvals and audit log under `state_dir`."""
+    values: dict[str, Any] = {
+        "system_bus": sandbox.system_bus_address,
+        "session_bus": sandbox.session_bus_address,
+        "state_dir": state_dir,
+        "policy_file": EXAMPLE_POLICY,
+        "journal_socket": sandbox.paths.run / "systemd" / "journal" / "socket",
+        **overrides,
+    }
+    return load_settings(**values)
+
+
 @pytest.fixture
-def settings(sandbox: Sandbox) -> Settings:
-    return load_settings(system_bus=sandbox.system_bus_address, session_bus=sandbox.session_bus_address)
+def settings(sandbox: Sandbox, tmp_path: Path) -> Settings:
+    return sandbox_settings(sandbox, tmp_path / "state")
 
 
 @pytest.fixture

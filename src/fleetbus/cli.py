@@ -1,4 +1,4 @@
-"""Every command a person types: `fleetbus serve`, `fleetbus tool NAME k=v…`, `fleetbus tools`, `fleetbus sandbox …`."""
+"""Every command a person types: serve, tool, tools, explain, approvals/approve/deny, audit, sandbox."""
 
 from __future__ import annotations
 
@@ -13,8 +13,11 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from fleetbus import __version__
+from fleetbus import __version__, oversight
 from fleetbus.config import Settings, load_settings
+from fleetbus.gateway import Caller
+from fleetbus.guard.approvals import ApprovalError
+from fleetbus.guard.policy import SAFETY_PRESETS, PolicyError
 from fleetbus.runtime import Runtime
 from fleetbus.sandbox import cli as sandbox_cli
 from fleetbus.server.transports import serve_stdio
@@ -47,8 +50,17 @@ def build_parser() -> argparse.ArgumentParser:
     tool.add_argument("arguments", nargs="*", metavar="key=value|key:=json")
     tool.add_argument("--json", dest="json_arguments", metavar="OBJECT", help="all arguments as one JSON object")
 
-    tools = commands.add_parser("tools", help="list the tools with their titles")
+    tools = commands.add_parser("tools", help="list the tools the policy lets clients see, with their titles")
     _add_settings_options(tools)
+
+    explain = commands.add_parser(
+        "explain", help="what the policy would decide for a call, without making it (arguments as for `tool`)"
+    )
+    _add_settings_options(explain)
+    explain.add_argument("arguments", nargs="*", metavar="key=value|key:=json")
+    explain.add_argument("--json", dest="json_arguments", metavar="OBJECT", help="all arguments as one JSON object")
+
+    oversight.add_parsers(commands, _add_settings_options)
 
     sandbox_cli.add_parser(commands)
     return parser
@@ -58,10 +70,20 @@ def _add_settings_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", type=Path, help="TOML configuration file (default /etc/fleetbus/config.toml)")
     parser.add_argument("--system-bus", metavar="ADDRESS", help="system bus address (overrides the environment)")
     parser.add_argument("--session-bus", metavar="ADDRESS", help="session bus address (overrides the environment)")
+    parser.add_argument("--safety", choices=SAFETY_PRESETS, help="safety preset (default readonly)")
+    parser.add_argument("--policy", type=Path, metavar="FILE", help="TOML policy rules layered over the preset")
+    parser.add_argument("--state-dir", type=Path, metavar="DIR", help="where approvals and the audit log live")
 
 
 def _settings(args: argparse.Namespace) -> Settings:
-    return load_settings(args.config, system_bus=args.system_bus, session_bus=args.session_bus)
+    return load_settings(
+        args.config,
+        system_bus=args.system_bus,
+        session_bus=args.session_bus,
+        safety=args.safety,
+        policy_file=args.policy,
+        state_dir=args.state_dir,
+    )
 
 
 def parse_tool_arguments(items: Sequence[str], json_arguments: str | None) -> dict[str, Any]:
@@ -91,7 +113,7 @@ def parse_tool_arguments(items: Sequence[str], json_arguments: str | None) -> di
 
 async def _run_tool(runtime: Runtime, name: str, arguments: dict[str, Any]) -> int:
     try:
-        result = await runtime.registry.run(runtime.context("cli"), name, arguments)
+        result = await runtime.registry.run(runtime.context(Caller("cli")), name, arguments)
     finally:
         runtime.close()
     if result.is_error:
@@ -112,13 +134,21 @@ def main(argv: Sequence[str] | None = None) -> int:
             asyncio.run(serve_stdio(Runtime.build(settings)))
             return 0
         if args.command == "tools":
-            for spec in Runtime.build(settings).registry:
-                print(f"{spec.name:<16} {spec.title}")
+            runtime = Runtime.build(settings)
+            for entry in runtime.registry.listed(runtime.policy):
+                kind = "read-only" if entry.annotations.read_only else "changes"
+                print(f"{entry.spec.name:<16} {kind:<9} {entry.spec.title}")
+            runtime.close()
             return 0
-        if args.command == "tool":
+        if args.command in ("tool", "explain"):
+            name = args.name if args.command == "tool" else "explain"
             arguments = parse_tool_arguments(args.arguments, args.json_arguments)
-            return asyncio.run(_run_tool(Runtime.build(settings), args.name, arguments))
-    except (UsageError, ValidationError, ValueError) as exc:
+            return asyncio.run(_run_tool(Runtime.build(settings), name, arguments))
+        if args.command in ("approvals", "approve", "deny"):
+            return oversight.approvals_main(args, settings.approvals_directory)
+        if args.command == "audit":
+            return oversight.audit_main(args, settings.audit_directory)
+    except (UsageError, ValidationError, PolicyError, ApprovalError, ValueError) as exc:
         print(f"fleetbus: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -3,19 +3,23 @@ the TOML configuration file, the standard D-Bus variables, and defaults — then
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import AliasChoices, Field, model_validator
-from pydantic_settings import (
-    BaseSettings,
-    PydanticBaseSettingsSource,
-    SettingsConfigDict,
-    TomlConfigSettingsSource,
-)
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, TomlConfigSettingsSource
 
 DEFAULT_CONFIG_FILE = Path("/etc/fleetbus/config.toml")
 DEFAULT_SYSTEM_BUS = "unix:path=/run/dbus/system_bus_socket"
+
+
+def default_state_dir() -> Path:
+    """Where approvals and the audit log live: /var/lib/fleetbus for root, else the XDG state directory."""
+    if os.geteuid() == 0:
+        return Path("/var/lib/fleetbus")
+    base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    return Path(base) / "fleetbus"
 
 
 class Settings(BaseSettings):
@@ -36,6 +40,23 @@ class Settings(BaseSettings):
     connect_timeout: float = Field(5.0, gt=0, description="Deadline for connecting to a bus, seconds.")
     introspection_max_age: float = Field(30.0, ge=0, description="How long cached introspection stays fresh.")
 
+    safety: Literal["readonly", "operator", "admin"] = Field(
+        "readonly", description="Safety preset: readonly (reads only), operator (changes need approval), admin."
+    )
+    policy_file: Path | None = Field(None, description="TOML policy rules layered over the preset.")
+    protected_units: list[str] = Field(default_factory=list, description="Units protected besides the built-ins.")
+    state_dir: Path = Field(default_factory=default_state_dir, description="Approvals and audit log live here.")
+    audit_dir: Path | None = Field(None, description="Audit log directory (default: <state_dir>/audit).")
+    audit_max_bytes: int = Field(64 * 1024 * 1024, gt=4096, description="Rotate the audit log at this size.")
+    audit_journal: bool = Field(True, description="Mirror audit records to journald when its socket is there.")
+    journal_socket: Path = Field(Path("/run/systemd/journal/socket"), description="journald's native socket.")
+    approvals_dir: Path | None = Field(None, description="Approval store (default: <state_dir>/approvals).")
+    approval_ttl: float = Field(900.0, gt=0, description="Seconds a person has to approve a request.")
+    read_rate: float = Field(100.0, gt=0, description="Reads per second per client, sustained.")
+    read_burst: float = Field(500.0, ge=1, description="Reads per client allowed at once.")
+    change_rate: float = Field(0.5, gt=0, description="Changes per second per client, sustained (0.5 = 30/min).")
+    change_burst: float = Field(10.0, ge=1, description="Changes per client allowed at once.")
+
     @model_validator(mode="after")
     def _deadlines_agree(self) -> Settings:
         if self.call_timeout > self.max_call_timeout:
@@ -54,6 +75,14 @@ class Settings(BaseSettings):
         # Flags over environment over file. The standard DBUS_* variables sit among the environment
         # aliases but after FLEETBUS_*, so an explicit FLEETBUS_SYSTEM_BUS wins.
         return init_settings, env_settings, TomlConfigSettingsSource(settings_cls)
+
+    @property
+    def audit_directory(self) -> Path:
+        return self.audit_dir or self.state_dir / "audit"
+
+    @property
+    def approvals_directory(self) -> Path:
+        return self.approvals_dir or self.state_dir / "approvals"
 
     def bus_addresses(self) -> dict[str, str]:
         addresses = {"system": self.system_bus}

@@ -1,11 +1,17 @@
-"""The one choke point: every effect on a host is an Operation that passes `Gateway` — policy, then execution
-with a deadline. Tools build Operations; only this module (and the executors below it) touch a bus."""
+"""The one choke point: every effect on a host is an Operation that passes `Gateway`.
+
+For each Operation: resolve it (a unique bus name becomes the well-known name it owns), classify it,
+decide (policy), apply the caller's rate limit, obtain a person's approval when the verdict is confirm,
+append an audit record, execute with a deadline, append the outcome. Tools build Operations; only this
+module (and the executors below it) touch a bus.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Any, Protocol
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, replace
+from typing import Any, TypeVar
 
 import psutil
 
@@ -13,15 +19,28 @@ from fleetbus.dbus import types
 from fleetbus.dbus.introspect import IntrospectionCache, ObjectInfo, WalkResult, parse, walk
 from fleetbus.dbus.link import BusLink, LinkPool, Reply
 from fleetbus.dbus.signals import Collected, SignalFilter, collect
-from fleetbus.guard.policy import Decision
-from fleetbus.operation import DBUS_CALL, DBUS_WATCH, LOCAL_HOST, Operation
+from fleetbus.guard import audit
+from fleetbus.guard.approvals import Approval, ApprovalStore
+from fleetbus.guard.audit import AuditLog
+from fleetbus.guard.catalog import Classification, Hints, Risk, classify
+from fleetbus.guard.limits import RateLimited, RateLimiter
+from fleetbus.guard.policy import Decision, Policy, Verdict
+from fleetbus.operation import AUDIT_QUERY, DBUS_CALL, DBUS_WATCH, LOCAL_HOST, Operation
 
 INTROSPECTABLE = "org.freedesktop.DBus.Introspectable"
 PROPERTIES = "org.freedesktop.DBus.Properties"
+T = TypeVar("T")
+
+AskPerson = Callable[[Approval], Awaitable[bool | None]]
+"""Ask a person (through the MCP client) to approve; True/False is their answer, None means no answer."""
 
 
-class Rule(Protocol):
-    def decide(self, operation: Operation) -> Decision: ...
+@dataclass(frozen=True)
+class Caller:
+    """Who is asking, for policy, rate limits, approvals and the audit log."""
+
+    client: str
+    ask: AskPerson | None = None
 
 
 class GatewayError(Exception):
@@ -33,6 +52,27 @@ class OperationDenied(GatewayError):
         super().__init__(f"refused by policy rule {decision.rule!r}: {decision.reason}")
         self.operation = operation
         self.decision = decision
+
+
+class ApprovalRequired(GatewayError):
+    """The verdict is confirm and no person has approved this exact operation yet."""
+
+    def __init__(self, approval: Approval, decision: Decision) -> None:
+        minutes = max(1, round((approval.expires - approval.created) / 60))
+        super().__init__(
+            f"needs a person's approval (rule {decision.rule!r}: {decision.reason}). Approval id {approval.id} "
+            f"for {approval.operation} is waiting; a person approves it with `fleetbus approve {approval.id}` "
+            f"(or refuses with `fleetbus deny {approval.id}`) within {minutes} min, then repeat exactly the same "
+            "call. A changed argument needs a new approval."
+        )
+        self.approval = approval
+        self.decision = decision
+
+
+class ApprovalDenied(GatewayError):
+    def __init__(self, approval: Approval) -> None:
+        super().__init__(f"a person refused approval {approval.id} for {approval.operation}; do not retry it")
+        self.approval = approval
 
 
 @dataclass(frozen=True)
@@ -49,6 +89,16 @@ class Deadlines:
         if requested > self.maximum:
             raise GatewayError(f"timeout {requested:g} s exceeds the configured maximum of {self.maximum:g} s")
         return requested
+
+
+@dataclass(frozen=True)
+class Assessment:
+    """What the gateway would do with an operation, without doing it."""
+
+    operation: Operation
+    """As resolved: the well-known destination when the caller named a unique one."""
+    classification: Classification
+    decision: Decision
 
 
 def dbus_call(
@@ -73,43 +123,193 @@ def dbus_call(
 
 
 class Gateway:
-    def __init__(self, links: LinkPool, rule: Rule, deadlines: Deadlines, cache: IntrospectionCache) -> None:
+    def __init__(
+        self,
+        links: LinkPool,
+        policy: Policy,
+        deadlines: Deadlines,
+        cache: IntrospectionCache,
+        *,
+        approvals: ApprovalStore,
+        audit_log: AuditLog,
+        limiter: RateLimiter,
+    ) -> None:
         self.links = links
-        self.rule = rule
+        self.policy = policy
         self.deadlines = deadlines
         self.cache = cache
+        self.approvals = approvals
+        self.audit_log = audit_log
+        self.limiter = limiter
         links.add_owner_listener(self._owner_changed)
 
-    def decide(self, operation: Operation) -> Decision:
-        return self.rule.decide(operation)
+    # ---- deciding ---------------------------------------------------------------------------------
 
-    def _admit(self, operation: Operation) -> None:
-        decision = self.decide(operation)
-        if not decision.allowed:
-            raise OperationDenied(operation, decision)
+    async def assess(self, operation: Operation) -> Assessment:
+        resolved = await self._resolve(operation)
+        classification = classify(resolved, self._hints(resolved), self.policy.knowledge)
+        return Assessment(resolved, classification, self.policy.decide(resolved, classification))
 
-    async def call(self, operation: Operation, timeout: float | None = None) -> Reply:
-        """Run a D-Bus method call after policy allows it."""
+    async def _resolve(self, operation: Operation) -> Operation:
+        """Policy matches well-known names; a call addressed to a unique name is judged as its owner's names."""
+        if operation.kind != DBUS_CALL or not operation.destination.startswith(":"):
+            return operation
+        link = await self.links.get(operation.host, operation.bus)
+        names = await link.names_owned_by(operation.destination)
+        if len(names) == 1:
+            return replace(operation, destination=names[0])
+        return operation
+
+    def _hints(self, operation: Operation) -> Hints | None:
+        """Introspection hints from the cache only: deciding never costs an extra call."""
+        if operation.kind != DBUS_CALL:
+            return None
+        info = self._cached_introspection(operation)
+        if info is None:
+            return None
+        if operation.interface == PROPERTIES and operation.member == "Set" and len(operation.args) >= 2:
+            interface = info.interface(str(operation.args[0]))
+            prop = interface.property(str(operation.args[1])) if interface else None
+            return Hints(property_access=prop.access) if prop else None
+        interface = info.interface(operation.interface)
+        method = interface.method(operation.member) if interface else None
+        if method is None:
+            return None
+        flags = {k: str(v).lower() == "true" for k, v in method.annotations.items()}
+        return Hints(
+            privileged=flags.get("org.freedesktop.systemd1.Privileged", False),
+            no_reply=flags.get("org.freedesktop.DBus.Method.NoReply", False),
+        )
+
+    def _cached_introspection(self, operation: Operation) -> ObjectInfo | None:
+        link = self.links.peek(operation.host, operation.bus)
+        if link is None:
+            return None
+        owner = (
+            operation.destination if operation.destination.startswith(":") else link.owners.get(operation.destination)
+        )
+        return self.cache.get(link.key, owner, operation.path) if owner else None
+
+    # ---- admitting and running ----------------------------------------------------------------------
+
+    async def run(self, operation: Operation, caller: Caller, execute: Callable[[Operation], Awaitable[T]]) -> T:
+        """Decide, limit, approve, audit, execute, audit: the only path from a tool to a host."""
+        assessment = await self.assess(operation)
+        resolved, decision = assessment.operation, assessment.decision
+        record = self._record_base(resolved, caller, assessment)
+        if decision.verdict is Verdict.DENY:
+            self.audit_log.append({**record, "event": "denied"})
+            raise OperationDenied(resolved, decision)
+        try:
+            self.limiter.check(caller.client, assessment.classification.is_read)
+        except RateLimited as exc:
+            self.audit_log.append({**record, "event": "rate-limited", "error": str(exc)})
+            raise GatewayError(str(exc)) from exc
+        approval: Approval | None = None
+        if decision.verdict is Verdict.CONFIRM:
+            approval = await self._approval(resolved, caller, decision, record)
+        record["approval"] = approval.id if approval else None
+        # A change's records are on disk before it runs and after it ends; a read's follow within a second.
+        durable = not assessment.classification.is_read
+        approved = {"approved_by": approval.decided_by} if approval else {}
+        event = "approved" if approval else "allowed"
+        self.audit_log.append({**record, "event": event, **approved}, durable=durable)
+        started = time.monotonic()
+        try:
+            result = await execute(resolved)
+        except BaseException as exc:
+            failure = {
+                "event": "failed",
+                "duration_ms": audit.monotonic_ms(started),
+                "error": str(exc) or type(exc).__name__,
+            }
+            self.audit_log.append({**record, **failure}, durable=durable)
+            raise
+        self.audit_log.append(
+            {**record, "event": "succeeded", "duration_ms": audit.monotonic_ms(started)}, durable=durable
+        )
+        return result
+
+    async def _approval(
+        self, operation: Operation, caller: Caller, decision: Decision, record: dict[str, Any]
+    ) -> Approval:
+        used = self.approvals.consume(operation, caller.client)
+        if used is not None:
+            return used
+        refused = self.approvals.refused(operation, caller.client)
+        if refused is not None:
+            self.audit_log.append({**record, "event": "rejected", "approval": refused.id})
+            raise ApprovalDenied(refused)
+        request = self.approvals.request(operation, caller.client, decision.reason)
+        answer = await caller.ask(request) if caller.ask is not None else None
+        if answer is not None:
+            self.approvals.decide(request.id, answer, by=f"elicitation:{caller.client}")
+            if answer:
+                consumed = self.approvals.consume(operation, caller.client)
+                if consumed is not None:
+                    return consumed
+            else:
+                self.audit_log.append({**record, "event": "rejected", "approval": request.id})
+                raise ApprovalDenied(request)
+        self.audit_log.append({**record, "event": "awaiting-approval", "approval": request.id})
+        raise ApprovalRequired(request, decision)
+
+    @staticmethod
+    def _record_base(operation: Operation, caller: Caller, assessment: Assessment) -> dict[str, Any]:
+        decision = assessment.decision
+        return {
+            "client": caller.client,
+            "host": operation.host,
+            "operation": {
+                "kind": operation.kind,
+                "bus": operation.bus,
+                "destination": operation.destination,
+                "path": operation.path,
+                "interface": operation.interface,
+                "member": operation.member,
+                "signature": operation.signature,
+            },
+            "digest": operation.digest(),
+            # Arguments of a secret-handling call are secrets by position, not by a key name redact could see.
+            "args": "«redacted»"
+            if assessment.classification.risk is Risk.SECRET
+            else audit.redact(list(operation.args)),
+            "decision": {
+                "verdict": decision.verdict.value,
+                "rule": decision.rule,
+                "reason": decision.reason,
+                "risk": assessment.classification.risk.label,
+            },
+        }
+
+    # ---- executors ---------------------------------------------------------------------------------
+
+    async def call(self, operation: Operation, caller: Caller, timeout: float | None = None) -> Reply:
+        """A D-Bus method call, after everything `run` requires."""
         if operation.kind != DBUS_CALL:
             raise GatewayError(f"call() takes {DBUS_CALL} operations, not {operation.kind}")
         deadline = self.deadlines.choose(timeout)
-        self._admit(operation)
-        link = await self.links.get(operation.host, operation.bus)
-        body = types.from_json(operation.signature, operation.args)
-        return await link.call(
-            operation.destination,
-            operation.path,
-            operation.interface,
-            operation.member,
-            operation.signature,
-            body,
-            timeout=deadline,
-        )
+
+        async def execute(resolved: Operation) -> Reply:
+            link = await self.links.get(resolved.host, resolved.bus)
+            body = types.from_json(resolved.signature, resolved.args)
+            return await link.call(
+                resolved.destination,
+                resolved.path,
+                resolved.interface,
+                resolved.member,
+                resolved.signature,
+                body,
+                timeout=deadline,
+            )
+
+        return await self.run(operation, caller, execute)
 
     async def introspect(
         self,
         destination: str,
         path: str,
+        caller: Caller,
         *,
         bus: str = "system",
         host: str = LOCAL_HOST,
@@ -118,47 +318,64 @@ class Gateway:
         """Introspection of one object, from the cache when the same owner answered recently."""
         operation = Operation(DBUS_CALL, host, bus, destination, path, INTROSPECTABLE, "Introspect")
         deadline = self.deadlines.choose(timeout)
-        self._admit(operation)
-        link = await self.links.get(host, bus)
-        owner = link.owners.get(destination) if not destination.startswith(":") else destination
-        if owner and (cached := self.cache.get(link.key, owner, path)) is not None:
-            return cached
-        reply = await link.call(destination, path, INTROSPECTABLE, "Introspect", timeout=deadline)
-        info = parse(str(reply.body[0]) if reply.body else "", path)
-        self.cache.put(link.key, reply.sender or destination, path, info)
-        return info
+
+        async def execute(resolved: Operation) -> ObjectInfo:
+            cached = self._cached_introspection(resolved)
+            if cached is not None:
+                return cached
+            link = await self.links.get(host, bus)
+            reply = await link.call(destination, path, INTROSPECTABLE, "Introspect", timeout=deadline)
+            info = parse(str(reply.body[0]) if reply.body else "", path)
+            self.cache.put(link.key, reply.sender or destination, path, info)
+            return info
+
+        return await self.run(operation, caller, execute)
 
     async def walk(
         self,
         destination: str,
         root: str,
+        caller: Caller,
         *,
         bus: str = "system",
         host: str = LOCAL_HOST,
         max_nodes: int,
         max_depth: int,
-        timeout: float | None = None,
     ) -> WalkResult:
         async def fetch(path: str) -> ObjectInfo:
-            return await self.introspect(destination, path, bus=bus, host=host, timeout=timeout)
+            return await self.introspect(destination, path, caller, bus=bus, host=host)
 
         return await walk(fetch, root, max_nodes=max_nodes, max_depth=max_depth)
 
-    async def watch(self, operation: Operation, *, timeout: float, max_count: int) -> Collected:
+    async def watch(self, operation: Operation, caller: Caller, *, timeout: float, max_count: int) -> Collected:
         """Collect signals matching the operation's sender/path/interface/member."""
         if operation.kind != DBUS_WATCH:
             raise GatewayError(f"watch() takes {DBUS_WATCH} operations, not {operation.kind}")
         if timeout <= 0 or timeout > self.deadlines.maximum:
             raise GatewayError(f"timeout must be between 0 and {self.deadlines.maximum:g} s, got {timeout:g}")
         selector = SignalFilter(
-            operation.destination or None,
-            operation.path or None,
-            operation.interface or None,
-            operation.member or None,
+            operation.destination or None, operation.path or None, operation.interface or None, operation.member or None
         )
-        self._admit(operation)
-        link = await self.links.get(operation.host, operation.bus)
-        return await collect(link, selector, timeout=timeout, max_count=max_count)
+
+        async def execute(resolved: Operation) -> Collected:
+            link = await self.links.get(resolved.host, resolved.bus)
+            return await collect(link, selector, timeout=timeout, max_count=max_count)
+
+        return await self.run(operation, caller, execute)
+
+    async def read_audit(self, caller: Caller, filters: dict[str, Any], limit: int) -> list[dict[str, Any]]:
+        """Records of the audit log matching `filters` — itself an operation the policy decides on."""
+        operation = Operation(AUDIT_QUERY, LOCAL_HOST, "", member="query", args=({**filters, "limit": limit},))
+
+        async def execute(_: Operation) -> list[dict[str, Any]]:
+            return audit.query(self.audit_log.directory, limit=limit, **filters)
+
+        return await self.run(operation, caller, execute)
+
+    async def bus_identity(self, host: str, bus: str) -> str:
+        """fleetbus's own unique name on a bus: the subject polkit is asked about."""
+        link = await self.links.get(host, bus)
+        return link.unique_name or ""
 
     def process_name(self, host: str, pid: int) -> str | None:
         """The command name of a process on `host`, for labelling bus peers; None where unknown."""
@@ -175,3 +392,4 @@ class Gateway:
 
     def close(self) -> None:
         self.links.close()
+        self.audit_log.close()

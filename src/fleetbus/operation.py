@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from dataclasses import asdict, dataclass, field
@@ -12,6 +13,7 @@ BUSES = ("system", "session")
 
 DBUS_CALL = "dbus.call"
 DBUS_WATCH = "dbus.watch"
+AUDIT_QUERY = "audit.query"
 
 
 @dataclass(frozen=True)
@@ -33,10 +35,19 @@ class Operation:
     args: tuple[Any, ...] = field(default=())
 
     def canonical(self) -> bytes:
-        return json.dumps(asdict(self), sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+        return self._canonical
 
     def digest(self) -> str:
-        return hashlib.sha256(self.canonical()).hexdigest()
+        return self._digest
+
+    # Computed once: an operation is decided, audited and matched against approvals several times.
+    @functools.cached_property
+    def _canonical(self) -> bytes:
+        return json.dumps(asdict(self), sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+
+    @functools.cached_property
+    def _digest(self) -> str:
+        return hashlib.sha256(self._canonical).hexdigest()
 
     def describe(self) -> str:
         """Short human form, e.g. `system org.freedesktop.systemd1 /org/freedesktop/systemd1 ….Manager.StartUnit`."""

@@ -5,7 +5,10 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from fleetbus.guard.approvals import Approval
 
 MAX_RESULT_CHARS = 60_000
 """About 15,000 tokens of compact JSON: well under the 25,000-token ceiling clients put on one result."""
@@ -42,6 +45,8 @@ class ToolResult:
     text: str
     is_error: bool = False
     notes: list[str] = field(default_factory=list)
+    approval: Approval | None = None
+    """Set when the call waits for a person's approval, so the server can ask through elicitation."""
 
 
 def error(message: str) -> ToolResult:

@@ -7,30 +7,51 @@ from dataclasses import dataclass
 from fleetbus.config import Settings
 from fleetbus.dbus.introspect import IntrospectionCache
 from fleetbus.dbus.link import LinkPool
-from fleetbus.gateway import Deadlines, Gateway
-from fleetbus.guard.policy import ReadOnlyRule
+from fleetbus.gateway import Caller, Deadlines, Gateway
+from fleetbus.guard.approvals import ApprovalStore
+from fleetbus.guard.audit import AuditLog
+from fleetbus.guard.limits import Budget, RateLimiter
+from fleetbus.guard.policy import Policy, load_policy
+from fleetbus.tools.audit import audit_tools
 from fleetbus.tools.bus import bus_tools
+from fleetbus.tools.explain import explain_tools
 from fleetbus.tools.registry import ToolContext, ToolRegistry
 
 
 @dataclass
 class Runtime:
     settings: Settings
+    policy: Policy
     gateway: Gateway
     registry: ToolRegistry
 
     @classmethod
     def build(cls, settings: Settings) -> Runtime:
         deadlines = Deadlines(settings.call_timeout, settings.max_call_timeout, settings.connect_timeout)
-        links = LinkPool(settings.bus_addresses(), settings.connect_timeout)
-        cache = IntrospectionCache(max_age=settings.introspection_max_age)
-        gateway = Gateway(links, ReadOnlyRule(), deadlines, cache)
+        policy = load_policy(settings.safety, settings.policy_file, settings.protected_units)
+        gateway = Gateway(
+            LinkPool(settings.bus_addresses(), settings.connect_timeout),
+            policy,
+            deadlines,
+            IntrospectionCache(max_age=settings.introspection_max_age),
+            approvals=ApprovalStore(settings.approvals_directory, ttl=settings.approval_ttl),
+            audit_log=AuditLog(
+                settings.audit_directory,
+                max_bytes=settings.audit_max_bytes,
+                journal=settings.journal_socket if settings.audit_journal else None,
+            ),
+            limiter=RateLimiter(
+                Budget(settings.read_rate, settings.read_burst), Budget(settings.change_rate, settings.change_burst)
+            ),
+        )
         registry = ToolRegistry()
         registry.extend(bus_tools(deadlines))
-        return cls(settings, gateway, registry)
+        registry.extend(explain_tools())
+        registry.extend(audit_tools(settings.audit_directory))
+        return cls(settings, policy, gateway, registry)
 
-    def context(self, client: str) -> ToolContext:
-        return ToolContext(self.gateway, client)
+    def context(self, caller: Caller) -> ToolContext:
+        return ToolContext(self.gateway, caller)
 
     def close(self) -> None:
         self.gateway.close()

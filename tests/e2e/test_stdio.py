@@ -3,56 +3,33 @@
 from __future__ import annotations
 
 import os
-import sys
 import time
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
-from pathlib import Path
 from typing import Any
 
-import mcp_types as types
 import pytest
 from mcp import Client
 from mcp.client.stdio import StdioServerParameters
 
 from fleetbus.sandbox import Sandbox
+from tests.e2e.client import ERAS, ROOT, call, serve, text
 
 pytestmark = pytest.mark.sandbox
 
-ROOT = Path(__file__).resolve().parents[2]
-ERAS = ["legacy", "2026-07-28"]
 HOSTNAME1 = {
     "service": "org.freedesktop.hostname1",
     "path": "/org/freedesktop/hostname1",
     "interface": "org.freedesktop.hostname1",
 }
-EXPECTED_TOOLS = {
+READONLY_TOOLS = {
     "list_services",
     "list_objects",
     "introspect",
     "call_method",
     "get_property",
     "get_properties",
-    "set_property",
     "wait_signal",
+    "explain",
 }
-
-
-@asynccontextmanager
-async def serve(sandbox: Sandbox, era: str) -> AsyncIterator[Client]:
-    # A context manager rather than a fixture: the SDK's task groups must be entered and left in one task.
-    env = {**sandbox.env(), "PATH": os.environ["PATH"]}
-    server = StdioServerParameters(command=sys.executable, args=["-m", "fleetbus", "serve"], env=env)
-    async with Client(server, mode=era) as connected:
-        yield connected
-
-
-def text(result: types.CallToolResult) -> str:
-    return "".join(c.text for c in result.content if isinstance(c, types.TextContent))
-
-
-async def call(client: Client, name: str, **arguments: Any) -> types.CallToolResult:
-    return await client.call_tool(name, arguments)
 
 
 @pytest.mark.parametrize("era", ERAS)
@@ -60,14 +37,16 @@ async def test_tools_are_listed_with_schemas_and_annotations(sandbox: Sandbox, e
     async with serve(sandbox, era) as client:
         listed = await client.list_tools()
     tools = {tool.name: tool for tool in listed.tools}
-    assert set(tools) == EXPECTED_TOOLS
+    assert set(tools) == READONLY_TOOLS
     for tool in tools.values():
         assert tool.input_schema["type"] == "object"
         assert tool.output_schema is not None
         assert tool.output_schema["type"] == "object"
         assert tool.annotations is not None
     assert tools["get_property"].annotations.read_only_hint is True  # type: ignore[union-attr]
-    assert tools["call_method"].annotations.destructive_hint is True  # type: ignore[union-attr]
+    # Under the default readonly preset only reads can pass, so even call_method is read-only.
+    assert tools["call_method"].annotations.read_only_hint is True  # type: ignore[union-attr]
+    assert tools["call_method"].annotations.destructive_hint is False  # type: ignore[union-attr]
 
 
 @pytest.mark.parametrize("era", ERAS)
@@ -150,7 +129,7 @@ async def test_the_readme_main_job_serves_the_sandbox_over_stdio() -> None:
     async with Client(server, mode="legacy") as client:
         listed = await client.list_tools()
         hostname = await call(client, "get_property", **HOSTNAME1, property="Hostname")
-    assert {tool.name for tool in listed.tools} == EXPECTED_TOOLS
+    assert {tool.name for tool in listed.tools} == READONLY_TOOLS
     assert not hostname.is_error, text(hostname)
     assert hostname.structured_content is not None
     assert str(hostname.structured_content["value"]).startswith("sandbox-")

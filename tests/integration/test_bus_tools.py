@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from fleetbus.gateway import Caller
 from fleetbus.output import ToolResult
 from fleetbus.runtime import Runtime
 from fleetbus.sandbox import Sandbox
@@ -28,7 +29,7 @@ FLEET = {"path": "/com/example/Fleet1", "interface": "com.example.Fleet1"}
 
 
 async def run(runtime: Runtime, name: str, **arguments: Any) -> ToolResult:
-    return await runtime.registry.run(runtime.context("test"), name, arguments)
+    return await runtime.registry.run(runtime.context(Caller("test")), name, arguments)
 
 
 async def ok(runtime: Runtime, name: str, **arguments: Any) -> dict[str, Any]:
@@ -157,19 +158,23 @@ async def test_timeouts_above_the_maximum_are_refused(runtime: Runtime) -> None:
     assert "timeout" in result.text
 
 
-async def test_changes_are_refused_until_policy_exists(runtime: Runtime) -> None:
-    result = await run(runtime, "call_method", **SYSTEMD, method="RestartUnit", args=["dbus.service", "replace"])
+async def test_changes_are_refused_under_the_readonly_default(runtime: Runtime) -> None:
+    result = await run(runtime, "call_method", **SYSTEMD, method="RestartUnit", args=["web.service", "replace"])
     assert result.is_error
-    assert "refused by policy rule 'builtin-read-only'" in result.text
+    assert result.text == (
+        "refused by policy rule 'default-deny': no rule allows this under the readonly preset "
+        "(routine: restarts a unit)"
+    )
     result = await run(runtime, "set_property", **HOSTNAME1, property="Hostname", value="x")
     assert result.is_error
     assert "read-only" in result.text  # Hostname is a read-only property in hostname1's introspection
 
 
-async def test_set_property_is_refused_by_the_rule_for_writable_properties(runtime: Runtime) -> None:
+async def test_set_property_is_refused_under_readonly_for_writable_properties(runtime: Runtime) -> None:
     result = await run(runtime, "set_property", **SYSTEMD, property="LogLevel", value="debug")
     assert result.is_error
-    assert "refused by policy rule 'builtin-read-only'" in result.text
+    assert result.text.startswith("refused by policy rule 'default-deny'")
+    assert "(dangerous: writes org.freedesktop.systemd1.Manager.LogLevel on the system bus)" in result.text
 
 
 async def test_get_properties_reads_a_whole_interface(runtime: Runtime, sandbox: Sandbox) -> None:
@@ -232,6 +237,6 @@ async def test_invalid_arguments_are_named(runtime: Runtime) -> None:
         ({**HOSTNAME1}, "property"),
     ]
     for arguments, named in cases:
-        result = await runtime.registry.run(runtime.context("test"), "get_property", arguments)
+        result = await runtime.registry.run(runtime.context(Caller("test")), "get_property", arguments)
         assert result.is_error, arguments
         assert named in result.text, (arguments, result.text)

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from fleetbus.sandbox import Sandbox
-from fleetbus.sandbox.layout import CgroupLayout
+from fleetbus.sandbox.layout import CgroupLayout, SandboxPaths
 
 pytestmark = pytest.mark.sandbox
 
@@ -43,8 +43,14 @@ def machine_fingerprint() -> dict[str, object]:
         "etc_hostname": Path("/etc/hostname").read_text() if Path("/etc/hostname").exists() else None,
         "machine_id": Path("/etc/machine-id").read_text() if Path("/etc/machine-id").exists() else None,
         "mounts": sorted(line.split()[4] for line in Path("/proc/self/mountinfo").read_text().splitlines()),
-        "cgroups": sorted(p.name for h in CgroupLayout.detect().hierarchies for p in h.iterdir() if p.is_dir()),
     }
+
+
+def leftovers(directory: str) -> list[str]:
+    """Processes and cgroups the sandbox in `directory` left behind (other tests' sandboxes may be running)."""
+    cgroup = SandboxPaths(Path(directory)).cgroup_name
+    found = [f"cgroup {h / cgroup}" for h in CgroupLayout.detect().hierarchies if (h / cgroup).exists()]
+    return found + [f"pid {pid}" for pid in sandbox_processes(directory)]
 
 
 def sandbox_processes(directory: str) -> list[int]:
@@ -96,7 +102,7 @@ def test_the_command_exit_code_is_returned_and_nothing_is_left_behind() -> None:
     directory = result.stdout.strip()
     assert directory.startswith("/")
     assert not Path(directory).exists()
-    assert sandbox_processes(directory) == []
+    assert leftovers(directory) == []
     assert machine_fingerprint() == before
 
 
@@ -112,7 +118,7 @@ def test_an_interrupted_run_still_tears_down() -> None:
     runner.send_signal(signal.SIGTERM)
     assert runner.wait(timeout=60) == 128 + signal.SIGTERM
     assert not Path(directory).exists()
-    assert sandbox_processes(directory) == []
+    assert leftovers(directory) == []
     assert machine_fingerprint() == before
 
 
@@ -140,7 +146,7 @@ def test_a_killed_keeper_is_cleaned_up_from_outside() -> None:
     directory = str(box.paths.root)
     os.kill(box.keeper_pid, signal.SIGKILL)
     box.stop()
-    assert sandbox_processes(directory) == []
+    assert leftovers(directory) == []
     assert not Path(directory).exists()
     assert machine_fingerprint() == before
 
@@ -191,4 +197,4 @@ def test_start_env_exec_stop_for_people_at_a_shell() -> None:
         stopped = fleetbus("sandbox", "stop", directory)
     assert stopped.returncode == 0, stopped.stderr
     assert not Path(directory).exists()
-    assert sandbox_processes(directory) == []
+    assert leftovers(directory) == []

@@ -131,9 +131,7 @@ def json_values() -> st.SearchStrategy[Any]:
             {"signature": st.one_of(complete_types(3, with_fd=True), st.text(max_size=4)), "value": children}
         )
         return st.one_of(
-            st.lists(children, max_size=4),
-            st.dictionaries(st.text(max_size=4), children, max_size=4),
-            typed_variant,
+            st.lists(children, max_size=4), st.dictionaries(st.text(max_size=4), children, max_size=4), typed_variant
         )
 
     return st.recursive(scalars, containers, max_leaves=12)

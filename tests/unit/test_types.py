@@ -33,14 +33,7 @@ from fleetbus.dbus.types import (
     value_from_json,
     value_to_json,
 )
-from tests.unit.strategies import (
-    INT_RANGES,
-    complete_types,
-    json_values,
-    mutated,
-    signatures,
-    signatures_with_bodies,
-)
+from tests.unit.strategies import INT_RANGES, complete_types, json_values, mutated, signatures, signatures_with_bodies
 
 PROPERTY = settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
@@ -467,10 +460,7 @@ def test_spelled_keys_for_boolean_and_double_keys() -> None:
 
 @pytest.mark.parametrize(
     ("values", "where"),
-    [
-        ([[[1, "a"], [1, "b"]]], "argument 0 → pair 1 key"),
-        ([{"5": "a", "05": "b"}], "argument 0 → key '05'"),
-    ],
+    [([[[1, "a"], [1, "b"]]], "argument 0 → pair 1 key"), ([{"5": "a", "05": "b"}], "argument 0 → key '05'")],
 )
 def test_duplicate_keys_after_conversion_are_refused(values: list[Any], where: str) -> None:
     error = conversion_error("a{ys}", values)
@@ -540,8 +530,7 @@ def test_errors_name_the_full_path() -> None:
 
 
 @pytest.mark.parametrize(
-    ("value", "expected"),
-    [("text", Variant("s", "text")), (True, Variant("b", True)), (2.5, Variant("d", 2.5))],
+    ("value", "expected"), [("text", Variant("s", "text")), (True, Variant("b", True)), (2.5, Variant("d", 2.5))]
 )
 def test_bare_variants_with_one_meaning(value: Any, expected: Variant) -> None:
     assert value_from_json("v", value) == expected
@@ -564,14 +553,7 @@ def test_ambiguous_variants_ask_for_a_signature(value: Any, hint: str) -> None:
     assert hint in caught.value.expected
 
 
-@pytest.mark.parametrize(
-    "value",
-    [
-        {"signature": "u"},
-        {"signature": "u", "value": 1, "extra": 2},
-        {"value": 1},
-    ],
-)
+@pytest.mark.parametrize("value", [{"signature": "u"}, {"signature": "u", "value": 1, "extra": 2}, {"value": 1}])
 def test_typed_variants_need_exactly_signature_and_value(value: dict[str, Any]) -> None:
     with pytest.raises(ValueConversionError, match='exactly the keys "signature" and "value"'):
         value_from_json("v", value)

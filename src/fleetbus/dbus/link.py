@@ -12,12 +12,7 @@ from typing import Any
 
 from dbus_fast import Message, MessageFlag, MessageType
 from dbus_fast.aio import MessageBus
-from dbus_fast.validators import (
-    is_bus_name_valid,
-    is_interface_name_valid,
-    is_member_name_valid,
-    is_object_path_valid,
-)
+from dbus_fast.validators import is_bus_name_valid, is_interface_name_valid, is_member_name_valid, is_object_path_valid
 
 from fleetbus.dbus.errors import BusError, BusUnavailable, CallTimeout, InvalidTarget, RemoteError
 
@@ -181,6 +176,13 @@ class BusLink:
         self.owners[name] = owner
         return owner
 
+    async def names_owned_by(self, unique: str, timeout: float = 5.0) -> list[str]:
+        """The well-known names `unique` owns right now (asks the bus; used only for unique destinations)."""
+        reply = await self.call_bus("ListNames", timeout=timeout)
+        candidates = [str(n) for n in reply.body[0] if not str(n).startswith(":")]
+        owners = await asyncio.gather(*(self.owner_of(n, timeout) for n in candidates))
+        return sorted(name for name, owner in zip(candidates, owners, strict=True) if owner == unique)
+
     def add_owner_listener(self, listener: OwnerListener) -> None:
         self._owner_listeners.append(listener)
 
@@ -241,6 +243,11 @@ class LinkPool:
     def add_owner_listener(self, listener: Callable[[BusLink, str, str, str], None]) -> None:
         """Called for NameOwnerChanged on every link, now and later."""
         self._owner_listeners.append(listener)
+
+    def peek(self, host: str, bus: str) -> BusLink | None:
+        """The connected link for (host, bus) if there is one; never connects."""
+        link = self._links.get((host, bus))
+        return link if link is not None and link.connected else None
 
     async def get(self, host: str, bus: str) -> BusLink:
         key = (host, bus)

@@ -840,10 +840,7 @@ def _variant_schema(t: _Type, style: _SchemaStyle) -> dict[str, Any]:
         return {}
     typed = {
         "type": "object",
-        "properties": {
-            "signature": {"type": "string", "maxLength": MAX_SIGNATURE_BYTES},
-            "value": {},
-        },
+        "properties": {"signature": {"type": "string", "maxLength": MAX_SIGNATURE_BYTES}, "value": {}},
         "required": ["signature", "value"],
         "additionalProperties": False,
     }

@@ -195,12 +195,18 @@ class Sandbox:
         """Variables that point clients at the sandbox; `inside` gives the paths as seen in its namespace."""
         if inside:
             system, session = f"unix:path={files.SYSTEM_BUS_SOCKET}", f"unix:path={files.SESSION_BUS_SOCKET}"
+            journal = files.JOURNAL_SOCKET
         else:
             system, session = self.system_bus_address, self.session_bus_address
+            journal = str(self.paths.run / files.JOURNAL_SOCKET.removeprefix("/run/"))
+        # A fleetbus pointed at the sandbox keeps its approvals and audit log there too, and mirrors
+        # audit records into the sandbox's journal, so nothing it does lands in the machine's /var.
         return {
             "DBUS_SYSTEM_BUS_ADDRESS": system,
             "DBUS_SESSION_BUS_ADDRESS": session,
             "FLEETBUS_SANDBOX": str(self.paths.root),
+            "FLEETBUS_STATE_DIR": str(self.paths.state_dir),
+            "FLEETBUS_JOURNAL_SOCKET": journal,
         }
 
     def command(self, argv: Sequence[str]) -> list[str]:

@@ -12,6 +12,7 @@ from pathlib import Path
 SYSTEM_BUS_SOCKET = "/run/dbus/system_bus_socket"
 RUNTIME_DIR = "/run/user/0"
 SESSION_BUS_SOCKET = f"{RUNTIME_DIR}/bus"
+JOURNAL_SOCKET = "/run/systemd/journal/socket"
 INFRA_UNIT_DIR = "/run/systemd/user"
 """Units the sandbox itself needs; the user manager searches /run/systemd/user below the operator's own dirs."""
 
@@ -61,17 +62,9 @@ SYSTEM_SERVICES: tuple[BusService, ...] = (
         ("dbus-org.freedesktop.login1.service",),
     ),
     BusService(
-        "org.freedesktop.PolicyKit1",
-        "polkit.service",
-        "Authorization Manager",
-        "/usr/lib/polkit-1/polkitd --no-debug",
+        "org.freedesktop.PolicyKit1", "polkit.service", "Authorization Manager", "/usr/lib/polkit-1/polkitd --no-debug"
     ),
-    BusService(
-        "org.freedesktop.PackageKit",
-        "packagekit.service",
-        "PackageKit Daemon",
-        "/usr/libexec/packagekitd",
-    ),
+    BusService("org.freedesktop.PackageKit", "packagekit.service", "PackageKit Daemon", "/usr/libexec/packagekitd"),
 )
 """Started on first use (D-Bus activation via systemd), exactly as on a real host."""
 

@@ -41,6 +41,11 @@ class SandboxPaths:
         return self.home / ".config" / "systemd" / "user"
 
     @property
+    def state_dir(self) -> Path:
+        """fleetbus's own state (approvals, audit log) for servers pointed at this sandbox."""
+        return self.root / "state"
+
+    @property
     def bus_dir(self) -> Path:
         return self.root / "bus"
 

@@ -12,6 +12,8 @@ from fleetbus.dbus import types
 from fleetbus.dbus.errors import BusError, RemoteError
 from fleetbus.dbus.introspect import Interface, Method, ObjectInfo
 from fleetbus.gateway import PROPERTIES, Deadlines, dbus_call
+from fleetbus.guard.catalog import Risk, unit_name_from_path
+from fleetbus.guard.policy import OperationPattern
 from fleetbus.operation import DBUS_WATCH, Operation
 from fleetbus.tools import schema as s
 from fleetbus.tools.registry import Annotations, ToolContext, ToolError, ToolSpec
@@ -31,6 +33,11 @@ MISSING_TARGET = {
     "org.freedesktop.DBus.Error.UnknownObject": "{service} has no object at {path}; list_objects shows its objects",
 }
 READ = Annotations(read_only=True, destructive=False, idempotent=True)
+READS = frozenset({Risk.READ})
+ONLY_READS = (OperationPattern(risks=READS),)
+ANY_CALL = (OperationPattern(),)
+PROPERTY_SET = (OperationPattern(interface=PROPERTIES, member="Set", risks=frozenset({Risk.ROUTINE, Risk.DANGEROUS})),)
+SIGNALS = (OperationPattern(kind=DBUS_WATCH, risks=READS),)
 LOOKUP_CONCURRENCY = 16
 
 
@@ -50,7 +57,7 @@ async def _call(
     timeout: float | None = None,
 ) -> tuple[str, list[Any]]:
     operation = dbus_call(destination, path, interface, member, signature, values or [], bus=_bus(args))
-    reply = await ctx.gateway.call(operation, timeout)
+    reply = await ctx.gateway.call(operation, ctx.caller, timeout)
     return reply.signature, reply.body
 
 
@@ -123,23 +130,6 @@ def _variant_int(value: Any) -> int | None:
     return inner if isinstance(inner, int) and not isinstance(inner, bool) else None
 
 
-def unit_name_from_path(path: str) -> str:
-    """systemd escapes unit names into object paths (`_2e` for "."); undo it."""
-    encoded = path.rsplit("/", 1)[-1]
-    out, index = [], 0
-    while index < len(encoded):
-        if encoded[index] == "_" and index + 3 <= len(encoded):
-            try:
-                out.append(chr(int(encoded[index + 1 : index + 3], 16)))
-                index += 3
-                continue
-            except ValueError:
-                pass
-        out.append(encoded[index])
-        index += 1
-    return "".join(out)
-
-
 # ---- list_objects / introspect ------------------------------------------------------------------
 
 
@@ -147,6 +137,7 @@ async def list_objects(ctx: ToolContext, args: dict[str, Any]) -> dict[str, Any]
     result = await ctx.gateway.walk(
         args["service"],
         args.get("path", "/"),
+        ctx.caller,
         bus=_bus(args),
         max_nodes=int(args.get("max_nodes", 200)),
         max_depth=int(args.get("max_depth", 8)),
@@ -200,7 +191,7 @@ def describe_interface(interface: Interface) -> dict[str, Any]:
 
 
 async def introspect(ctx: ToolContext, args: dict[str, Any]) -> dict[str, Any]:
-    info = await ctx.gateway.introspect(args["service"], args["path"], bus=_bus(args))
+    info = await ctx.gateway.introspect(args["service"], args["path"], ctx.caller, bus=_bus(args))
     wanted = args.get("interface")
     if wanted:
         interfaces = [_require_interface(info, args["service"], wanted)]
@@ -242,7 +233,8 @@ def _require_method(interface: Interface, name: str) -> Method:
 # ---- call_method --------------------------------------------------------------------------------
 
 
-async def call_method(ctx: ToolContext, args: dict[str, Any]) -> dict[str, Any]:
+async def resolve_call(ctx: ToolContext, args: dict[str, Any]) -> tuple[Operation, Method | None]:
+    """The Operation a call_method request stands for, with the method's introspection when there is one."""
     signature: str | None = args.get("signature")
     method: Method | None
     if signature is None:
@@ -265,7 +257,12 @@ async def call_method(ctx: ToolContext, args: dict[str, Any]) -> dict[str, Any]:
         names=in_names,
         bus=_bus(args),
     )
-    reply = await ctx.gateway.call(operation, args.get("timeout"))
+    return operation, method
+
+
+async def call_method(ctx: ToolContext, args: dict[str, Any]) -> dict[str, Any]:
+    operation, method = await resolve_call(ctx, args)
+    reply = await ctx.gateway.call(operation, ctx.caller, args.get("timeout"))
     values = types.to_json(reply.signature, reply.body, variants=args.get("variants", "plain"))
     result: dict[str, Any] = {"signature": reply.signature, "values": values}
     out_names = [a.name for a in method.out_args] if method else []
@@ -276,7 +273,7 @@ async def call_method(ctx: ToolContext, args: dict[str, Any]) -> dict[str, Any]:
 
 async def _find_method(ctx: ToolContext, args: dict[str, Any]) -> Method:
     try:
-        info = await ctx.gateway.introspect(args["service"], args["path"], bus=_bus(args))
+        info = await ctx.gateway.introspect(args["service"], args["path"], ctx.caller, bus=_bus(args))
     except RemoteError as exc:
         if exc.name in MISSING_TARGET:
             raise ToolError(MISSING_TARGET[exc.name].format_map({**args, "bus": _bus(args)})) from exc
@@ -314,7 +311,7 @@ async def get_properties(ctx: ToolContext, args: dict[str, Any]) -> dict[str, An
 async def set_property(ctx: ToolContext, args: dict[str, Any]) -> dict[str, Any]:
     signature = args.get("signature")
     if signature is None:
-        info = await ctx.gateway.introspect(args["service"], args["path"], bus=_bus(args))
+        info = await ctx.gateway.introspect(args["service"], args["path"], ctx.caller, bus=_bus(args))
         interface = _require_interface(info, args["service"], args["interface"])
         prop = interface.property(args["property"])
         if prop is None:
@@ -334,7 +331,7 @@ async def set_property(ctx: ToolContext, args: dict[str, Any]) -> dict[str, Any]
         names=["interface", "property", "value"],
         bus=_bus(args),
     )
-    await ctx.gateway.call(operation, args.get("timeout"))
+    await ctx.gateway.call(operation, ctx.caller, args.get("timeout"))
     return {"property": args["property"], "signature": signature, "set": True}
 
 
@@ -353,7 +350,9 @@ async def wait_signal(ctx: ToolContext, args: dict[str, Any]) -> dict[str, Any]:
         member=args.get("member", ""),
     )
     max_count = int(args.get("max_count", 10))
-    collected = await ctx.gateway.watch(operation, timeout=float(args.get("timeout", 10)), max_count=max_count)
+    collected = await ctx.gateway.watch(
+        operation, ctx.caller, timeout=float(args.get("timeout", 10)), max_count=max_count
+    )
     return {
         "signals": [
             {
@@ -383,7 +382,25 @@ async def _subscribe_to_systemd(ctx: ToolContext, args: dict[str, Any]) -> None:
             raise
 
 
-# ---- the specs ----------------------------------------------------------------------------------
+# ---- the specs -------------------------------------------------------------------------------
+
+
+def method_call_arguments() -> dict[str, Any]:
+    """The input-schema properties naming one method call, shared by call_method and explain."""
+    return {
+        "service": s.service(),
+        "path": s.object_path(),
+        "interface": s.interface(),
+        "method": s.member("Method name, e.g. GetUnit."),
+        "args": {"type": "array", "default": [], "maxItems": 64, "description": "Arguments in signature order."},
+        "signature": {
+            "type": "string",
+            "pattern": SIGNATURE_PATTERN,
+            "maxLength": 255,
+            "description": "D-Bus signature of the arguments, e.g. 'ss'; omit to use introspection.",
+        },
+        "bus": s.bus(),
+    }
 
 
 def bus_tools(deadlines: Deadlines) -> list[ToolSpec]:
@@ -423,6 +440,7 @@ def bus_tools(deadlines: Deadlines) -> list[ToolSpec]:
             ),
             annotations=READ,
             handler=list_services,
+            operations=ONLY_READS,
         ),
         ToolSpec(
             name="list_objects",
@@ -454,6 +472,7 @@ def bus_tools(deadlines: Deadlines) -> list[ToolSpec]:
             ),
             annotations=READ,
             handler=list_objects,
+            operations=ONLY_READS,
         ),
         ToolSpec(
             name="introspect",
@@ -485,6 +504,7 @@ def bus_tools(deadlines: Deadlines) -> list[ToolSpec]:
             ),
             annotations=READ,
             handler=introspect,
+            operations=ONLY_READS,
         ),
         ToolSpec(
             name="call_method",
@@ -495,24 +515,7 @@ def bus_tools(deadlines: Deadlines) -> list[ToolSpec]:
             'arrays for structs, {"signature": "u", "value": 5} for variants (a bare string, boolean or '
             "fractional number is accepted), base64 or an array of integers for 'ay'. Changes pass policy.",
             input_schema=s.obj(
-                {
-                    **target,
-                    "method": s.member("Method name, e.g. GetUnit."),
-                    "args": {
-                        "type": "array",
-                        "default": [],
-                        "maxItems": 64,
-                        "description": "Arguments in signature order.",
-                    },
-                    "signature": {
-                        "type": "string",
-                        "pattern": SIGNATURE_PATTERN,
-                        "maxLength": 255,
-                        "description": "D-Bus signature of the arguments, e.g. 'ss'; omit to use introspection.",
-                    },
-                    "timeout": timeout,
-                    "variants": s.variants(),
-                },
+                {**method_call_arguments(), "timeout": timeout, "variants": s.variants()},
                 ["service", "path", "interface", "method"],
             ),
             output_schema=s.obj(
@@ -530,6 +533,7 @@ def bus_tools(deadlines: Deadlines) -> list[ToolSpec]:
             ),
             annotations=Annotations(read_only=False, destructive=True, idempotent=False),
             handler=call_method,
+            operations=ANY_CALL,
             scope="admin",
         ),
         ToolSpec(
@@ -551,6 +555,7 @@ def bus_tools(deadlines: Deadlines) -> list[ToolSpec]:
             ),
             annotations=READ,
             handler=get_property,
+            operations=ONLY_READS,
         ),
         ToolSpec(
             name="get_properties",
@@ -567,6 +572,7 @@ def bus_tools(deadlines: Deadlines) -> list[ToolSpec]:
             ),
             annotations=READ,
             handler=get_properties,
+            operations=ONLY_READS,
         ),
         ToolSpec(
             name="set_property",
@@ -589,15 +595,12 @@ def bus_tools(deadlines: Deadlines) -> list[ToolSpec]:
                 ["service", "path", "interface", "property", "value"],
             ),
             output_schema=s.obj(
-                {
-                    "property": {"type": "string"},
-                    "signature": {"type": "string"},
-                    "set": {"type": "boolean"},
-                },
+                {"property": {"type": "string"}, "signature": {"type": "string"}, "set": {"type": "boolean"}},
                 ["property", "signature", "set"],
             ),
             annotations=Annotations(read_only=False, destructive=True, idempotent=True),
             handler=set_property,
+            operations=PROPERTY_SET,
             scope="admin",
         ),
         ToolSpec(
@@ -632,5 +635,6 @@ def bus_tools(deadlines: Deadlines) -> list[ToolSpec]:
             ),
             annotations=READ,
             handler=wait_signal,
+            operations=SIGNALS,
         ),
     ]

@@ -1,14 +1,15 @@
 """ToolSpec — what a tool is, for the MCP server and the CLI alike — and the registry that runs them.
 
 Running a tool always means: validate the arguments against its input schema, call its handler, and turn
-every failure a model could act on into an error result that names the problem.
+every failure a model could act on into an error result that names the problem. Listing tools asks the
+policy which of their operations could ever pass, and derives their annotations from that.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from jsonschema import Draft202012Validator
@@ -17,9 +18,12 @@ from jsonschema.exceptions import ValidationError, best_match
 from fleetbus import output
 from fleetbus.dbus.errors import BusError
 from fleetbus.dbus.types import SignatureError, ValueConversionError
-from fleetbus.gateway import Gateway, GatewayError
+from fleetbus.gateway import ApprovalRequired, Caller, Gateway, GatewayError
+from fleetbus.guard.catalog import Risk
+from fleetbus.guard.policy import OperationPattern, Policy
 
 log = logging.getLogger(__name__)
+MAX_ERROR_CHARS = 400
 
 
 class ToolError(Exception):
@@ -39,7 +43,7 @@ class ToolContext:
     """What a handler may use. Handlers build Operations and pass them to the gateway; nothing else."""
 
     gateway: Gateway
-    client: str = "stdio"
+    caller: Caller
 
 
 Handler = Callable[[ToolContext, dict[str, Any]], Awaitable[dict[str, Any]]]
@@ -54,7 +58,35 @@ class ToolSpec:
     output_schema: Mapping[str, Any] | None
     annotations: Annotations
     handler: Handler
+    operations: tuple[OperationPattern, ...] = ()
+    """What the tool may do, so the policy can say whether to list it. Empty: it reaches no host."""
     scope: str = "read"
+
+
+@dataclass(frozen=True)
+class Listed:
+    spec: ToolSpec
+    annotations: Annotations
+    permitted: frozenset[Risk] = field(default_factory=frozenset)
+
+
+def listing(spec: ToolSpec, policy: Policy) -> Listed | None:
+    """The tool as the policy lets it be seen, or None when every operation it could perform is denied."""
+    if not spec.operations:
+        return Listed(spec, spec.annotations)
+    permitted: set[Risk] = set()
+    for pattern in spec.operations:
+        permitted |= policy.could_permit(pattern)
+    if not permitted:
+        return None
+    read_only = permitted <= {Risk.READ}
+    annotations = Annotations(
+        read_only=read_only,
+        destructive=spec.annotations.destructive and not read_only,
+        idempotent=spec.annotations.idempotent or read_only,
+        open_world=spec.annotations.open_world,
+    )
+    return Listed(spec, annotations, frozenset(permitted))
 
 
 class ToolRegistry:
@@ -84,6 +116,9 @@ class ToolRegistry:
     def __len__(self) -> int:
         return len(self._tools)
 
+    def listed(self, policy: Policy) -> list[Listed]:
+        return [entry for spec in self._tools.values() if (entry := listing(spec, policy)) is not None]
+
     def validate(self, name: str, arguments: Mapping[str, Any]) -> None:
         error = best_match(self._validators[name].iter_errors(arguments))
         if error is not None:
@@ -98,15 +133,16 @@ class ToolRegistry:
         try:
             self.validate(name, args)
             structured = await spec.handler(context, args)
+        except ApprovalRequired as exc:
+            result = output.error(str(exc))
+            result.approval = exc.approval
+            return result
         except (ToolError, GatewayError, BusError, ValueConversionError, SignatureError) as exc:
             return output.error(str(exc))
         except Exception:
             log.exception("tool %s failed", name)
             return output.error(f"internal error in tool {name}; the server log has the details")
         return output.success(structured)
-
-
-MAX_ERROR_CHARS = 400
 
 
 def describe_validation_error(error: ValidationError) -> str:

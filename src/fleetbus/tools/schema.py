@@ -58,9 +58,4 @@ def variants() -> dict[str, Any]:
 
 
 def obj(properties: dict[str, Any], required: list[str] | None = None) -> dict[str, Any]:
-    return {
-        "type": "object",
-        "properties": properties,
-        "required": required or [],
-        "additionalProperties": False,
-    }
+    return {"type": "object", "properties": properties, "required": required or [], "additionalProperties": False}

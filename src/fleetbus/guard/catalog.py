@@ -1,0 +1,803 @@
+"""Built-in knowledge: which well-known D-Bus members read, change routinely, or are dangerous; which units are
+protected; and which polkit action guards what. Pure data and lookups — the policy decides, this informs.
+
+A member the catalog does not know is UNKNOWN, never a read: the shape of a name proves nothing
+(`GetSecrets` starts with "Get").
+"""
+
+from __future__ import annotations
+
+import enum
+import fnmatch
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from fleetbus.operation import AUDIT_QUERY, DBUS_CALL, DBUS_WATCH, Operation
+
+
+class Risk(enum.IntEnum):
+    """Ordered: a hint may raise a classification, never lower it."""
+
+    READ = 0
+    ROUTINE = 1
+    UNKNOWN = 2
+    DANGEROUS = 3
+    SECRET = 4
+
+    @property
+    def label(self) -> str:
+        return self.name.lower()
+
+
+class UnitAction(enum.Enum):
+    """What an operation does to a unit; protected units refuse the disruptive ones."""
+
+    START = "start"
+    RELOAD = "reload"
+    STOP = "stop"
+    RESTART = "restart"
+    KILL = "kill"
+    DISABLE = "disable"
+    MASK = "mask"
+    FREEZE = "freeze"
+    CHANGE = "change"
+    """Unit files or properties rewritten, links, presets: anything that alters how the unit runs."""
+    RESET = "reset"
+
+    @property
+    def disruptive(self) -> bool:
+        return self not in (UnitAction.START, UnitAction.RELOAD, UnitAction.RESET)
+
+
+@dataclass(frozen=True)
+class Entry:
+    """Knowledge about one member (or a glob of members) of one interface."""
+
+    member: str
+    risk: Risk
+    reason: str
+    unit_action: UnitAction | None = None
+    unit_arg: int | None = None
+    """Index of the argument naming the unit(s); None with a unit_action means the object path names it."""
+    polkit_action: str | None = None
+    mode_arg: int | None = None
+    """Index of the job-mode argument ("replace", "isolate", …) of members that queue a job."""
+    job_arg: int | None = None
+    """Index of the job-type argument ("start", "stop", …) of members that queue any kind of job."""
+
+
+@dataclass(frozen=True)
+class Hints:
+    """What introspection says about the member being called; it can raise a classification, not lower it."""
+
+    privileged: bool = False
+    no_reply: bool = False
+    property_access: str | None = None
+    """For Properties.Set/Get: the target property's access ("read", "write", "readwrite")."""
+
+
+@dataclass(frozen=True)
+class Classification:
+    risk: Risk
+    reason: str
+    source: str
+    """Where the knowledge came from: "catalog:<interface>", "hint:…" or "unclassified"."""
+    units: tuple[str, ...] = ()
+    unit_action: UnitAction | None = None
+    polkit_action: str | None = None
+
+    @property
+    def is_read(self) -> bool:
+        return self.risk is Risk.READ
+
+
+def _entries(risk: Risk, reason: str, members: Iterable[str], **extra: Any) -> list[Entry]:
+    return [Entry(member, risk, reason, **extra) for member in members]
+
+
+R, C, D, S = Risk.READ, Risk.ROUTINE, Risk.DANGEROUS, Risk.SECRET
+SD_UNITS = "org.freedesktop.systemd1.manage-units"
+SD_FILES = "org.freedesktop.systemd1.manage-unit-files"
+
+
+def _unit(
+    member: str, risk: Risk, reason: str, action: UnitAction, polkit: str | None = SD_UNITS, **extra: Any
+) -> Entry:
+    """A member whose first argument names the unit(s) it acts on."""
+    return Entry(member, risk, reason, unit_action=action, unit_arg=0, polkit_action=polkit, **extra)
+
+
+CATALOG: dict[str, list[Entry]] = {
+    "org.freedesktop.DBus": [
+        *_entries(
+            R,
+            "asks the bus daemon about names and connections",
+            [
+                "ListNames",
+                "ListActivatableNames",
+                "NameHasOwner",
+                "GetNameOwner",
+                "ListQueuedOwners",
+                "GetConnectionUnixUser",
+                "GetConnectionUnixProcessID",
+                "GetConnectionCredentials",
+                "GetAdtAuditSessionData",
+                "GetConnectionSELinuxSecurityContext",
+                "GetId",
+                "AddMatch",
+                "RemoveMatch",
+            ],
+        ),
+        Entry("StartServiceByName", C, "starts a bus-activatable service"),
+        Entry("ReloadConfig", C, "makes the bus daemon reload its configuration"),
+        *_entries(
+            D,
+            "could impersonate a service or change what every activated service sees",
+            ["RequestName", "ReleaseName", "UpdateActivationEnvironment"],
+        ),
+    ],
+    "org.freedesktop.DBus.Monitoring": [Entry("*", D, "eavesdrops on all traffic on the bus")],
+    "org.freedesktop.DBus.Debug.Stats": [Entry("*", R, "bus daemon statistics")],
+    "org.freedesktop.DBus.Introspectable": [Entry("Introspect", R, "describes an object")],
+    "org.freedesktop.DBus.Peer": [Entry("*", R, "ping or machine id")],
+    "org.freedesktop.DBus.ObjectManager": [Entry("GetManagedObjects", R, "lists a service's objects")],
+    "org.freedesktop.DBus.Properties": [
+        Entry("Get", R, "reads a property"),
+        Entry("GetAll", R, "reads an interface's properties"),
+        # Set is classified by bus in `classify`: dangerous on the system bus, routine on a session bus.
+    ],
+    "org.freedesktop.systemd1.Manager": [
+        Entry("Subscribe", R, "asks systemd to emit job and unit signals"),
+        Entry("Unsubscribe", R, "stops systemd's job and unit signals for this client"),
+        *_entries(R, "reads the service manager's state", ["Get*", "List*", "Lookup*", "Dump*"]),
+        _unit("StartTransientUnit", D, "runs an arbitrary command as a new unit", UnitAction.START),
+        _unit("SetUnitProperties", D, "rewrites unit properties", UnitAction.CHANGE),
+        *_entries(
+            D,
+            "powers off, reboots or replaces the running system",
+            ["KExec", "PowerOff", "Reboot", "Halt", "SoftReboot", "SwitchRoot", "Exit"],
+            polkit_action="org.freedesktop.systemd1.manage-units",
+        ),
+        *_entries(
+            D,
+            "changes the environment of every unit started from now on",
+            ["SetEnvironment", "UnsetEnvironment", "UnsetAndSetEnvironment"],
+            polkit_action="org.freedesktop.systemd1.set-environment",
+        ),
+        *_entries(
+            D,
+            "mounts into a running unit's namespace",
+            ["BindMountUnit", "MountImageUnit"],
+            unit_arg=0,
+            unit_action=UnitAction.CHANGE,
+            polkit_action=SD_UNITS,
+        ),
+        _unit("MaskUnitFiles", D, "masks units so they cannot start", UnitAction.MASK, polkit=SD_FILES),
+        _unit("LinkUnitFiles", D, "links unit files from arbitrary paths", UnitAction.CHANGE, polkit=SD_FILES),
+        Entry("PresetAllUnitFiles", D, "re-applies presets to every unit", polkit_action=SD_FILES),
+        _unit("StartUnit", C, "starts a unit", UnitAction.START, mode_arg=1),
+        _unit("StartUnitWithFlags", C, "starts a unit", UnitAction.START, mode_arg=1),
+        Entry(
+            "StartUnitReplace",
+            C,
+            "replaces a unit's job",
+            unit_arg=1,
+            unit_action=UnitAction.START,
+            polkit_action=SD_UNITS,
+            mode_arg=2,
+        ),
+        _unit("StopUnit", C, "stops a unit", UnitAction.STOP),
+        _unit("RestartUnit", C, "restarts a unit", UnitAction.RESTART, mode_arg=1),
+        _unit("TryRestartUnit", C, "restarts a unit if it runs", UnitAction.RESTART),
+        _unit("ReloadOrRestartUnit", C, "reloads or restarts a unit", UnitAction.RESTART),
+        _unit("ReloadOrTryRestartUnit", C, "reloads or restarts a unit", UnitAction.RESTART),
+        _unit("ReloadUnit", C, "reloads a unit's configuration", UnitAction.RELOAD),
+        _unit("KillUnit", C, "sends a signal to a unit's processes", UnitAction.KILL),
+        _unit("QueueSignalUnit", C, "sends a signal to a unit's processes", UnitAction.KILL),
+        _unit("FreezeUnit", C, "freezes a unit's processes", UnitAction.FREEZE),
+        _unit("ThawUnit", C, "thaws a unit's processes", UnitAction.START),
+        _unit("CleanUnit", C, "removes a unit's state, cache or logs", UnitAction.CHANGE),
+        _unit("ResetFailedUnit", C, "clears a unit's failed state", UnitAction.RESET),
+        Entry("ResetFailed", C, "clears every unit's failed state", polkit_action=SD_UNITS),
+        _unit("EnableUnitFiles", C, "enables units", UnitAction.START, polkit=SD_FILES),
+        _unit("EnableUnitFilesWithFlags", C, "enables units", UnitAction.START, polkit=SD_FILES),
+        _unit("DisableUnitFiles", C, "disables units", UnitAction.DISABLE, polkit=SD_FILES),
+        _unit("DisableUnitFilesWithFlags", C, "disables units", UnitAction.DISABLE, polkit=SD_FILES),
+        _unit("DisableUnitFilesWithFlagsAndInstallInfo", C, "disables units", UnitAction.DISABLE, polkit=SD_FILES),
+        _unit("ReenableUnitFiles", C, "re-enables units", UnitAction.CHANGE, polkit=SD_FILES),
+        _unit("RevertUnitFiles", C, "drops local changes to units", UnitAction.CHANGE, polkit=SD_FILES),
+        _unit("PresetUnitFiles", C, "applies presets to units", UnitAction.CHANGE, polkit=SD_FILES),
+        _unit("PresetUnitFilesWithMode", C, "applies presets to units", UnitAction.CHANGE, polkit=SD_FILES),
+        _unit("UnmaskUnitFiles", C, "unmasks units", UnitAction.START, polkit=SD_FILES),
+        _unit("AddDependencyUnitFiles", C, "adds unit dependencies", UnitAction.CHANGE, polkit=SD_FILES),
+        # The new default is a unit too: making reboot.target the default is a boot loop (see _dangerous_targets).
+        _unit("SetDefaultTarget", C, "changes the default boot target", UnitAction.CHANGE, polkit=SD_FILES),
+        Entry(
+            "Reload",
+            C,
+            "reloads every unit file (daemon-reload)",
+            polkit_action="org.freedesktop.systemd1.reload-daemon",
+        ),
+        Entry(
+            "Reexecute", C, "re-executes the service manager", polkit_action="org.freedesktop.systemd1.reload-daemon"
+        ),
+        *_entries(C, "changes jobs or unit references", ["CancelJob", "ClearJobs", "RefUnit", "UnrefUnit"]),
+        _unit("AbandonScope", C, "abandons a scope unit", UnitAction.CHANGE, polkit=None),
+        # EnqueueUnitJob(name, job_type, job_mode) can be any job, so what it does to the unit depends on job_type.
+        Entry(
+            "EnqueueUnitJob", C, "queues a job for a unit", unit_arg=0, job_arg=1, mode_arg=2, polkit_action=SD_UNITS
+        ),
+        # Moving a protected service's processes into another unit lets stopping that unit kill them.
+        _unit("AttachProcessesToUnit", D, "moves arbitrary processes into a unit", UnitAction.CHANGE),
+        # The units it restarts or stops are the ones marked earlier; they are not named in the call.
+        Entry(
+            "EnqueueMarkedJobs",
+            D,
+            "restarts or stops every unit marked for it, whichever they are",
+            polkit_action=SD_UNITS,
+        ),
+    ],
+    "org.freedesktop.systemd1.Unit": [
+        *_entries(R, "reads unit state", ["Get*", "List*"]),
+        Entry("Start", C, "starts this unit", unit_action=UnitAction.START, polkit_action=SD_UNITS, mode_arg=0),
+        Entry("EnqueueJob", C, "queues a job for this unit", job_arg=0, mode_arg=1, polkit_action=SD_UNITS),
+        Entry("Stop", C, "stops this unit", unit_action=UnitAction.STOP, polkit_action=SD_UNITS),
+        Entry("Reload", C, "reloads this unit", unit_action=UnitAction.RELOAD, polkit_action=SD_UNITS),
+        *_entries(
+            C,
+            "restarts this unit",
+            ["Restart", "TryRestart", "ReloadOrRestart", "ReloadOrTryRestart"],
+            unit_action=UnitAction.RESTART,
+            polkit_action=SD_UNITS,
+        ),
+        *_entries(
+            C,
+            "signals this unit's processes",
+            ["Kill", "QueueSignal"],
+            unit_action=UnitAction.KILL,
+            polkit_action=SD_UNITS,
+        ),
+        Entry("Freeze", C, "freezes this unit", unit_action=UnitAction.FREEZE, polkit_action=SD_UNITS),
+        Entry("Thaw", C, "thaws this unit", unit_action=UnitAction.START, polkit_action=SD_UNITS),
+        Entry(
+            "ResetFailed", C, "clears this unit's failed state", unit_action=UnitAction.RESET, polkit_action=SD_UNITS
+        ),
+        Entry("Clean", C, "removes this unit's state", unit_action=UnitAction.CHANGE, polkit_action=SD_UNITS),
+        *_entries(C, "changes this unit's references", ["Ref", "Unref"]),
+        Entry(
+            "SetProperties", D, "rewrites this unit's properties", unit_action=UnitAction.CHANGE, polkit_action=SD_UNITS
+        ),
+        *_entries(
+            D,
+            "mounts into this unit's namespace",
+            ["BindMount", "MountImage"],
+            unit_action=UnitAction.CHANGE,
+            polkit_action=SD_UNITS,
+        ),
+    ],
+    "org.freedesktop.systemd1.Service": [
+        Entry("GetProcesses", R, "lists the unit's processes"),
+        Entry("AttachProcesses", D, "moves arbitrary processes into the unit", unit_action=UnitAction.CHANGE),
+    ],
+    "org.freedesktop.systemd1.Scope": [
+        Entry("GetProcesses", R, "lists the unit's processes"),
+        Entry("Abandon", C, "abandons the scope", unit_action=UnitAction.CHANGE),
+        Entry("AttachProcesses", D, "moves arbitrary processes into the unit", unit_action=UnitAction.CHANGE),
+    ],
+    "org.freedesktop.systemd1.Job": [
+        *_entries(R, "reads job relations", ["GetAfter", "GetBefore"]),
+        Entry("Cancel", C, "cancels a queued job"),
+    ],
+    "org.freedesktop.login1.Manager": [
+        *_entries(R, "reads sessions, users, seats and capabilities", ["Get*", "List*", "Can*"]),
+        *_entries(
+            D,
+            "powers off, reboots or suspends the machine",
+            [
+                "PowerOff",
+                "PowerOffWithFlags",
+                "Reboot",
+                "RebootWithFlags",
+                "Halt",
+                "HaltWithFlags",
+                "Suspend",
+                "SuspendWithFlags",
+                "Hibernate",
+                "HibernateWithFlags",
+                "HybridSleep",
+                "HybridSleepWithFlags",
+                "SuspendThenHibernate",
+                "SuspendThenHibernateWithFlags",
+                "ScheduleShutdown",
+                "SetRebootParameter",
+                "SetRebootToFirmwareSetup",
+                "SetRebootToBootLoaderMenu",
+                "SetRebootToBootLoaderEntry",
+            ],
+            polkit_action="org.freedesktop.login1.power-off",
+        ),
+        *_entries(
+            D,
+            "ends sessions or users and kills their processes",
+            ["KillSession", "KillUser", "TerminateSession", "TerminateUser", "TerminateSeat"],
+        ),
+        *_entries(
+            D,
+            "changes devices, sessions or broadcast messages",
+            [
+                "AttachDevice",
+                "FlushDevices",
+                "CreateSession",
+                "CreateSessionWithPIDFD",
+                "ReleaseSession",
+                "SetWallMessage",
+                "Inhibit",
+            ],
+        ),
+        *_entries(
+            C,
+            "locks, unlocks or switches sessions",
+            [
+                "LockSession",
+                "UnlockSession",
+                "LockSessions",
+                "UnlockSessions",
+                "ActivateSession",
+                "ActivateSessionOnSeat",
+            ],
+        ),
+        Entry(
+            "SetUserLinger",
+            C,
+            "lets a user's services run without a login",
+            polkit_action="org.freedesktop.login1.set-user-linger",
+        ),
+        Entry("CancelScheduledShutdown", C, "cancels a scheduled shutdown"),
+    ],
+    "org.freedesktop.login1.Session": [
+        *_entries(D, "ends the session or kills its processes", ["Terminate", "Kill", "TakeControl", "TakeDevice"]),
+        *_entries(
+            C, "locks, unlocks or activates the session", ["Lock", "Unlock", "Activate", "SetIdleHint", "SetLockedHint"]
+        ),
+    ],
+    "org.freedesktop.login1.User": [Entry("*", D, "ends the user's sessions or kills their processes")],
+    "org.freedesktop.login1.Seat": [
+        Entry("Terminate", D, "ends every session on the seat"),
+        Entry("*", C, "switches sessions on the seat"),
+    ],
+    "org.freedesktop.hostname1": [
+        *_entries(R, "describes the host", ["Describe", "GetProductUUID", "GetHardwareSerial"]),
+        *_entries(
+            C,
+            "changes the host's name or machine information",
+            [
+                "SetHostname",
+                "SetStaticHostname",
+                "SetPrettyHostname",
+                "SetIconName",
+                "SetChassis",
+                "SetDeployment",
+                "SetLocation",
+            ],
+            polkit_action="org.freedesktop.hostname1.set-hostname",
+        ),
+    ],
+    "org.freedesktop.timedate1": [
+        Entry("ListTimezones", R, "lists time zones"),
+        Entry("SetTimezone", C, "changes the time zone", polkit_action="org.freedesktop.timedate1.set-timezone"),
+        Entry("SetNTP", C, "turns network time sync on or off", polkit_action="org.freedesktop.timedate1.set-ntp"),
+        Entry("SetTime", D, "sets the system clock", polkit_action="org.freedesktop.timedate1.set-time"),
+        Entry(
+            "SetLocalRTC",
+            D,
+            "changes how the hardware clock is kept",
+            polkit_action="org.freedesktop.timedate1.set-local-rtc",
+        ),
+    ],
+    "org.freedesktop.locale1": [
+        *_entries(
+            C,
+            "changes the system locale or keyboard",
+            ["SetLocale", "SetVConsoleKeyboard", "SetX11Keyboard"],
+            polkit_action="org.freedesktop.locale1.set-locale",
+        )
+    ],
+    "org.freedesktop.PolicyKit1.Authority": [
+        *_entries(
+            R, "asks what is authorized", ["CheckAuthorization", "EnumerateActions", "EnumerateTemporaryAuthorizations"]
+        ),
+        Entry("*", D, "changes authentication agents or authorizations"),
+    ],
+    "org.freedesktop.Secret.Service": [
+        *_entries(S, "reveals stored secrets", ["GetSecrets", "OpenSession", "Unlock", "CreateCollection", "SetAlias"]),
+        *_entries(R, "searches secret metadata", ["SearchItems", "ReadAlias"]),
+        Entry("Lock", C, "locks secret collections"),
+    ],
+    "org.freedesktop.Secret.Item": [
+        Entry("GetSecret", S, "reveals a stored secret"),
+        Entry("SetSecret", S, "replaces a stored secret"),
+        Entry("Delete", D, "deletes a stored secret"),
+    ],
+    "org.freedesktop.Secret.Collection": [
+        Entry("SearchItems", R, "searches secret metadata"),
+        Entry("CreateItem", S, "stores a secret"),
+        Entry("Delete", D, "deletes a secret collection"),
+    ],
+    "org.freedesktop.PackageKit": [
+        *_entries(
+            R,
+            "reads PackageKit's state",
+            ["GetDaemonState", "GetTimeSinceAction", "GetTransactionList", "CanAuthorize", "GetPackageHistory"],
+        ),
+        Entry("CreateTransaction", C, "opens a PackageKit transaction"),
+        Entry("StateHasChanged", C, "tells PackageKit the system changed"),
+        Entry("SetProxy", D, "changes the package download proxy"),
+        Entry("SuggestDaemonQuit", C, "asks PackageKit to exit"),
+    ],
+    "org.freedesktop.PackageKit.Transaction": [
+        *_entries(
+            R,
+            "queries packages",
+            [
+                "GetDetails",
+                "GetDetailsLocal",
+                "GetPackages",
+                "GetUpdates",
+                "GetUpdateDetail",
+                "Resolve",
+                "SearchNames",
+                "SearchDetails",
+                "SearchFiles",
+                "SearchGroups",
+                "GetRepoList",
+                "GetFiles",
+                "GetFilesLocal",
+                "DependsOn",
+                "RequiredBy",
+                "WhatProvides",
+                "GetCategories",
+                "GetDistroUpgrades",
+                "GetOldTransactions",
+            ],
+        ),
+        *_entries(
+            C,
+            "refreshes metadata or steers a transaction",
+            ["RefreshCache", "Cancel", "SetHints", "DownloadPackages"],
+            polkit_action="org.freedesktop.packagekit.system-sources-refresh",
+        ),
+        *_entries(
+            D,
+            "installs, removes or upgrades software",
+            [
+                "InstallPackages",
+                "InstallFiles",
+                "InstallSignature",
+                "RemovePackages",
+                "UpdatePackages",
+                "UpgradeSystem",
+                "RepairSystem",
+                "AcceptEula",
+            ],
+            polkit_action="org.freedesktop.packagekit.package-install",
+        ),
+        *_entries(
+            D,
+            "changes package sources",
+            ["RepoEnable", "RepoSetData", "RepoRemove"],
+            polkit_action="org.freedesktop.packagekit.system-sources-configure",
+        ),
+    ],
+    "org.freedesktop.machine1.Manager": [
+        *_entries(R, "reads machines and images", ["Get*", "List*"]),
+        *_entries(D, "runs commands in, changes or ends machines", ["*"]),
+    ],
+    "org.freedesktop.resolve1.Manager": [
+        *_entries(R, "resolves names", ["Resolve*", "GetLink"]),
+        *_entries(C, "flushes or resets resolver state", ["FlushCaches", "ResetServerFeatures", "ResetStatistics"]),
+        *_entries(D, "changes name resolution", ["SetLink*", "RevertLink", "RegisterService", "UnregisterService"]),
+    ],
+    "org.freedesktop.network1.Manager": [
+        *_entries(R, "reads network links", ["Get*", "List*", "Describe*"]),
+        *_entries(C, "re-applies network configuration", ["Reload", "ReconfigureLink", "RenewLink", "ForceRenewLink"]),
+        *_entries(D, "changes network configuration", ["SetLink*", "RevertLink*"]),
+    ],
+}
+
+DANGEROUS_TARGETS = (
+    "poweroff.target",
+    "reboot.target",
+    "halt.target",
+    "kexec.target",
+    "soft-reboot.target",
+    "shutdown.target",
+    "rescue.target",
+    "emergency.target",
+    "ctrl-alt-del.target",
+    "exit.target",
+    "final.target",
+    "sleep.target",
+    "suspend.target",
+    "hibernate.target",
+    "hybrid-sleep.target",
+    "suspend-then-hibernate.target",
+    "systemd-poweroff.service",
+    "systemd-reboot.service",
+    "systemd-halt.service",
+    "systemd-kexec.service",
+    "systemd-suspend.service",
+    "systemd-hibernate.service",
+)
+"""Starting one of these powers off, reboots, suspends or drops the machine to a rescue shell."""
+
+DEFAULT_PROTECTED_UNITS = (
+    "dbus.service",
+    "dbus.socket",
+    "dbus-broker.service",
+    "messagebus.service",
+    "ssh.service",
+    "ssh.socket",
+    "ssh@*.service",
+    "sshd.service",
+    "sshd.socket",
+    "sshd@*.service",
+    "systemd-journald.service",
+    "systemd-journald.socket",
+    "systemd-journald-dev-log.socket",
+    "systemd-logind.service",
+    # systemd installs this alias for logind everywhere; StopUnit on it stops logind.
+    "dbus-org.freedesktop.login1.service",
+    "polkit.service",
+    "fleetbus.service",
+    "fleetbus.socket",
+    "fleetbus@*.service",
+    "init.scope",
+    "-.slice",
+    "system.slice",
+    "-.mount",
+)
+"""Stopping, restarting, disabling, masking, freezing or killing these can cut off the machine or fleetbus."""
+
+CALLER_UNIT = "self"
+"""The unit of whoever makes the call: systemd reads an empty unit name, and the object path
+`/org/freedesktop/systemd1/unit/self`, as the caller's own unit — fleetbus's, or the SSH session it runs in.
+It is always protected."""
+
+UNIT_PATH_PREFIX = "/org/freedesktop/systemd1/unit/"
+
+HEX_DIGITS = frozenset("0123456789abcdefABCDEF")
+
+JOB_ACTIONS = {
+    "start": UnitAction.START,
+    "verify-active": UnitAction.START,
+    "nop": UnitAction.START,
+    "reload": UnitAction.RELOAD,
+    "try-reload": UnitAction.RELOAD,
+    "reload-or-start": UnitAction.RELOAD,
+    "stop": UnitAction.STOP,
+    "restart": UnitAction.RESTART,
+    "try-restart": UnitAction.RESTART,
+}
+"""systemd job types and what they do to a unit; a type not listed counts as a disruptive change."""
+
+
+def _lookup(interface: str, member: str) -> Entry | None:
+    entries = CATALOG.get(interface, ())
+    exact = next((e for e in entries if e.member == member), None)
+    if exact is not None:
+        return exact
+    return next((e for e in entries if fnmatch.fnmatchcase(member, e.member)), None)
+
+
+def unit_name_from_path(path: str) -> str:
+    """systemd escapes unit names into object paths (`_2e` for "."); undo it."""
+    encoded = path.rsplit("/", 1)[-1]
+    out, index = [], 0
+    while index < len(encoded):
+        pair = encoded[index + 1 : index + 3]
+        # Only two real hex digits are an escape; int() alone would also take "_1" or "+1".
+        if encoded[index] == "_" and len(pair) == 2 and all(c in HEX_DIGITS for c in pair):
+            out.append(chr(int(pair, 16)))
+            index += 3
+            continue
+        out.append(encoded[index])
+        index += 1
+    return "".join(out)
+
+
+def _unit_action(entry: Entry, operation: Operation) -> UnitAction | None:
+    if entry.job_arg is None:
+        return entry.unit_action
+    job = operation.args[entry.job_arg] if entry.job_arg < len(operation.args) else None
+    return JOB_ACTIONS.get(job, UnitAction.CHANGE) if isinstance(job, str) else UnitAction.CHANGE
+
+
+def _units_named(entry: Entry, operation: Operation, action: UnitAction | None) -> tuple[str, ...]:
+    if action is None:
+        return ()
+    if entry.unit_arg is None:
+        if operation.path.startswith(UNIT_PATH_PREFIX):
+            return (unit_name_from_path(operation.path),)
+        return ()
+    if entry.unit_arg >= len(operation.args):
+        return ()
+    value = operation.args[entry.unit_arg]
+    if isinstance(value, str):
+        names: tuple[str, ...] = (value,)
+    elif isinstance(value, list):
+        names = tuple(v for v in value if isinstance(v, str))
+    else:
+        names = ()
+    # An empty name is the caller's own unit to systemd.
+    return tuple(CALLER_UNIT if name == "" else name for name in names)
+
+
+def _classify_entry(entry: Entry, operation: Operation, source: str) -> Classification:
+    action = _unit_action(entry, operation)
+    base = Classification(
+        entry.risk, entry.reason, source, _units_named(entry, operation, action), action, entry.polkit_action
+    )
+    return _dangerous_targets(base, entry, operation)
+
+
+@dataclass(frozen=True)
+class LocalKnowledge:
+    """What an operator tells fleetbus about services the built-in catalog does not know (`[[classify]]` in a
+    policy file). It fills gaps only: a member the catalog knows keeps its built-in classification."""
+
+    interface: tuple[str, ...]
+    member: tuple[str, ...]
+    risk: Risk
+    reason: str
+    origin: str
+    destination: tuple[str, ...] | None = None
+
+    def matches(self, operation: Operation) -> bool:
+        return (
+            any(fnmatch.fnmatchcase(operation.interface, p) for p in self.interface)
+            and any(fnmatch.fnmatchcase(operation.member, p) for p in self.member)
+            and (
+                self.destination is None or any(fnmatch.fnmatchcase(operation.destination, p) for p in self.destination)
+            )
+        )
+
+
+def classify(
+    operation: Operation, hints: Hints | None = None, knowledge: Sequence[LocalKnowledge] = ()
+) -> Classification:
+    """What `operation` would do, from the catalog, then the operator's knowledge for what the catalog does not
+    cover, and (only to make it stricter) introspection hints."""
+    if operation.kind in READ_KINDS:
+        return Classification(Risk.READ, READ_KINDS[operation.kind], f"kind:{operation.kind}")
+    if operation.kind != DBUS_CALL:
+        return Classification(Risk.UNKNOWN, f"operation kind {operation.kind!r} is not in the catalog", "unclassified")
+    if operation.interface == "org.freedesktop.DBus.Properties" and operation.member == "Set":
+        base = _property_set(operation)
+    elif operation.interface == "org.freedesktop.DBus.Properties" and operation.member not in ("Get", "GetAll"):
+        base = Classification(Risk.UNKNOWN, f"Properties.{operation.member} is not a standard member", "unclassified")
+    elif operation.interface == "org.freedesktop.DBus" and operation.member == "AddMatch":
+        base = _add_match(operation)
+    elif not operation.interface:
+        base = _without_interface(operation)
+    else:
+        entry = _lookup(operation.interface, operation.member)
+        local = next((k for k in knowledge if k.matches(operation)), None) if entry is None else None
+        if local is not None:
+            base = Classification(local.risk, local.reason, f"classify:{local.origin}")
+        elif entry is None:
+            base = Classification(
+                Risk.UNKNOWN, f"{operation.interface}.{operation.member} is not in the catalog", "unclassified"
+            )
+        else:
+            base = _classify_entry(entry, operation, f"catalog:{operation.interface}")
+    return _apply_hints(base, hints)
+
+
+READ_KINDS = {DBUS_WATCH: "watches signals", AUDIT_QUERY: "reads fleetbus's own audit log"}
+"""Operation kinds other than method calls that only read."""
+
+
+def _without_interface(operation: Operation) -> Classification:
+    """A call without an interface reaches whichever interface of the object has the member, so it is judged as
+    the strictest catalog entry of that name (never below unknown): leaving the interface out must not turn
+    `GetSecrets` into a mere unknown or slip `StopUnit` past unit protection."""
+    candidates = [
+        _classify_entry(entry, operation, f"catalog:{interface}")
+        for interface, entries in CATALOG.items()
+        for entry in entries
+        if entry.member == operation.member
+    ]
+    floor = Classification(
+        Risk.UNKNOWN,
+        f"{operation.member} is called without an interface, so what it reaches is unknown",
+        "unclassified",
+    )
+    strictest = max(candidates, key=lambda c: c.risk, default=floor)
+    with_units = next((c for c in candidates if c.unit_action is not None and c.unit_action.disruptive), None)
+    with_units = with_units or next((c for c in candidates if c.unit_action is not None), None)
+    return Classification(
+        max(strictest.risk, Risk.UNKNOWN),
+        (
+            f"{operation.member} is called without an interface; the strictest member of that name {strictest.reason}"
+            if candidates
+            else floor.reason
+        ),
+        f"{strictest.source}?no-interface" if candidates else floor.source,
+        with_units.units if with_units else (),
+        with_units.unit_action if with_units else None,
+        strictest.polkit_action,
+    )
+
+
+def _add_match(operation: Operation) -> Classification:
+    rule = operation.args[0] if operation.args and isinstance(operation.args[0], str) else ""
+    # eavesdrop=true asks the bus to copy fleetbus every message between other peers, secrets included.
+    if "eavesdrop" in rule:
+        return Classification(
+            Risk.DANGEROUS, "an eavesdropping match rule sees other peers' traffic", "catalog:AddMatch"
+        )
+    return Classification(Risk.READ, "subscribes to signals", "catalog:org.freedesktop.DBus")
+
+
+def _property_set(operation: Operation) -> Classification:
+    name = ".".join(str(a) for a in operation.args[:2]) if len(operation.args) >= 2 else "a property"
+    if operation.bus == "system":
+        return Classification(Risk.DANGEROUS, f"writes {name} on the system bus", "catalog:Properties.Set")
+    return Classification(Risk.ROUTINE, f"writes {name} on the session bus", "catalog:Properties.Set")
+
+
+def _dangerous_targets(base: Classification, entry: Entry, operation: Operation) -> Classification:
+    """Starting (or restarting, or making the default) a shutdown-like target, or any `isolate` job, is dangerous."""
+    if base.unit_action not in (UnitAction.START, UnitAction.RESTART) and entry.member != "SetDefaultTarget":
+        return base
+    hits = [u for u in base.units if u.rsplit("/", 1)[-1] in DANGEROUS_TARGETS]
+    mode = (
+        operation.args[entry.mode_arg] if entry.mode_arg is not None and entry.mode_arg < len(operation.args) else None
+    )
+    isolate = mode == "isolate"
+    if not hits and not isolate:
+        return base
+    why = (
+        f"{'making' if entry.member == 'SetDefaultTarget' else 'starting'} {', '.join(hits)} powers off, reboots "
+        "or rescues the machine"
+        if hits
+        else "mode 'isolate' stops every unit the target does not need"
+    )
+    return Classification(Risk.DANGEROUS, why, base.source, base.units, base.unit_action, base.polkit_action)
+
+
+def _apply_hints(base: Classification, hints: Hints | None) -> Classification:
+    if hints is None:
+        return base
+    raised = base.risk
+    notes: list[str] = []
+    if hints.privileged and raised < Risk.ROUTINE:
+        raised, notes = Risk.ROUTINE, [*notes, "introspection marks it privileged"]
+    if hints.no_reply and raised < Risk.ROUTINE:
+        raised, notes = Risk.ROUTINE, [*notes, "introspection marks it no-reply, which a read never is"]
+    if raised == base.risk:
+        return base
+    return Classification(
+        raised,
+        f"{base.reason}; {'; '.join(notes)}",
+        f"{base.source}+hints",
+        base.units,
+        base.unit_action,
+        base.polkit_action,
+    )
+
+
+def protected_hits(classification: Classification, protected: Sequence[str]) -> list[str]:
+    """Protected units the operation would stop, restart, disable, mask, freeze, kill or rewrite.
+
+    A unit given as a file path (LinkUnitFiles, EnableUnitFiles accept those) is judged by its file name, and
+    the caller's own unit is always protected.
+    """
+    if classification.unit_action is None or not classification.unit_action.disruptive:
+        return []
+    return [
+        unit
+        for unit in classification.units
+        if unit == CALLER_UNIT or any(fnmatch.fnmatchcase(unit.rsplit("/", 1)[-1], p) for p in protected)
+    ]
