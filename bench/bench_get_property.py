@@ -13,11 +13,8 @@ import argparse
 import asyncio
 import json
 import os
-import statistics
 import subprocess
 import sys
-import time
-from collections.abc import Awaitable, Callable
 
 from dbus_fast import Message, MessageType
 from dbus_fast.aio import MessageBus
@@ -25,6 +22,7 @@ from mcp import Client
 from mcp.client.stdio import StdioServerParameters
 
 from fleetbus.sandbox import Sandbox
+from timing import ms, timed
 
 SERVICE, PATH, INTERFACE, PROPERTY = (
     "org.freedesktop.hostname1",
@@ -32,17 +30,6 @@ SERVICE, PATH, INTERFACE, PROPERTY = (
     "org.freedesktop.hostname1",
     "Hostname",
 )
-
-
-async def timed(calls: int, once: Callable[[], Awaitable[object]], warmup: int = 20) -> list[float]:
-    for _ in range(warmup):
-        await once()
-    samples = []
-    for _ in range(calls):
-        started = time.perf_counter()
-        await once()
-        samples.append(time.perf_counter() - started)
-    return samples
 
 
 async def raw_dbus_fast(sandbox: Sandbox, calls: int) -> list[float]:
@@ -61,7 +48,7 @@ async def raw_dbus_fast(sandbox: Sandbox, calls: int) -> list[float]:
         assert reply.message_type == MessageType.METHOD_RETURN, reply.body
 
     try:
-        return await timed(calls, once)
+        return await timed(calls, once, warmup=20)
     finally:
         bus.disconnect()
 
@@ -77,7 +64,7 @@ async def fleetbus_stdio(sandbox: Sandbox, calls: int, era: str) -> list[float]:
             result = await client.call_tool("get_property", arguments)
             assert not result.is_error, result.content
 
-        return await timed(calls, once)
+        return await timed(calls, once, warmup=20)
 
 
 async def busctl(sandbox: Sandbox, calls: int) -> list[float]:
@@ -87,10 +74,6 @@ async def busctl(sandbox: Sandbox, calls: int) -> list[float]:
         await asyncio.to_thread(subprocess.run, argv, check=True, capture_output=True)
 
     return await timed(calls, once, warmup=3)
-
-
-def ms(samples: list[float]) -> float:
-    return statistics.median(samples) * 1000
 
 
 async def main() -> int:

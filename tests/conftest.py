@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -13,6 +11,7 @@ import pytest
 from fleetbus.config import Settings, load_settings
 from fleetbus.runtime import Runtime
 from fleetbus.sandbox import Sandbox, missing_requirements
+from tests.services.spawn import example_service as example_service_process
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -31,28 +30,8 @@ def sandbox() -> Iterator[Sandbox]:
 def example_service(sandbox: Sandbox) -> Iterator[str]:
     """tests/services/example_service.py running on the sandbox's system bus; yields its bus name."""
     name = "com.example.Fleet"
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "tests.services.example_service",
-            "--address",
-            sandbox.system_bus_address,
-            "--name",
-            name,
-        ],
-        stdout=subprocess.PIPE,
-        text=True,
-        cwd=ROOT,
-    )
-    assert process.stdout is not None
-    line = process.stdout.readline().strip()
-    if line != "ready":
-        process.kill()
-        pytest.fail(f"example service did not start: {line!r}")
-    yield name
-    process.terminate()
-    process.wait(timeout=10)
+    with example_service_process(sandbox.system_bus_address, name):
+        yield name
 
 
 EXAMPLE_POLICY = ROOT / "tests" / "policies" / "example_service.toml"
@@ -66,6 +45,7 @@ def sandbox_settings(sandbox: Sandbox, state_dir: Path, **overrides: Any) -> Set
         "state_dir": state_dir,
         "policy_file": EXAMPLE_POLICY,
         "journal_socket": sandbox.paths.run / "systemd" / "journal" / "socket",
+        "journal_directory": sandbox.paths.journal_dir,
         **overrides,
     }
     return load_settings(**values)

@@ -1,4 +1,5 @@
-"""Every command a person types: serve, tool, tools, explain, approvals/approve/deny, audit, sandbox."""
+"""Every command a person types: serve, tool, tools, explain, approvals/approve/deny, audit, token, install,
+client-config, sandbox."""
 
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ from fleetbus.guard.approvals import ApprovalError
 from fleetbus.guard.policy import SAFETY_PRESETS, PolicyError
 from fleetbus.runtime import Runtime
 from fleetbus.sandbox import cli as sandbox_cli
-from fleetbus.server.transports import serve_stdio
+from fleetbus.server import auth, install, transports
 
 
 class UsageError(Exception):
@@ -36,9 +37,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--log-level", default="WARNING", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
     commands = parser.add_subparsers(dest="command", required=True)
 
-    serve = commands.add_parser("serve", help="serve MCP (stdio)")
+    serve = commands.add_parser("serve", help="serve MCP (stdio, Streamable HTTP, a unix socket, systemd sockets)")
     _add_settings_options(serve)
-    serve.add_argument("--transport", choices=["stdio"], default="stdio", help="how clients connect")
+    transports.add_serve_options(serve)
 
     tool = commands.add_parser(
         "tool",
@@ -61,6 +62,8 @@ def build_parser() -> argparse.ArgumentParser:
     explain.add_argument("--json", dest="json_arguments", metavar="OBJECT", help="all arguments as one JSON object")
 
     oversight.add_parsers(commands, _add_settings_options)
+    auth.add_parsers(commands, _add_settings_options)
+    install.add_parsers(commands)
 
     sandbox_cli.add_parser(commands)
     return parser
@@ -113,8 +116,11 @@ def parse_tool_arguments(items: Sequence[str], json_arguments: str | None) -> di
 
 async def _run_tool(runtime: Runtime, name: str, arguments: dict[str, Any]) -> int:
     try:
+        if runtime.registry.get(name) is None:
+            await runtime.start(follow=False)  # perhaps a pack tool: build the packs once
         result = await runtime.registry.run(runtime.context(Caller("cli")), name, arguments)
     finally:
+        await runtime.stop()
         runtime.close()
     if result.is_error:
         print(f"error: {result.text}", file=sys.stderr)
@@ -123,23 +129,34 @@ async def _run_tool(runtime: Runtime, name: str, arguments: dict[str, Any]) -> i
     return 0
 
 
+async def _list_tools(runtime: Runtime) -> int:
+    """What a client would see: the policy decides which tools, the budget how many pack tools."""
+    try:
+        await runtime.start(follow=False)
+        for entry in runtime.registry.listed(runtime.policy, runtime.budget):
+            kind = "read-only" if entry.annotations.read_only else "changes"
+            print(f"{entry.spec.name:<28} {kind:<9} {entry.spec.title}")
+    finally:
+        await runtime.stop()
+        runtime.close()
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=args.log_level, stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s")
     if args.command == "sandbox":
         return sandbox_cli.main(args)
+    if args.command == "install":
+        return install.install_main(args)
+    if args.command == "client-config":
+        return install.client_config_main(args, transports.default_socket_path)
     try:
         settings = _settings(args)
         if args.command == "serve":
-            asyncio.run(serve_stdio(Runtime.build(settings)))
-            return 0
+            return transports.serve_command(args, settings)
         if args.command == "tools":
-            runtime = Runtime.build(settings)
-            for entry in runtime.registry.listed(runtime.policy):
-                kind = "read-only" if entry.annotations.read_only else "changes"
-                print(f"{entry.spec.name:<16} {kind:<9} {entry.spec.title}")
-            runtime.close()
-            return 0
+            return asyncio.run(_list_tools(Runtime.build(settings)))
         if args.command in ("tool", "explain"):
             name = args.name if args.command == "tool" else "explain"
             arguments = parse_tool_arguments(args.arguments, args.json_arguments)
@@ -148,6 +165,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return oversight.approvals_main(args, settings.approvals_directory)
         if args.command == "audit":
             return oversight.audit_main(args, settings.audit_directory)
+        if args.command == "token":
+            return auth.token_main(args, settings.tokens_path)
     except (UsageError, ValidationError, PolicyError, ApprovalError, ValueError) as exc:
         print(f"fleetbus: {exc}", file=sys.stderr)
         return 2

@@ -7,7 +7,7 @@ import os
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import AliasChoices, Field, model_validator
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, TomlConfigSettingsSource
 
 DEFAULT_CONFIG_FILE = Path("/etc/fleetbus/config.toml")
@@ -20,6 +20,37 @@ def default_state_dir() -> Path:
         return Path("/var/lib/fleetbus")
     base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
     return Path(base) / "fleetbus"
+
+
+class PackSettings(BaseModel):
+    """A tool pack: the methods of a service's interfaces offered as individual MCP tools."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(pattern=r"^[a-z][a-z0-9_]{0,23}$", description="Prefix of the tool names, e.g. systemd1.")
+    service: str = Field(min_length=1, max_length=255, description="Bus name, or a glob such as com.example.*.")
+    bus: Literal["system", "session"] = "system"
+    interfaces: list[str] = Field(default_factory=lambda: ["*"], min_length=1, description="Interface globs.")
+    paths: list[str] = Field(
+        default_factory=list, description="Objects to read; empty: walk the service's object tree (bounded)."
+    )
+    featured: list[str] = Field(
+        default_factory=list, description="Members listed first, in this order, when the tool budget is tight."
+    )
+
+
+class JwtSettings(BaseModel):
+    """JWTs from an external issuer, accepted on HTTP besides fleetbus's own tokens (`[jwt]` in the file)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    issuer: str = Field(min_length=1, description="The `iss` tokens must carry.")
+    audience: str | None = Field(None, description="The `aud` tokens must carry (default: the server's MCP URL).")
+    jwks_url: str | None = Field(None, description="The issuer's keys (default <issuer>/.well-known/jwks.json).")
+    algorithms: list[str] = Field(default_factory=lambda: ["RS256", "ES256"], min_length=1)
+    name_claim: str = Field("sub", description="The claim that names the client (as `jwt:<value>` in the audit log).")
+    scope_claim: str = Field("scope", description="Scopes: a space-separated string or a list; others are ignored.")
+    hosts_claim: str | None = Field(None, description="A claim listing host globs the token may touch.")
 
 
 class Settings(BaseSettings):
@@ -39,6 +70,13 @@ class Settings(BaseSettings):
     max_call_timeout: float = Field(120.0, gt=0, description="Largest deadline a caller may ask for, seconds.")
     connect_timeout: float = Field(5.0, gt=0, description="Deadline for connecting to a bus, seconds.")
     introspection_max_age: float = Field(30.0, ge=0, description="How long cached introspection stays fresh.")
+    packs: list[PackSettings] | None = Field(
+        None, description="Tool packs; unset: the built-in ones (systemd1, login1, hostname1, timedate1, PackageKit)."
+    )
+    tool_budget: int = Field(40, ge=1, le=1000, description="Most tools listed, built-in ones included.")
+    tool_budget_chars: int = Field(
+        16_000, ge=1000, description="Largest serialized tools/list (under 4,000 cl100k tokens); packs fill it last."
+    )
 
     safety: Literal["readonly", "operator", "admin"] = Field(
         "readonly", description="Safety preset: readonly (reads only), operator (changes need approval), admin."
@@ -50,12 +88,36 @@ class Settings(BaseSettings):
     audit_max_bytes: int = Field(64 * 1024 * 1024, gt=4096, description="Rotate the audit log at this size.")
     audit_journal: bool = Field(True, description="Mirror audit records to journald when its socket is there.")
     journal_socket: Path = Field(Path("/run/systemd/journal/socket"), description="journald's native socket.")
+    journal_directory: Path | None = Field(
+        None, description="Read the journal from this directory (journalctl --directory) instead of the system's."
+    )
     approvals_dir: Path | None = Field(None, description="Approval store (default: <state_dir>/approvals).")
     approval_ttl: float = Field(900.0, gt=0, description="Seconds a person has to approve a request.")
     read_rate: float = Field(100.0, gt=0, description="Reads per second per client, sustained.")
     read_burst: float = Field(500.0, ge=1, description="Reads per client allowed at once.")
     change_rate: float = Field(0.5, gt=0, description="Changes per second per client, sustained (0.5 = 30/min).")
     change_burst: float = Field(10.0, ge=1, description="Changes per client allowed at once.")
+
+    # Serving (fleetbus serve --transport http|unix, and socket activation).
+    listen: str = Field("127.0.0.1:8765", description="HOST:PORT of the HTTP transport.")
+    socket_path: Path | None = Field(
+        None, description="Unix socket (default /run/fleetbus/fleetbus.sock, or in $XDG_RUNTIME_DIR when not root)."
+    )
+    socket_group: str | None = Field(None, description="Make the unix socket 0660 for this group (default 0600).")
+    tokens_file: Path | None = Field(
+        None, description="Hashes of HTTP bearer tokens (default <state_dir>/tokens.json)."
+    )
+    peer_scopes: dict[str, list[str]] = Field(
+        default_factory=dict,
+        description="Unix-socket peers by uid, user name or '*': their scopes. Unmapped: root and the server's own "
+        "user are unrestricted, others get read.",
+    )
+    anonymous_scopes: list[str] = Field(["read"], description="Scopes of HTTP clients under --insecure-no-auth.")
+    http_allowed_hosts: list[str] = Field(
+        default_factory=list, description="Host headers HTTP accepts besides loopback names (e.g. behind a proxy)."
+    )
+    shutdown_timeout: float = Field(20.0, gt=0, description="Seconds a stop lets calls in flight finish.")
+    jwt: JwtSettings | None = Field(None, description="Also accept JWTs from this issuer on HTTP.")
 
     @model_validator(mode="after")
     def _deadlines_agree(self) -> Settings:
@@ -75,6 +137,10 @@ class Settings(BaseSettings):
         # Flags over environment over file. The standard DBUS_* variables sit among the environment
         # aliases but after FLEETBUS_*, so an explicit FLEETBUS_SYSTEM_BUS wins.
         return init_settings, env_settings, TomlConfigSettingsSource(settings_cls)
+
+    @property
+    def tokens_path(self) -> Path:
+        return self.tokens_file or self.state_dir / "tokens.json"
 
     @property
     def audit_directory(self) -> Path:

@@ -8,24 +8,31 @@ module (and the executors below it) touch a bus.
 
 from __future__ import annotations
 
+import asyncio
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Any, TypeVar
 
 import psutil
 
 from fleetbus.dbus import types
+from fleetbus.dbus.errors import RemoteError
 from fleetbus.dbus.introspect import IntrospectionCache, ObjectInfo, WalkResult, parse, walk
+from fleetbus.dbus.jobs import MANAGER, MANAGER_PATH, SYSTEMD, JobOutcome, JobWatch
 from fleetbus.dbus.link import BusLink, LinkPool, Reply
-from fleetbus.dbus.signals import Collected, SignalFilter, collect
-from fleetbus.guard import audit
+from fleetbus.dbus.signals import Collected, ReceivedSignal, SignalFilter, Subscription, collect
+from fleetbus.executors import journal as journal_reader
+from fleetbus.executors import metrics as host_metrics
+from fleetbus.executors.command import CommandError
+from fleetbus.guard import audit, scopes
 from fleetbus.guard.approvals import Approval, ApprovalStore
 from fleetbus.guard.audit import AuditLog
 from fleetbus.guard.catalog import Classification, Hints, Risk, classify
 from fleetbus.guard.limits import RateLimited, RateLimiter
 from fleetbus.guard.policy import Decision, Policy, Verdict
-from fleetbus.operation import AUDIT_QUERY, DBUS_CALL, DBUS_WATCH, LOCAL_HOST, Operation
+from fleetbus.operation import AUDIT_QUERY, DBUS_CALL, DBUS_WATCH, HOST_METRICS, JOURNAL_QUERY, LOCAL_HOST, Operation
 
 INTROSPECTABLE = "org.freedesktop.DBus.Introspectable"
 PROPERTIES = "org.freedesktop.DBus.Properties"
@@ -41,6 +48,11 @@ class Caller:
 
     client: str
     ask: AskPerson | None = None
+    scopes: frozenset[str] | None = None
+    """What a token (or a unix-socket peer) may do, checked with the policy — the narrower wins. None: the
+    operator (stdio, the CLI), unrestricted."""
+    hosts: tuple[str, ...] | None = None
+    """Globs of the hosts this caller may touch; None: any host."""
 
 
 class GatewayError(Exception):
@@ -67,6 +79,19 @@ class ApprovalRequired(GatewayError):
         )
         self.approval = approval
         self.decision = decision
+
+
+class OutOfScope(GatewayError):
+    """The policy would allow it, but the caller's token (or peer mapping) does not grant the scope it needs."""
+
+    def __init__(self, operation: Operation, refusal: scopes.Refusal) -> None:
+        super().__init__(refusal.message)
+        self.operation = operation
+        self.scope = refusal.scope
+
+
+class HostCommandFailed(GatewayError):
+    """An admitted command (the journal reader) could not run, failed or overran its deadline."""
 
 
 class ApprovalDenied(GatewayError):
@@ -133,8 +158,10 @@ class Gateway:
         approvals: ApprovalStore,
         audit_log: AuditLog,
         limiter: RateLimiter,
+        journal_directory: Path | None = None,
     ) -> None:
         self.links = links
+        self.journal_directory = journal_directory
         self.policy = policy
         self.deadlines = deadlines
         self.cache = cache
@@ -200,6 +227,10 @@ class Gateway:
         if decision.verdict is Verdict.DENY:
             self.audit_log.append({**record, "event": "denied"})
             raise OperationDenied(resolved, decision)
+        refusal = scopes.check(caller.scopes, caller.hosts, resolved, assessment.classification, caller.client)
+        if refusal is not None:
+            self.audit_log.append({**record, "event": "denied", "scope": refusal.scope, "error": refusal.message})
+            raise OutOfScope(resolved, refusal)
         try:
             self.limiter.check(caller.client, assessment.classification.is_read)
         except RateLimited as exc:
@@ -241,7 +272,9 @@ class Gateway:
             self.audit_log.append({**record, "event": "rejected", "approval": refused.id})
             raise ApprovalDenied(refused)
         request = self.approvals.request(operation, caller.client, decision.reason)
-        answer = await caller.ask(request) if caller.ask is not None else None
+        # A person's answer counts only through a caller allowed to approve; others wait for `fleetbus approve`.
+        can_answer = scopes.may_approve(caller.scopes)
+        answer = await caller.ask(request) if caller.ask is not None and can_answer else None
         if answer is not None:
             self.approvals.decide(request.id, answer, by=f"elicitation:{caller.client}")
             if answer:
@@ -291,17 +324,7 @@ class Gateway:
         deadline = self.deadlines.choose(timeout)
 
         async def execute(resolved: Operation) -> Reply:
-            link = await self.links.get(resolved.host, resolved.bus)
-            body = types.from_json(resolved.signature, resolved.args)
-            return await link.call(
-                resolved.destination,
-                resolved.path,
-                resolved.interface,
-                resolved.member,
-                resolved.signature,
-                body,
-                timeout=deadline,
-            )
+            return await _send(await self.links.get(resolved.host, resolved.bus), resolved, deadline)
 
         return await self.run(operation, caller, execute)
 
@@ -363,6 +386,23 @@ class Gateway:
 
         return await self.run(operation, caller, execute)
 
+    async def subscribe(
+        self, operation: Operation, caller: Caller, deliver: Callable[[ReceivedSignal], None]
+    ) -> Subscription:
+        """Deliver matching signals to `deliver` until the returned subscription is closed. Admitted (and
+        audited) once, when it starts; a subscription is bound to the connection it was made on."""
+        if operation.kind != DBUS_WATCH:
+            raise GatewayError(f"subscribe() takes {DBUS_WATCH} operations, not {operation.kind}")
+        selector = SignalFilter(
+            operation.destination or None, operation.path or None, operation.interface or None, operation.member or None
+        )
+
+        async def execute(resolved: Operation) -> Subscription:
+            link = await self.links.get(resolved.host, resolved.bus)
+            return await Subscription(link, selector, deliver).open()
+
+        return await self.run(operation, caller, execute)
+
     async def read_audit(self, caller: Caller, filters: dict[str, Any], limit: int) -> list[dict[str, Any]]:
         """Records of the audit log matching `filters` — itself an operation the policy decides on."""
         operation = Operation(AUDIT_QUERY, LOCAL_HOST, "", member="query", args=({**filters, "limit": limit},))
@@ -371,6 +411,98 @@ class Gateway:
             return audit.query(self.audit_log.directory, limit=limit, **filters)
 
         return await self.run(operation, caller, execute)
+
+    async def run_job(self, operation: Operation, caller: Caller, *, wait: float) -> JobOutcome:
+        """A systemd Manager call that queues a job (StartUnit, RestartUnit…), admitted like any call, then the
+        job's end: JobRemoved is matched before the call, so a job that ends at once is not missed."""
+        if operation.kind != DBUS_CALL or operation.destination != SYSTEMD or operation.interface != MANAGER:
+            raise GatewayError(f"run_job() takes calls of {MANAGER}, not {operation.describe()}")
+        deadline = self.deadlines.choose(None)
+        if wait <= 0 or wait > self.deadlines.maximum:
+            raise GatewayError(f"wait must be between 0 and {self.deadlines.maximum:g} s, got {wait:g}")
+        await self._subscribe_to_jobs(operation, caller)
+        link = await self.links.get(operation.host, operation.bus)
+        async with JobWatch(link) as jobs:
+
+            async def execute(resolved: Operation) -> JobOutcome:
+                reply = await _send(link, resolved, deadline)
+                return await jobs.wait(str(reply.body[0]), wait)
+
+            return await self.run(operation, caller, execute)
+
+    async def _subscribe_to_jobs(self, operation: Operation, caller: Caller) -> None:
+        """systemd sends JobRemoved only to subscribed clients. Subscribe is a read, admitted and audited."""
+        subscribe = Operation(DBUS_CALL, operation.host, operation.bus, SYSTEMD, MANAGER_PATH, MANAGER, "Subscribe")
+        try:
+            await self.call(subscribe, caller)
+        except RemoteError as exc:
+            if exc.name != "org.freedesktop.systemd1.AlreadySubscribed":
+                raise
+
+    async def read_journal(
+        self,
+        caller: Caller,
+        options: Sequence[str],
+        *,
+        max_entries: int,
+        host: str = LOCAL_HOST,
+        timeout: float | None = None,
+        max_bytes: int = 16 << 20,
+    ) -> journal_reader.JournalRead:
+        """Entries of a host's journal (`journalctl -o json` with the query's options), at most `max_entries`."""
+        operation = Operation(JOURNAL_QUERY, host, "", member="query", args=tuple(options))
+        try:
+            journal_reader.check_options(options)
+        except journal_reader.JournalQueryError as exc:
+            raise GatewayError(str(exc)) from exc
+        deadline = self.deadlines.choose(timeout)
+
+        async def execute(resolved: Operation) -> journal_reader.JournalRead:
+            self._require_local(resolved)
+            try:
+                return await journal_reader.read(
+                    [str(a) for a in resolved.args],
+                    directory=self.journal_directory,
+                    timeout=deadline,
+                    max_entries=max_entries,
+                    max_bytes=max_bytes,
+                )
+            except CommandError as exc:
+                raise HostCommandFailed(f"reading the journal of {resolved.host}: {exc}") from exc
+
+        return await self.run(operation, caller, execute)
+
+    async def read_metrics(
+        self,
+        caller: Caller,
+        snapshot: str,
+        params: Mapping[str, Any] | None = None,
+        *,
+        host: str = LOCAL_HOST,
+        timeout: float | None = None,
+    ) -> dict[str, Any]:
+        """One resource snapshot of a host (system, processes, network, identity), under a deadline."""
+        if snapshot not in host_metrics.SNAPSHOTS:
+            raise GatewayError(f"unknown metrics snapshot {snapshot!r}")
+        operation = Operation(HOST_METRICS, host, "", member=snapshot, args=(dict(params or {}),))
+        deadline = self.deadlines.choose(timeout)
+
+        async def execute(resolved: Operation) -> dict[str, Any]:
+            self._require_local(resolved)
+            try:
+                async with asyncio.timeout(deadline):
+                    return await asyncio.to_thread(host_metrics.snapshot, snapshot, dict(params or {}))
+            except TimeoutError:
+                raise HostCommandFailed(
+                    f"{snapshot} figures of {resolved.host}: no answer within {deadline:g} s"
+                ) from None
+
+        return await self.run(operation, caller, execute)
+
+    @staticmethod
+    def _require_local(operation: Operation) -> None:
+        if operation.host != LOCAL_HOST:
+            raise GatewayError(f"unknown host {operation.host!r}: only 'local' is configured")
 
     async def bus_identity(self, host: str, bus: str) -> str:
         """fleetbus's own unique name on a bus: the subject polkit is asked about."""
@@ -393,3 +525,17 @@ class Gateway:
     def close(self) -> None:
         self.links.close()
         self.audit_log.close()
+
+
+async def _send(link: BusLink, operation: Operation, deadline: float) -> Reply:
+    """Put an admitted method call on the bus: its canonical JSON arguments become the D-Bus body again."""
+    body = types.from_json(operation.signature, operation.args)
+    return await link.call(
+        operation.destination,
+        operation.path,
+        operation.interface,
+        operation.member,
+        operation.signature,
+        body,
+        timeout=deadline,
+    )

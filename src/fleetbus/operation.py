@@ -14,6 +14,10 @@ BUSES = ("system", "session")
 DBUS_CALL = "dbus.call"
 DBUS_WATCH = "dbus.watch"
 AUDIT_QUERY = "audit.query"
+JOURNAL_QUERY = "journal.query"
+"""Reading a host's journal: args are journalctl options (the executor runs `journalctl -o json` with them)."""
+HOST_METRICS = "host.metrics"
+"""Reading a host's resource figures (load, memory, disks, processes, sockets): member names the snapshot."""
 
 
 @dataclass(frozen=True)

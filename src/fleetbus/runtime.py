@@ -15,7 +15,9 @@ from fleetbus.guard.policy import Policy, load_policy
 from fleetbus.tools.audit import audit_tools
 from fleetbus.tools.bus import bus_tools
 from fleetbus.tools.explain import explain_tools
-from fleetbus.tools.registry import ToolContext, ToolRegistry
+from fleetbus.tools.operator import operator_tools
+from fleetbus.tools.packs import BUILTIN_PACKS, PackManager, find_methods_tool
+from fleetbus.tools.registry import ToolBudget, ToolContext, ToolRegistry
 
 
 @dataclass
@@ -24,6 +26,8 @@ class Runtime:
     policy: Policy
     gateway: Gateway
     registry: ToolRegistry
+    packs: PackManager
+    budget: ToolBudget
 
     @classmethod
     def build(cls, settings: Settings) -> Runtime:
@@ -43,12 +47,32 @@ class Runtime:
             limiter=RateLimiter(
                 Budget(settings.read_rate, settings.read_burst), Budget(settings.change_rate, settings.change_burst)
             ),
+            journal_directory=settings.journal_directory,
         )
         registry = ToolRegistry()
         registry.extend(bus_tools(deadlines))
         registry.extend(explain_tools())
         registry.extend(audit_tools(settings.audit_directory))
-        return cls(settings, policy, gateway, registry)
+        registry.extend(operator_tools(deadlines))
+        packs = PackManager(gateway, registry, settings.packs if settings.packs is not None else BUILTIN_PACKS)
+        budget = ToolBudget(settings.tool_budget, settings.tool_budget_chars)
+        runtime = cls(settings, policy, gateway, registry, packs, budget)
+        registry.add(find_methods_tool(packs, runtime.listed_names))
+        return runtime
+
+    def listed_names(self) -> set[str]:
+        """The tools a client sees now: allowed by the policy and within the budget."""
+        return {entry.spec.name for entry in self.registry.listed(self.policy, self.budget)}
+
+    async def start(self, *, follow: bool = True) -> None:
+        """Build the pack tools; with `follow`, keep them current as services come and go (the server)."""
+        if follow:
+            await self.packs.start()
+        else:
+            await self.packs.scan()
+
+    async def stop(self) -> None:
+        await self.packs.stop()
 
     def context(self, caller: Caller) -> ToolContext:
         return ToolContext(self.gateway, caller)

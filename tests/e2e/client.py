@@ -11,7 +11,7 @@ from typing import Any
 
 import mcp_types as types
 from mcp import Client
-from mcp.client.session import ElicitationFnT
+from mcp.client.session import ElicitationFnT, MessageHandlerFnT
 from mcp.client.stdio import StdioServerParameters
 
 from fleetbus.sandbox import Sandbox
@@ -30,13 +30,18 @@ def server_env(sandbox: Sandbox, **settings: str) -> dict[str, str]:
 
 @asynccontextmanager
 async def serve(
-    sandbox: Sandbox, era: str, *, elicitation: ElicitationFnT | None = None, **settings: str
+    sandbox: Sandbox,
+    era: str,
+    *,
+    elicitation: ElicitationFnT | None = None,
+    messages: MessageHandlerFnT | None = None,
+    **settings: str,
 ) -> AsyncIterator[Client]:
     # A context manager rather than a fixture: the SDK's task groups must be entered and left in one task.
     server = StdioServerParameters(
         command=sys.executable, args=["-m", "fleetbus", "serve"], env=server_env(sandbox, **settings)
     )
-    async with Client(server, mode=era, elicitation_callback=elicitation) as connected:
+    async with Client(server, mode=era, elicitation_callback=elicitation, message_handler=messages) as connected:
         yield connected
 
 

@@ -257,7 +257,9 @@ async def test_the_audit_log_of_a_session_verifies_and_detects_tampering(sandbox
     events = [(r["event"], r["operation"]["member"]) for r in records]
     assert ("succeeded", "RestartUnit") in events
     assert ("denied", "StopUnit") in events
-    assert all(r["client"] == "stdio" for r in records)
+    # The session's own calls carry its identity; the tool packs' introspection is fleetbus's own, and says so.
+    assert {r["client"] for r in records} == {"stdio", "fleetbus:packs"}
+    assert {r["operation"]["member"] for r in records if r["client"] == "stdio"} >= {"RestartUnit", "StopUnit"}
     # The same records reached the sandbox's journald, with their sequence numbers and hashes.
     mirrored = [json.loads(line) for line in sandbox.journal(f"MESSAGE_ID={MESSAGE_ID}", "-o", "json").splitlines()]
     by_hash = {entry["FLEETBUS_HASH"]: entry for entry in mirrored}

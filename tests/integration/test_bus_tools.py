@@ -9,9 +9,9 @@ from typing import Any
 import pytest
 
 from fleetbus.gateway import Caller
-from fleetbus.output import ToolResult
 from fleetbus.runtime import Runtime
 from fleetbus.sandbox import Sandbox
+from tests.integration.calls import ok, run
 
 pytestmark = pytest.mark.sandbox
 
@@ -26,16 +26,6 @@ SYSTEMD = {
     "interface": "org.freedesktop.systemd1.Manager",
 }
 FLEET = {"path": "/com/example/Fleet1", "interface": "com.example.Fleet1"}
-
-
-async def run(runtime: Runtime, name: str, **arguments: Any) -> ToolResult:
-    return await runtime.registry.run(runtime.context(Caller("test")), name, arguments)
-
-
-async def ok(runtime: Runtime, name: str, **arguments: Any) -> dict[str, Any]:
-    result = await run(runtime, name, **arguments)
-    assert not result.is_error, result.text
-    return result.structured
 
 
 async def test_hostname_property_matches_the_sandbox_hostname(runtime: Runtime, sandbox: Sandbox) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -78,6 +79,53 @@ class Collected:
     waited: float
 
 
+class Subscription:
+    """Signals matching a filter, delivered to a callback until closed. For long-lived watchers (tool packs
+    following services, signal resources); `collect` is the bounded, one-shot form."""
+
+    def __init__(self, link: BusLink, selector: SignalFilter, deliver: Callable[[ReceivedSignal], None]) -> None:
+        self.link = link
+        self.selector = selector
+        self._deliver = deliver
+        self._rule = selector.rule()
+        self.closed = False
+
+    async def open(self) -> Subscription:
+        if self.selector.sender:
+            await self.link.owner_of(self.selector.sender)
+        self.link.add_signal_listener(self._on_message)
+        try:
+            await self.link.add_match(self._rule)
+        except BaseException:
+            self.link.remove_signal_listener(self._on_message)
+            raise
+        return self
+
+    def _on_message(self, message: Message) -> None:
+        owner = self.link.owners.get(self.selector.sender) if self.selector.sender else None
+        if not self.closed and self.selector.matches(message, owner):
+            self._deliver(_received(message))
+
+    async def close(self) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        self.link.remove_signal_listener(self._on_message)
+        await self.link.remove_match(self._rule)
+
+
+def _received(message: Message) -> ReceivedSignal:
+    return ReceivedSignal(
+        message.sender or "",
+        message.path or "",
+        message.interface or "",
+        message.member or "",
+        message.signature,
+        list(message.body),
+        time.time(),
+    )
+
+
 async def collect(link: BusLink, selector: SignalFilter, *, timeout: float, max_count: int) -> Collected:
     """Collect matching signals until `max_count` arrive or `timeout` passes, whichever is first."""
     if selector.sender:
@@ -94,17 +142,7 @@ async def collect(link: BusLink, selector: SignalFilter, *, timeout: float, max_
         if len(received) >= max_count:
             dropped += 1
             return
-        received.append(
-            ReceivedSignal(
-                message.sender or "",
-                message.path or "",
-                message.interface or "",
-                message.member or "",
-                message.signature,
-                list(message.body),
-                time.time(),
-            )
-        )
+        received.append(_received(message))
         if len(received) >= max_count:
             enough.set()
 

@@ -321,9 +321,20 @@ def _write_all(fd: int, data: bytes) -> None:
 
 
 def read_head(directory: Path) -> tuple[int, str] | None:
-    """(seq, hash) from the head file, or None when it is missing or damaged."""
+    """(seq, hash) from the head file, or None when it is missing or damaged.
+
+    A live writer rewrites the head in place, and a read racing that pwrite can see half of each (page-cache
+    reads take no lock against writes): the number of one record with a hash spliced from two. Reading until
+    two reads in a row agree gives the head as it was at one moment.
+    """
     try:
-        head = json.loads((directory / HEAD).read_text())
+        data = (directory / HEAD).read_bytes()
+        for _ in range(50):
+            again = (directory / HEAD).read_bytes()
+            if again == data:
+                break
+            data = again
+        head = json.loads(data)
         return int(head["seq"]), str(head["hash"])
     except (OSError, ValueError, KeyError, TypeError):
         return None

@@ -13,7 +13,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from fleetbus.operation import AUDIT_QUERY, DBUS_CALL, DBUS_WATCH, Operation
+from fleetbus.operation import AUDIT_QUERY, DBUS_CALL, DBUS_WATCH, HOST_METRICS, JOURNAL_QUERY, Operation
 
 
 class Risk(enum.IntEnum):
@@ -694,7 +694,13 @@ def classify(
     return _apply_hints(base, hints)
 
 
-READ_KINDS = {DBUS_WATCH: "watches signals", AUDIT_QUERY: "reads fleetbus's own audit log"}
+READ_KINDS = {
+    DBUS_WATCH: "watches signals",
+    AUDIT_QUERY: "reads fleetbus's own audit log",
+    # The journal executor accepts only query options (never --rotate, --vacuum-*, --flush…), so this holds.
+    JOURNAL_QUERY: "reads the journal",
+    HOST_METRICS: "reads resource figures (load, memory, disks, processes, sockets)",
+}
 """Operation kinds other than method calls that only read."""
 
 

@@ -201,13 +201,17 @@ class Sandbox:
             journal = str(self.paths.run / files.JOURNAL_SOCKET.removeprefix("/run/"))
         # A fleetbus pointed at the sandbox keeps its approvals and audit log there too, and mirrors
         # audit records into the sandbox's journal, so nothing it does lands in the machine's /var.
-        return {
+        variables = {
             "DBUS_SYSTEM_BUS_ADDRESS": system,
             "DBUS_SESSION_BUS_ADDRESS": session,
             "FLEETBUS_SANDBOX": str(self.paths.root),
             "FLEETBUS_STATE_DIR": str(self.paths.state_dir),
             "FLEETBUS_JOURNAL_SOCKET": journal,
         }
+        if not inside:
+            # Outside, journalctl would read the machine's journal; inside, /run/log/journal is the sandbox's.
+            variables["FLEETBUS_JOURNAL_DIRECTORY"] = str(self.paths.journal_dir)
+        return variables
 
     def command(self, argv: Sequence[str]) -> list[str]:
         """argv that runs `argv` inside the sandbox: its namespaces, its cgroup, no CAP_SYS_TIME."""

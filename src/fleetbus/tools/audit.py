@@ -6,6 +6,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from fleetbus import output
 from fleetbus.guard.catalog import Risk
 from fleetbus.guard.policy import OperationPattern
 from fleetbus.operation import AUDIT_QUERY
@@ -74,6 +75,7 @@ def audit_tools(directory: Path) -> list[ToolSpec]:
                         "description": "Continue after this record (next_after_seq of the previous page).",
                     },
                     "limit": s.integer("Most records to return.", 1, 500, 50),
+                    "format": output.format_schema("toon"),
                 }
             ),
             output_schema=s.obj(

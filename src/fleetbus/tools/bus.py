@@ -8,6 +8,7 @@ import fnmatch
 from datetime import UTC, datetime
 from typing import Any
 
+from fleetbus import output
 from fleetbus.dbus import types
 from fleetbus.dbus.errors import BusError, RemoteError
 from fleetbus.dbus.introspect import Interface, Method, ObjectInfo
@@ -75,8 +76,17 @@ async def list_services(ctx: ToolContext, args: dict[str, Any]) -> dict[str, Any
     names = sorted(running | activatable)
     if pattern := args.get("pattern"):
         names = [n for n in names if fnmatch.fnmatchcase(n, pattern)]
+    total = len(names)
+    selection = {"bus": bus, "pattern": pattern, "include_activatable": args.get("include_activatable", True)}
+    if "cursor" in args:
+        try:
+            after = str(output.decode_cursor(args["cursor"], "list_services", selection).get("after", ""))
+        except output.CursorError as exc:
+            raise ToolError(str(exc)) from exc
+        names = [n for n in names if n > after]
     limit = int(args.get("limit", 200))
     shown = names[:limit]
+    next_cursor = output.encode_cursor("list_services", selection, {"after": shown[-1]}) if len(names) > limit else None
     has_manager = bus == "system" and SYSTEMD in running
     semaphore = asyncio.Semaphore(LOOKUP_CONCURRENCY)
 
@@ -97,7 +107,7 @@ async def list_services(ctx: ToolContext, args: dict[str, Any]) -> dict[str, Any
         return row
 
     services = await asyncio.gather(*(describe(n) for n in shown))
-    return {"bus": bus, "services": services, "total": len(names), "shown": len(shown)}
+    return {"bus": bus, "services": services, "total": total, "shown": len(shown), "next_cursor": next_cursor}
 
 
 async def _owner_details(ctx: ToolContext, args: dict[str, Any], name: str, has_manager: bool) -> dict[str, Any]:
@@ -191,7 +201,7 @@ def describe_interface(interface: Interface) -> dict[str, Any]:
 
 
 async def introspect(ctx: ToolContext, args: dict[str, Any]) -> dict[str, Any]:
-    info = await ctx.gateway.introspect(args["service"], args["path"], ctx.caller, bus=_bus(args))
+    info = await introspected(ctx, args)
     wanted = args.get("interface")
     if wanted:
         interfaces = [_require_interface(info, args["service"], wanted)]
@@ -271,12 +281,20 @@ async def call_method(ctx: ToolContext, args: dict[str, Any]) -> dict[str, Any]:
     return result
 
 
-async def _find_method(ctx: ToolContext, args: dict[str, Any]) -> Method:
+async def introspected(ctx: ToolContext, args: dict[str, Any]) -> ObjectInfo:
+    """The object named by args (service, path, bus); a missing service or object is said in plain words."""
     try:
-        info = await ctx.gateway.introspect(args["service"], args["path"], ctx.caller, bus=_bus(args))
+        return await ctx.gateway.introspect(args["service"], args["path"], ctx.caller, bus=_bus(args))
     except RemoteError as exc:
         if exc.name in MISSING_TARGET:
             raise ToolError(MISSING_TARGET[exc.name].format_map({**args, "bus": _bus(args)})) from exc
+        raise
+
+
+async def _find_method(ctx: ToolContext, args: dict[str, Any]) -> Method:
+    try:
+        info = await introspected(ctx, args)
+    except RemoteError as exc:
         raise ToolError(
             f"cannot introspect {args['service']} {args['path']} to find the signature of "
             f"{args['method']}: {exc}; pass 'signature' to call it anyway"
@@ -311,7 +329,7 @@ async def get_properties(ctx: ToolContext, args: dict[str, Any]) -> dict[str, An
 async def set_property(ctx: ToolContext, args: dict[str, Any]) -> dict[str, Any]:
     signature = args.get("signature")
     if signature is None:
-        info = await ctx.gateway.introspect(args["service"], args["path"], ctx.caller, bus=_bus(args))
+        info = await introspected(ctx, args)
         interface = _require_interface(info, args["service"], args["interface"])
         prop = interface.property(args["property"])
         if prop is None:
@@ -391,41 +409,42 @@ def method_call_arguments() -> dict[str, Any]:
         "service": s.service(),
         "path": s.object_path(),
         "interface": s.interface(),
-        "method": s.member("Method name, e.g. GetUnit."),
-        "args": {"type": "array", "default": [], "maxItems": 64, "description": "Arguments in signature order."},
+        "method": s.member(),
+        "args": {"type": "array", "default": [], "maxItems": 64},
         "signature": {
             "type": "string",
             "pattern": SIGNATURE_PATTERN,
             "maxLength": 255,
-            "description": "D-Bus signature of the arguments, e.g. 'ss'; omit to use introspection.",
+            "description": "e.g. 'ss'; default: from introspection.",
         },
         "bus": s.bus(),
     }
 
 
 def bus_tools(deadlines: Deadlines) -> list[ToolSpec]:
-    timeout = s.seconds(f"Deadline in seconds (default {deadlines.default:g}).", deadlines.maximum)
+    timeout = s.seconds(f"Seconds (default {deadlines.default:g}).", deadlines.maximum)
     target = {"service": s.service(), "path": s.object_path(), "interface": s.interface(), "bus": s.bus()}
     return [
         ToolSpec(
             name="list_services",
             title="List D-Bus services",
-            description="Well-known names on a bus, running and activatable, with the owning process, uid and "
-            "systemd unit where known.",
+            description="Services (well-known names) on a bus, running or activatable, with pid, uid, process, unit.",
             input_schema=s.obj(
                 {
                     "bus": s.bus(),
                     "pattern": {
                         "type": "string",
                         "maxLength": 255,
-                        "description": "Shell-style glob on the name, e.g. org.freedesktop.*",
+                        "description": "Glob on the name, e.g. org.freedesktop.*",
                     },
                     "include_activatable": {
                         "type": "boolean",
                         "default": True,
-                        "description": "Also list names that would start on first use.",
+                        "description": "Include names that start on first use.",
                     },
                     "limit": s.integer("Most services to describe.", 1, 1000, 200),
+                    "cursor": {"type": "string", "maxLength": 1024, "description": "next_cursor of the previous page."},
+                    "format": output.format_schema("toon"),
                 }
             ),
             output_schema=s.obj(
@@ -434,6 +453,7 @@ def bus_tools(deadlines: Deadlines) -> list[ToolSpec]:
                     "services": {"type": "array", "items": {"type": "object"}},
                     "total": {"type": "integer"},
                     "shown": {"type": "integer"},
+                    "next_cursor": {"type": ["string", "null"]},
                     "truncated": {"type": "array", "items": {"type": "string"}},
                 },
                 ["bus", "services", "total", "shown"],
@@ -445,15 +465,15 @@ def bus_tools(deadlines: Deadlines) -> list[ToolSpec]:
         ToolSpec(
             name="list_objects",
             title="List a service's objects",
-            description="Walk a service's object tree from a path, breadth-first, naming each object's "
-            "interfaces. Bounded by max_nodes and max_depth; says when it stopped early.",
+            description="A service's object tree, breadth-first from path, with each object's interfaces.",
             input_schema=s.obj(
                 {
                     "service": s.service(),
-                    "path": {**s.object_path("Where to start."), "default": "/"},
+                    "path": {**s.object_path(), "default": "/"},
                     "max_nodes": s.integer("Most objects to visit.", 1, 2000, 200),
                     "max_depth": s.integer("Deepest level below path to visit.", 0, 64, 8),
                     "bus": s.bus(),
+                    "format": output.format_schema("toon"),
                 },
                 ["service"],
             ),
@@ -477,9 +497,7 @@ def bus_tools(deadlines: Deadlines) -> list[ToolSpec]:
         ToolSpec(
             name="introspect",
             title="Introspect an object",
-            description="Methods (with in/out signatures and argument names), properties (type, access) and "
-            "signals of an object, compactly; the standard Peer/Introspectable/Properties interfaces are only "
-            "named. Pass interface to see just one; xml=true adds the raw XML.",
+            description="An object's methods (signatures, argument names), properties and signals.",
             input_schema=s.obj(
                 {
                     "service": s.service(),
@@ -487,6 +505,7 @@ def bus_tools(deadlines: Deadlines) -> list[ToolSpec]:
                     "interface": s.interface("Only this interface."),
                     "xml": {"type": "boolean", "default": False, "description": "Include the raw introspection XML."},
                     "bus": s.bus(),
+                    "format": output.format_schema("toon"),
                 },
                 ["service", "path"],
             ),
@@ -509,11 +528,9 @@ def bus_tools(deadlines: Deadlines) -> list[ToolSpec]:
         ToolSpec(
             name="call_method",
             title="Call a D-Bus method",
-            description="Call any method with typed arguments. The signature comes from introspection unless "
-            "given. Arguments are a JSON array in signature order: integers within the type's range, strings, "
-            "booleans, arrays, objects for string-keyed dicts, arrays of [key, value] pairs for other dicts, "
-            'arrays for structs, {"signature": "u", "value": 5} for variants (a bare string, boolean or '
-            "fractional number is accepted), base64 or an array of integers for 'ay'. Changes pass policy.",
+            description="Call any D-Bus method; args is a JSON array in signature order (from introspection "
+            'unless given): dicts as objects, structs as arrays, variants as {"signature":"u","value":5}, '
+            "ay as base64.",
             input_schema=s.obj(
                 {**method_call_arguments(), "timeout": timeout, "variants": s.variants()},
                 ["service", "path", "interface", "method"],
@@ -539,7 +556,7 @@ def bus_tools(deadlines: Deadlines) -> list[ToolSpec]:
         ToolSpec(
             name="get_property",
             title="Read a property",
-            description="Read one property (org.freedesktop.DBus.Properties.Get); returns its value and D-Bus type.",
+            description="Read one property, with its D-Bus type.",
             input_schema=s.obj(
                 {**target, "property": s.member("Property name, e.g. Hostname."), "variants": s.variants()},
                 ["service", "path", "interface", "property"],
@@ -560,7 +577,7 @@ def bus_tools(deadlines: Deadlines) -> list[ToolSpec]:
         ToolSpec(
             name="get_properties",
             title="Read all properties of an interface",
-            description="Read every property of one interface (org.freedesktop.DBus.Properties.GetAll).",
+            description="Read every property of one interface.",
             input_schema=s.obj({**target, "variants": s.variants()}, ["service", "path", "interface"]),
             output_schema=s.obj(
                 {
@@ -577,7 +594,7 @@ def bus_tools(deadlines: Deadlines) -> list[ToolSpec]:
         ToolSpec(
             name="set_property",
             title="Write a property",
-            description="Write one property (org.freedesktop.DBus.Properties.Set); the type comes from "
+            description="Write one property; the type comes from "
             "introspection unless signature is given. Changes pass policy.",
             input_schema=s.obj(
                 {
@@ -606,20 +623,19 @@ def bus_tools(deadlines: Deadlines) -> list[ToolSpec]:
         ToolSpec(
             name="wait_signal",
             title="Wait for signals",
-            description="Collect signals that match (every filter optional) until max_count arrive or the "
-            "timeout passes. Returns what arrived, with arguments typed by their signature. For systemd's "
-            "signals (JobRemoved, UnitNew…) fleetbus first subscribes to the manager, which emits them only "
-            "to subscribers.",
+            description="Signals matching the filters, until max_count arrive or timeout passes (subscribes to "
+            "systemd for its signals).",
             input_schema=s.obj(
                 {
-                    "service": s.service("Sender: a well-known or unique name."),
-                    "path": s.object_path("Only signals from this object."),
-                    "interface": s.interface("Only signals of this interface."),
-                    "member": s.member("Only signals with this name, e.g. JobRemoved."),
-                    "timeout": s.seconds("How long to wait, in seconds.", deadlines.maximum, 10),
-                    "max_count": s.integer("Stop after this many signals.", 1, 1000, 10),
+                    "service": s.service("Sender."),
+                    "path": s.object_path("Sending object."),
+                    "interface": s.interface("Signal interface."),
+                    "member": s.member("Signal name, e.g. JobRemoved."),
+                    "timeout": s.seconds("Seconds to wait.", deadlines.maximum, 10),
+                    "max_count": s.integer("Stop after this many.", 1, 1000, 10),
                     "variants": s.variants(),
                     "bus": s.bus(),
+                    "format": output.format_schema("json"),
                 }
             ),
             output_schema=s.obj(

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from fleetbus import output
 from fleetbus.dbus.errors import BusError
 from fleetbus.gateway import dbus_call
 from fleetbus.guard.catalog import Risk, protected_hits
@@ -82,10 +83,12 @@ def explain_tools() -> list[ToolSpec]:
         ToolSpec(
             name="explain",
             title="Explain what policy would do",
-            description="For a proposed method call (same arguments as call_method), show the canonical operation, "
-            "how fleetbus classifies it, the verdict (allow, confirm, deny), the rule that decides and why, which "
-            "protected units it touches, and what polkit's CheckAuthorization says — without executing it.",
-            input_schema=s.obj(method_call_arguments(), ["service", "path", "interface", "method"]),
+            description="What policy would decide for a call (call_method's arguments), and why, without making it: "
+            "the operation, its risk, verdict, rule, protected units, polkit's answer.",
+            input_schema=s.obj(
+                {**method_call_arguments(), "format": output.format_schema("json")},
+                ["service", "path", "interface", "method"],
+            ),
             output_schema=s.obj(
                 {
                     "operation": {"type": "object"},

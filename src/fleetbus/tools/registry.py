@@ -7,7 +7,10 @@ policy which of their operations could ever pass, and derives their annotations 
 
 from __future__ import annotations
 
+import functools
+import json
 import logging
+from collections import Counter
 from collections.abc import Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -21,6 +24,7 @@ from fleetbus.dbus.types import SignatureError, ValueConversionError
 from fleetbus.gateway import ApprovalRequired, Caller, Gateway, GatewayError
 from fleetbus.guard.catalog import Risk
 from fleetbus.guard.policy import OperationPattern, Policy
+from fleetbus.tools import wire
 
 log = logging.getLogger(__name__)
 MAX_ERROR_CHARS = 400
@@ -61,6 +65,12 @@ class ToolSpec:
     operations: tuple[OperationPattern, ...] = ()
     """What the tool may do, so the policy can say whether to list it. Empty: it reaches no host."""
     scope: str = "read"
+    group: str | None = None
+    """Tools generated from a bus service (a tool pack) carry its group; they are listed within the budget."""
+    rank: int = 0
+    """Within a group, lower ranks are listed first when the budget cannot hold them all."""
+    group_rank: int = 0
+    """Groups with lower ranks take their turn first (a pack's position in the configuration)."""
 
 
 @dataclass(frozen=True)
@@ -68,6 +78,23 @@ class Listed:
     spec: ToolSpec
     annotations: Annotations
     permitted: frozenset[Risk] = field(default_factory=frozenset)
+
+    @functools.cached_property
+    def definition(self) -> dict[str, Any]:
+        """The tool as a client receives it (see fleetbus.tools.wire); computed once, a listing is frequent."""
+        spec, hints = self.spec, self.annotations
+        return wire.definition(
+            spec.name,
+            spec.title,
+            spec.description,
+            dict(spec.input_schema),
+            spec.output_schema,
+            wire.hints(hints.read_only, hints.destructive, hints.idempotent, hints.open_world),
+        )
+
+    @functools.cached_property
+    def size(self) -> int:
+        return wire.size(self.definition)
 
 
 def listing(spec: ToolSpec, policy: Policy) -> Listed | None:
@@ -89,19 +116,63 @@ def listing(spec: ToolSpec, policy: Policy) -> Listed | None:
     return Listed(spec, annotations, frozenset(permitted))
 
 
+@dataclass(frozen=True)
+class ToolBudget:
+    """How much of a client's tool list fleetbus may fill: clients cap tool lists (40–128) and every
+    definition costs context. Built-in tools always count; pack tools fill what is left."""
+
+    max_tools: int = 40
+    max_chars: int = 16_000
+    """Serialized size of the whole list; about 4,000 cl100k tokens for fleetbus's schemas."""
+
+
 class ToolRegistry:
     def __init__(self) -> None:
         self._tools: dict[str, ToolSpec] = {}
         self._validators: dict[str, Draft202012Validator] = {}
+        self._listeners: list[Callable[[], None]] = []
+        self._listings: dict[str, tuple[Policy, ToolSpec, Listed | None]] = {}
+        """What the policy shows of each tool; specs and policies never change, so it is worked out once."""
+        self.usage: Counter[str] = Counter()
+        """Calls per tool since start: used tools keep their place in a full list."""
 
     def add(self, spec: ToolSpec) -> None:
         if spec.name in self._tools:
             raise ValueError(f"tool {spec.name!r} is registered twice")
+        self._put(spec)
+
+    def _put(self, spec: ToolSpec) -> None:
         Draft202012Validator.check_schema(spec.input_schema)
         if spec.output_schema is not None:
             Draft202012Validator.check_schema(spec.output_schema)
         self._tools[spec.name] = spec
         self._validators[spec.name] = Draft202012Validator(spec.input_schema)
+
+    def add_listener(self, listener: Callable[[], None]) -> None:
+        """Called whenever the set of tools changes (packs following services as they come and go)."""
+        self._listeners.append(listener)
+
+    def replace_group(self, group: str, specs: list[ToolSpec]) -> bool:
+        """Make `specs` the tools of `group`; True (and listeners told) when anything changed."""
+        old = {name: spec for name, spec in self._tools.items() if spec.group == group}
+        new = {spec.name: spec for spec in specs}
+        clash = [name for name in new if name in self._tools and self._tools[name].group != group]
+        if clash:
+            raise ValueError(f"tool names {clash} of group {group!r} are taken by other tools")
+        if _same(old, new):
+            return False
+        for name in old:
+            del self._tools[name]
+            del self._validators[name]
+            self._listings.pop(name, None)
+        for spec in specs:
+            self._put(spec)
+        for listener in list(self._listeners):
+            listener()
+        return True
+
+    def groups(self) -> set[str]:
+        return {spec.group for spec in self._tools.values() if spec.group is not None}
 
     def extend(self, specs: list[ToolSpec]) -> None:
         for spec in specs:
@@ -116,8 +187,45 @@ class ToolRegistry:
     def __len__(self) -> int:
         return len(self._tools)
 
-    def listed(self, policy: Policy) -> list[Listed]:
-        return [entry for spec in self._tools.values() if (entry := listing(spec, policy)) is not None]
+    def listed(self, policy: Policy, budget: ToolBudget | None = None) -> list[Listed]:
+        """Tools the policy lets be seen: every built-in one, then pack tools as far as the budget goes."""
+        visible = [entry for spec in self._tools.values() if (entry := self._listing(spec, policy)) is not None]
+        if budget is None:
+            return visible
+        builtin = [entry for entry in visible if entry.spec.group is None]
+        chosen = list(builtin)
+        size = sum(entry.size for entry in builtin)
+        for entry in self._fair_order([entry for entry in visible if entry.spec.group is not None]):
+            if len(chosen) >= budget.max_tools:
+                break
+            if size + entry.size > budget.max_chars:
+                continue  # a smaller tool further down may still fit
+            chosen.append(entry)
+            size += entry.size
+        return chosen
+
+    def _listing(self, spec: ToolSpec, policy: Policy) -> Listed | None:
+        cached = self._listings.get(spec.name)
+        if cached is not None and cached[0] is policy and cached[1] is spec:
+            return cached[2]
+        entry = listing(spec, policy)
+        self._listings[spec.name] = (policy, spec, entry)
+        return entry
+
+    def _fair_order(self, entries: list[Listed]) -> list[Listed]:
+        """Pack tools in the order they get listed: groups take turns, each offering its most used (then
+        best ranked) tool, so one big pack (systemd's ~100 methods) cannot crowd out the others."""
+        queues: dict[str, list[Listed]] = {}
+        for entry in sorted(entries, key=lambda e: (-self.usage[e.spec.name], e.spec.rank, e.spec.name)):
+            queues.setdefault(str(entry.spec.group), []).append(entry)
+        ordered: list[Listed] = []
+        turns = {str(entry.spec.group): entry.spec.group_rank for entry in entries}
+        while queues:
+            for group in sorted(queues, key=lambda g: (turns[g], g)):
+                ordered.append(queues[group].pop(0))
+                if not queues[group]:
+                    del queues[group]
+        return ordered
 
     def validate(self, name: str, arguments: Mapping[str, Any]) -> None:
         error = best_match(self._validators[name].iter_errors(arguments))
@@ -130,6 +238,7 @@ class ToolRegistry:
             known = ", ".join(sorted(self._tools))
             return output.error(f"unknown tool {name!r}; known tools: {known}")
         args = dict(arguments or {})
+        self.usage[name] += 1
         try:
             self.validate(name, args)
             structured = await spec.handler(context, args)
@@ -142,7 +251,7 @@ class ToolRegistry:
         except Exception:
             log.exception("tool %s failed", name)
             return output.error(f"internal error in tool {name}; the server log has the details")
-        return output.success(structured)
+        return output.success(structured, fmt=output.requested_format(spec.input_schema, args))
 
 
 def describe_validation_error(error: ValidationError) -> str:
@@ -154,3 +263,27 @@ def describe_validation_error(error: ValidationError) -> str:
         return f"missing argument: {message}"
     subject = f"argument {location!r}" if location else "arguments"
     return f"invalid {subject}: {message}"
+
+
+def _same(old: Mapping[str, ToolSpec], new: Mapping[str, ToolSpec]) -> bool:
+    """Equal as a client would see them (handlers are fresh closures every time, so compare the rest)."""
+    if old.keys() != new.keys():
+        return False
+    return all(_visible(old[name]) == _visible(new[name]) for name in old)
+
+
+def _visible(spec: ToolSpec) -> tuple[Any, ...]:
+    return (
+        spec.title,
+        spec.description,
+        json.dumps(spec.input_schema, sort_keys=True),
+        json.dumps(spec.output_schema, sort_keys=True),
+        spec.annotations,
+        spec.operations,
+        spec.rank,
+    )
+
+
+def wire_definition(entry: Listed) -> dict[str, Any]:
+    """The tool as a client receives it (see fleetbus.tools.wire)."""
+    return entry.definition

@@ -20,20 +20,27 @@ def bus() -> dict[str, Any]:
     }
 
 
-def service(description: str = "Bus name of the service, e.g. org.freedesktop.hostname1 or :1.42.") -> dict[str, Any]:
-    return {"type": "string", "pattern": BUS_NAME_PATTERN, "maxLength": 255, "description": description}
+def _name(pattern: str, max_length: int, description: str | None) -> dict[str, Any]:
+    schema: dict[str, Any] = {"type": "string", "pattern": pattern, "maxLength": max_length}
+    if description:  # a parameter called `path` needs no "Object path." to explain it
+        schema["description"] = description
+    return schema
 
 
-def object_path(description: str = "Object path, e.g. /org/freedesktop/hostname1.") -> dict[str, Any]:
-    return {"type": "string", "pattern": OBJECT_PATH_PATTERN, "maxLength": 4096, "description": description}
+def service(description: str = "e.g. org.freedesktop.hostname1") -> dict[str, Any]:
+    return _name(BUS_NAME_PATTERN, 255, description)
 
 
-def interface(description: str = "Interface name, e.g. org.freedesktop.hostname1.") -> dict[str, Any]:
-    return {"type": "string", "pattern": INTERFACE_PATTERN, "maxLength": 255, "description": description}
+def object_path(description: str | None = None) -> dict[str, Any]:
+    return _name(OBJECT_PATH_PATTERN, 4096, description)
 
 
-def member(description: str) -> dict[str, Any]:
-    return {"type": "string", "pattern": MEMBER_PATTERN, "maxLength": 255, "description": description}
+def interface(description: str | None = None) -> dict[str, Any]:
+    return _name(INTERFACE_PATTERN, 255, description)
+
+
+def member(description: str | None = None) -> dict[str, Any]:
+    return _name(MEMBER_PATTERN, 255, description)
 
 
 def integer(description: str, minimum: int, maximum: int, default: int) -> dict[str, Any]:

@@ -1,0 +1,109 @@
+"""Resources: the effective policy, each bus's services (updated as names come and go), and the introspection
+of any object as `dbus://{bus}/{service}{path}`. Reads go through the same tools (and so the gateway)."""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+from urllib.parse import urlsplit
+
+import mcp_types as types
+from mcp.shared.exceptions import MCPError
+from mcp_types.jsonrpc import INVALID_PARAMS
+
+from fleetbus.gateway import Caller
+from fleetbus.runtime import Runtime
+from fleetbus.tools.schema import BUS_NAME_PATTERN, OBJECT_PATH_PATTERN
+
+POLICY_URI = "policy://effective"
+TEMPLATE = "dbus://{bus}/{service}{+path}"
+RESOURCE_NOT_FOUND = -32002
+JSON = "application/json"
+
+
+def services_uri(bus: str) -> str:
+    return f"dbus://{bus}/services"
+
+
+def object_uri(bus: str, service: str, path: str) -> str:
+    return f"dbus://{bus}/{service}{path}"
+
+
+def listing(runtime: Runtime) -> list[types.Resource]:
+    resources = [
+        types.Resource(
+            uri=POLICY_URI,
+            name="effective-policy",
+            title="Effective policy",
+            mime_type=JSON,
+            description="The safety preset, protected units, operator knowledge and every rule in precedence order.",
+        )
+    ]
+    for bus in sorted(runtime.gateway.links.addresses):
+        resources.append(
+            types.Resource(
+                uri=services_uri(bus),
+                name=f"{bus}-services",
+                title=f"Services on the {bus} bus",
+                mime_type=JSON,
+                description="Well-known names, running and activatable; subscribe to hear when they change.",
+            )
+        )
+    objects = sorted({(m.bus, m.service, m.path) for m in runtime.packs.known_methods()})
+    for bus, service, path in objects:
+        resources.append(
+            types.Resource(
+                uri=object_uri(bus, service, path),
+                name=f"{service}{path}",
+                title=f"{service} {path}",
+                mime_type=JSON,
+                description="Introspection of this object: methods, properties, signals.",
+            )
+        )
+    return resources
+
+
+def templates() -> list[types.ResourceTemplate]:
+    return [
+        types.ResourceTemplate(
+            uri_template=TEMPLATE,
+            name="dbus-object",
+            title="A D-Bus object",
+            mime_type=JSON,
+            description="Introspection of any object, e.g. dbus://system/org.freedesktop.hostname1/org/freedesktop/"
+            "hostname1; bus is system or session.",
+        )
+    ]
+
+
+async def read(runtime: Runtime, caller: Caller, uri: str) -> types.ReadResourceResult:
+    if uri == POLICY_URI:
+        return _json(uri, runtime.policy.describe())
+    parts = urlsplit(uri)
+    if parts.scheme != "dbus" or parts.netloc not in ("system", "session"):
+        raise MCPError(RESOURCE_NOT_FOUND, f"unknown resource {uri!r}; see resources/list and {TEMPLATE}")
+    bus = parts.netloc
+    service, _, rest = parts.path.lstrip("/").partition("/")
+    if service == "services" and not rest:
+        result = await runtime.registry.run(runtime.context(caller), "list_services", {"bus": bus})
+    else:
+        path = "/" + rest
+        if not re.fullmatch(BUS_NAME_PATTERN, service) or not re.fullmatch(
+            OBJECT_PATH_PATTERN, path.rstrip("/") or "/"
+        ):
+            raise MCPError(
+                INVALID_PARAMS,
+                f"{uri}: expected dbus://{{bus}}/{{service}}{{path}} with a valid bus name and object path",
+            )
+        arguments = {"service": service, "path": path.rstrip("/") or "/", "bus": bus}
+        result = await runtime.registry.run(runtime.context(caller), "introspect", arguments)
+    if result.is_error:
+        raise MCPError(RESOURCE_NOT_FOUND, f"{uri}: {result.text}")
+    return _json(uri, result.structured)
+
+
+def _json(uri: str, value: Any) -> types.ReadResourceResult:
+    return types.ReadResourceResult(
+        contents=[types.TextResourceContents(uri=uri, mime_type=JSON, text=json.dumps(value, indent=1))]
+    )
