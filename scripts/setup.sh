@@ -10,6 +10,8 @@ dev=0
 [ "${1:-}" = "--dev" ] && dev=1
 
 packages=(dbus dbus-daemon dbus-bin systemd polkitd util-linux python3 python3-venv python3-pip)
+# The tests also drive the server with curl, as a user who cannot read this checkout.
+[ $dev -eq 1 ] && packages+=(curl)
 missing=()
 for package in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")

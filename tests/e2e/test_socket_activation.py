@@ -185,6 +185,14 @@ def install_units(sandbox: Sandbox, *flags: str) -> None:
     config = sandbox.paths.home / ".config" / "fleetbus" / "config.toml"
     policy = ROOT / "tests" / "policies" / "example_service.toml"
     config.write_text(config.read_text() + f'policy_file = "{policy}"\n')
+    if ROOT.is_relative_to("/tmp"):
+        # PrivateTmp= gives the service an empty /tmp, which would hide a checkout kept there (its virtualenv is
+        # the ExecStart= above). Only then, and only here, is it lifted; the shipped units keep it.
+        units = sandbox.paths.home / ".config" / "systemd" / "user"
+        for unit in ("fleetbus.service", "fleetbus@.service"):
+            dropin = units / f"{unit}.d" / "checkout-in-tmp.conf"
+            dropin.parent.mkdir(parents=True, exist_ok=True)
+            dropin.write_text("[Service]\nPrivateTmp=no\n")
     sandbox.reload()
 
 

@@ -13,6 +13,7 @@ import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -24,18 +25,8 @@ from tests.e2e.test_guard import started_worker
 pytestmark = pytest.mark.sandbox
 NOBODY = 65534
 
-# A client run as another user: the SDK over the unix socket, printing what the server answered.
-AS_ANOTHER_USER = """
-import asyncio, json, sys
-from pathlib import Path
-from tests.e2e.serving import http_client, HOSTNAME1
-async def main():
-    async with http_client("http://localhost/mcp", uds=Path(sys.argv[1])) as client:
-        read = await client.call_tool("get_property", HOSTNAME1)
-        change = await client.call_tool("restart_unit", {"unit": sys.argv[2]})
-    print(json.dumps([read.is_error, change.is_error, "".join(c.text for c in change.content)]))
-asyncio.run(main())
-"""
+# The protocol version a handshake-era client announces in `initialize` and then sends as a header.
+HANDSHAKE_VERSION = "2025-06-18"
 
 
 @pytest.mark.parametrize("era", ERAS)
@@ -52,29 +43,68 @@ async def test_the_owner_is_served_as_the_operator(sandbox: Sandbox, tmp_path: P
     assert clients == {"uid:0"}
 
 
-def run_as(uid: int, socket_path: Path, unit: str = "worker-peer.service") -> list[object]:
-    done = subprocess.run(
-        [
-            "setpriv",
-            f"--reuid={uid}",
-            f"--regid={uid}",
-            "--clear-groups",
-            sys.executable,
-            "-c",
-            AS_ANOTHER_USER,
-            str(socket_path),
-            unit,
-        ],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-        cwd=ROOT,
-        env={"PATH": os.environ["PATH"], "PYTHONPATH": str(ROOT)},
-    )
+def post_as(uid: int, socket_path: Path, message: dict[str, Any], session: str | None) -> tuple[str, str]:
+    """POST one JSON-RPC message over the socket from a process running as `uid`; (headers, body) of the answer.
+
+    curl, not the SDK: the other user must not need to read this checkout or its virtualenv (a clone in a private
+    directory, as CI makes), and /usr/bin/curl is there for everyone. A connection's SO_PEERCRED is that of the
+    process that connected, so every request below is the other user's.
+    """
+    command = ["setpriv", f"--reuid={uid}", f"--regid={uid}", "--clear-groups", "curl", "--silent", "--show-error"]
+    command += ["--max-time", "60", "--unix-socket", str(socket_path), "--dump-header", "-"]
+    command += ["-H", "Content-Type: application/json", "-H", "Accept: application/json, text/event-stream"]
+    if session is not None:
+        command += ["-H", f"mcp-session-id: {session}", "-H", f"mcp-protocol-version: {HANDSHAKE_VERSION}"]
+    command += ["--data-binary", json.dumps(message), "http://localhost/mcp"]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=90, check=False, cwd="/")
     assert done.returncode == 0, done.stderr
-    answer: list[object] = json.loads(done.stdout.strip().splitlines()[-1])
-    return answer
+    headers, _, body = done.stdout.partition("\n\n")  # text mode turned CRLF into LF
+    return headers, body
+
+
+def answer_to(body: str, request_id: int) -> dict[str, Any]:
+    """The JSON-RPC response with `request_id` in a plain JSON or an SSE (`data:` lines) body."""
+    # An SSE stream may open with a priming event whose data is empty (for resumption); it answers nothing.
+    data = [line[len("data:") :] for line in body.splitlines() if line.startswith("data:")]
+    for candidate in [d for d in data if d.strip()] if data else [body]:
+        message = json.loads(candidate)
+        if isinstance(message, dict) and message.get("id") == request_id:
+            return message
+    raise AssertionError(f"no response to request {request_id} in {body!r}")
+
+
+def run_as(uid: int, socket_path: Path, unit: str = "worker-peer.service") -> list[object]:
+    """As `uid`: initialize, read hostname1's Hostname, try to restart `unit`; [read refused, restart refused, text]."""
+    initialize = {
+        "jsonrpc": "2.0",
+        "id": 1,
+        "method": "initialize",
+        "params": {
+            "protocolVersion": HANDSHAKE_VERSION,
+            "capabilities": {},
+            "clientInfo": {"name": "t", "version": "1"},
+        },
+    }
+    headers, body = post_as(uid, socket_path, initialize, None)
+    assert "result" in answer_to(body, 1), body
+    session = next(
+        line.split(":", 1)[1].strip() for line in headers.splitlines() if line.lower().startswith("mcp-session-id:")
+    )
+    post_as(uid, socket_path, {"jsonrpc": "2.0", "method": "notifications/initialized"}, session)
+    results = []
+    for request_id, (tool, arguments) in enumerate(
+        [("get_property", HOSTNAME1), ("restart_unit", {"unit": unit})], start=2
+    ):
+        call = {
+            "jsonrpc": "2.0",
+            "id": request_id,
+            "method": "tools/call",
+            "params": {"name": tool, "arguments": arguments},
+        }
+        _, body = post_as(uid, socket_path, call, session)
+        results.append(answer_to(body, request_id)["result"])
+    read, change = results
+    return [read["isError"], change["isError"], "".join(c.get("text", "") for c in change["content"])]
 
 
 @pytest.fixture
