@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 
 import psutil
 
-from fleetbus.dbus import types
+from fleetbus.dbus import types, unit_names
 from fleetbus.dbus.errors import RemoteError
 from fleetbus.dbus.introspect import IntrospectionCache, ObjectInfo, WalkResult, parse, walk
 from fleetbus.dbus.jobs import MANAGER, MANAGER_PATH, SYSTEMD, JobOutcome, JobWatch
@@ -175,7 +175,18 @@ class Gateway:
     async def assess(self, operation: Operation) -> Assessment:
         resolved = await self._resolve(operation)
         classification = classify(resolved, self._hints(resolved), self.policy.knowledge)
+        classification = await self._with_unit_aliases(resolved, classification)
         return Assessment(resolved, classification, self.policy.decide(resolved, classification))
+
+    async def _with_unit_aliases(self, operation: Operation, classification: Classification) -> Classification:
+        """A disruptive unit call is judged on every name systemd has for its units, so an alias of a protected
+        unit is protected too (and a rule must name the protected unit itself to let the call through)."""
+        action = classification.unit_action
+        if operation.kind != DBUS_CALL or operation.destination != SYSTEMD or action is None or not action.disruptive:
+            return classification
+        link = await self.links.get(operation.host, operation.bus)
+        names = await unit_names.all_names(link, classification.units)
+        return classification if names == classification.units else replace(classification, units=names)
 
     async def _resolve(self, operation: Operation) -> Operation:
         """Policy matches well-known names; a call addressed to a unique name is judged as its owner's names."""

@@ -216,6 +216,41 @@ async def test_protected_units_are_refused_before_any_job(admin: Runtime) -> Non
         assert "refused by policy rule 'protected-units'" in result.text
 
 
+async def test_an_alias_of_a_protected_unit_is_protected(sandbox: Sandbox, tmp_path: Path) -> None:
+    # systemd answers to a unit's aliases (here a symlink in the unit directory, as `Alias=` makes one), so a
+    # protected unit must not be reachable by one of its other names.
+    real, alias = f"guarded-{secrets.token_hex(2)}.service", f"nickname-{secrets.token_hex(2)}.service"
+    (sandbox.paths.unit_dir / alias).symlink_to(sandbox.paths.unit_dir / real)
+    sandbox.write_unit(real, "[Service]\nExecStart=/bin/sleep infinity\n")
+    sandbox.systemd("StartUnit", "ss", real, "replace")
+    settings = sandbox_settings(sandbox, tmp_path / "state", safety="admin", protected_units=[real])
+    runtime = Runtime.build(settings)
+    try:
+        for tool in ("stop_unit", "restart_unit"):
+            result = await run(runtime, tool, unit=alias)
+            assert result.is_error, tool
+            assert f"{real} is a protected unit" in result.text, result.text
+        explained = await ok(
+            runtime,
+            "explain",
+            service="org.freedesktop.systemd1",
+            path="/org/freedesktop/systemd1",
+            interface="org.freedesktop.systemd1.Manager",
+            method="StopUnit",
+            signature="ss",
+            args=[alias, "replace"],
+        )
+        assert (explained["verdict"], explained["protected_units"]) == ("deny", [real])
+        # Ordinary units are untouched by the lookup: one still restarts.
+        worker = f"plain-{secrets.token_hex(2)}.service"
+        sandbox.write_unit(worker, "[Service]\nExecStart=/bin/sleep infinity\n")
+        restarted = await ok(runtime, "restart_unit", unit=worker)
+        assert restarted["result"] == "done"
+    finally:
+        sandbox.systemd("StopUnit", "ss", real, "replace")
+        runtime.close()
+
+
 # ---- host health ---------------------------------------------------------------------------------
 
 

@@ -3,12 +3,13 @@ check, pressure thresholds."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
 from fleetbus.executors import journal
-from fleetbus.tools.journal import entry_row, unit_options
+from fleetbus.tools.journal import JournalQuery, MainProcess, entry_row, unit_options
 from fleetbus.tools.registry import ToolError
 from fleetbus.tools.roles import fingerprint
 from fleetbus.tools.systemd import normalize_unit
@@ -131,3 +132,28 @@ def test_pressure_over_thresholds_is_reported() -> None:
         "io pressure (some, avg10 %)": 42.0,
     }
     assert pressure_findings({"memory": {}, "swap": {}, "disks": [], "pressure": None}) == []
+
+
+def test_a_main_process_adds_its_pid_and_keeps_only_its_own_unattributed_lines() -> None:
+    # journald could not tie these lines to the unit (the process was gone when it read them): found by PID.
+    process = MainProcess("doomed.service", 4242, 1_000_000)
+    query = JournalQuery({"unit": "doomed.service", "limit": 5}, datetime.now(UTC), [process])
+    options = query.options()
+    assert options[-2:] == ["+", "_PID=4242"]
+    journal.check_options(options)  # the executor accepts the extra match
+    own = {"_PID": "4242", "__REALTIME_TIMESTAMP": "1000001", "MESSAGE": "disk quota exceeded"}
+    attributed = {"_SYSTEMD_UNIT": "doomed.service", "_PID": "1", "__REALTIME_TIMESTAMP": "5"}
+    before_it_ran = {"_PID": "4242", "__REALTIME_TIMESTAMP": "999999"}  # an older process that had the PID
+    someone_elses = {"_PID": "4242", "_SYSTEMD_UNIT": "other.service", "__REALTIME_TIMESTAMP": "2000000"}
+    assert [query.belongs(e) for e in (own, attributed, before_it_ran, someone_elses)] == [True, True, False, False]
+
+
+def test_a_main_process_comes_from_service_properties_that_say_it_ran() -> None:
+    assert MainProcess.of("a.service", {"ExecMainPID": 7, "ExecMainStartTimestamp": 9}) == MainProcess(
+        "a.service", 7, 9
+    )
+    assert MainProcess.of("a.service", {"ExecMainPID": 0, "ExecMainStartTimestamp": 0}) is None
+    assert MainProcess.of("a.service", {}) is None
+    # A process of another unit is ignored by a query about this one.
+    other = MainProcess("b.service", 7, 9)
+    assert JournalQuery({"unit": "a.service"}, datetime.now(UTC), [other]).processes == []

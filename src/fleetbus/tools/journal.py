@@ -8,6 +8,8 @@ cursor then follows new entries. Times are parsed here (`times`) and passed to j
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -33,6 +35,8 @@ MAX_MESSAGE_CHARS = 2000
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 1000
 CURSOR_KIND = "query_journal"
+MAX_PROCESS_LOOKUPS = 8
+"""Units of one query whose last main process is looked up (each costs two bus calls)."""
 
 
 def unit_options(units: list[str]) -> list[str]:
@@ -82,6 +86,35 @@ def entry_row(entry: dict[str, Any], fields: list[str]) -> dict[str, Any]:
     return row
 
 
+@dataclass(frozen=True)
+class MainProcess:
+    """A unit's last main process. journald learns a line's unit from the sending process's cgroup, and a process
+    that exits at once (a failing start) may be gone before journald reads its last lines: those then carry no
+    unit at all, only _PID. They are matched by that PID, from the moment the process started, and only while
+    they name no unit."""
+
+    unit: str
+    pid: int
+    started_usec: int
+
+    @classmethod
+    def of(cls, unit: str, typed: Mapping[str, Any]) -> MainProcess | None:
+        """From a service's properties (ExecMainPID, ExecMainStartTimestamp); None when it never ran."""
+        pid, started = typed.get("ExecMainPID"), typed.get("ExecMainStartTimestamp")
+        if isinstance(pid, int) and isinstance(started, int) and pid > 0 and started > 0:
+            return cls(unit, pid, started)
+        return None
+
+    def wrote(self, entry: Mapping[str, Any]) -> bool:
+        usec = _int(entry.get("__REALTIME_TIMESTAMP"))
+        return (
+            entry.get("_PID") == str(self.pid)
+            and not any(entry.get(field) for field in UNIT_FIELDS)
+            and usec is not None
+            and usec >= self.started_usec
+        )
+
+
 def _units(args: dict[str, Any]) -> list[str]:
     names = [*([args["unit"]] if "unit" in args else []), *args.get("units", [])]
     return list(dict.fromkeys(systemd.normalize_unit(n, "unit" if "unit" in args else "units") for n in names))
@@ -100,8 +133,10 @@ def _boot(value: Any) -> str | None:
 class JournalQuery:
     """One call's query: what selects entries (the cursor's fingerprint) and the window, resolved once."""
 
-    def __init__(self, args: dict[str, Any], now: datetime) -> None:
+    def __init__(self, args: dict[str, Any], now: datetime, processes: Sequence[MainProcess] = ()) -> None:
         self.units = _units(args)
+        # Not part of the selection: which process last ran a unit is looked up afresh for every call.
+        self.processes = [p for p in processes if p.unit in self.units]
         self.priority: str | None = args.get("priority")
         self.grep: str | None = args.get("grep")
         self.boot = _boot(args.get("boot"))
@@ -164,7 +199,18 @@ class JournalQuery:
         if self.grep:
             options.append(f"--grep={self.grep}")
         options.append(f"--output-fields={','.join(dict.fromkeys((*BASE_FIELDS, *self.fields)))}")
-        return options + unit_options(self.units)
+        matches = unit_options(self.units)
+        for process in self.processes:
+            matches += ["+", f"_PID={process.pid}"]
+        return options + matches
+
+    def belongs(self, entry: Mapping[str, Any]) -> bool:
+        """Entries matched by a process's PID are kept only when that process wrote them (see MainProcess)."""
+        if not self.processes or not self.units:
+            return True
+        if any(entry.get(field) in self.units for field in UNIT_FIELDS):
+            return True
+        return any(process.wrote(entry) for process in self.processes)
 
     def _stored_window(self) -> dict[str, Any]:
         """The window in absolute microseconds: from the cursor when continuing (so "1 hour ago" does not move
@@ -205,7 +251,8 @@ async def read_entries(ctx: ToolContext, query: JournalQuery) -> tuple[list[dict
     for entry in read.entries:
         if not query.inside(entry):
             return entries, True  # a reverse page crossed `since`: nothing further back belongs to the window
-        entries.append(entry)
+        if query.belongs(entry):
+            entries.append(entry)
     return entries, read.complete
 
 
@@ -220,8 +267,25 @@ def _explain_failure(message: str, query: JournalQuery) -> str:
     return message
 
 
+async def main_processes(ctx: ToolContext, units: Sequence[str]) -> list[MainProcess]:
+    """The last main process of each of `units` that is a service the system manager knows (at most a few)."""
+    found = []
+    for unit in list(units)[:MAX_PROCESS_LOOKUPS]:
+        if systemd.unit_type(unit) != "service":
+            continue
+        try:
+            path = await systemd.get_unit(ctx, "system", unit)
+            typed = await systemd.properties(ctx, "system", path, systemd.TYPE_INTERFACES["service"]) if path else {}
+        except (BusError, ToolError):
+            continue  # no manager to ask: the unit's attributed lines still answer
+        process = MainProcess.of(unit, typed)
+        if process is not None:
+            found.append(process)
+    return found
+
+
 async def query_journal(ctx: ToolContext, args: dict[str, Any]) -> dict[str, Any]:
-    query = JournalQuery(args, datetime.now(UTC))
+    query = JournalQuery(args, datetime.now(UTC), await main_processes(ctx, _units(args)))
     entries, exhausted = await read_entries(ctx, query)
     page = output.take([entry_row(e, query.fields) for e in entries], query.limit)
     shown = entries[: len(page.rows)]
@@ -269,18 +333,21 @@ async def _check_units_exist(ctx: ToolContext, units: list[str]) -> None:
     )
 
 
-async def recent_rows(ctx: ToolContext, unit: str, count: int) -> list[dict[str, Any]]:
-    """The unit's last `count` journal entries as rows (oldest first)."""
+async def recent_rows(
+    ctx: ToolContext, unit: str, count: int, process: MainProcess | None = None
+) -> list[dict[str, Any]]:
+    """The unit's last `count` journal entries as rows (oldest first), with its last main process's lines."""
     if count <= 0:
         return []
-    query = JournalQuery({"unit": unit, "limit": count}, datetime.now(UTC))
+    # A few more than asked: lines of an older process that had the same PID are read, then dropped.
+    query = JournalQuery({"unit": unit, "limit": count + 10}, datetime.now(UTC), [process] if process else [])
     entries, _ = await read_entries(ctx, query)
-    return [entry_row(e, []) for e in reversed(entries[:count])]
+    return [{**entry_row(e, []), "unit": unit} for e in reversed(entries[:count])]
 
 
-async def recent_lines(ctx: ToolContext, unit: str, count: int) -> list[str]:
+async def recent_lines(ctx: ToolContext, unit: str, count: int, process: MainProcess | None = None) -> list[str]:
     """The unit's last `count` journal lines (oldest first), for status and failure reports."""
-    return [row["message"] for row in await recent_rows(ctx, unit, count)]
+    return [row["message"] for row in await recent_rows(ctx, unit, count, process)]
 
 
 ROW = {

@@ -13,7 +13,7 @@ from fleetbus.guard.policy import OperationPattern
 from fleetbus.operation import HOST_METRICS, JOURNAL_QUERY
 from fleetbus.tools import schema as s
 from fleetbus.tools import systemd
-from fleetbus.tools.journal import recent_lines
+from fleetbus.tools.journal import MainProcess, recent_lines
 from fleetbus.tools.registry import Annotations, ToolContext, ToolError, ToolSpec
 from fleetbus.tools.roles import fingerprint
 
@@ -63,10 +63,11 @@ async def health_check(ctx: ToolContext, args: dict[str, Any]) -> dict[str, Any]
             row: dict[str, Any] = {"unit": unit, "result": None, "last_lines": []}
             try:
                 path = await systemd.get_unit(ctx, bus, unit)
+                typed: dict[str, Any] = {}
                 if path and systemd.unit_type(unit) in systemd.TYPE_INTERFACES:
                     typed = await systemd.properties(ctx, bus, path, systemd.TYPE_INTERFACES[systemd.unit_type(unit)])
                     row["result"] = typed.get("Result")
-                row["last_lines"] = await recent_lines(ctx, unit, lines)
+                row["last_lines"] = await recent_lines(ctx, unit, lines, MainProcess.of(unit, typed))
             except (BusError, ToolError):
                 pass  # a unit that vanished meanwhile still counts as failed when listed
             return row

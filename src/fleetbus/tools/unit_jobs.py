@@ -16,7 +16,7 @@ from fleetbus.guard.catalog import Risk
 from fleetbus.guard.policy import OperationPattern, Verdict
 from fleetbus.tools import schema as s
 from fleetbus.tools import systemd
-from fleetbus.tools.journal import recent_rows
+from fleetbus.tools.journal import MainProcess, recent_rows
 from fleetbus.tools.registry import Annotations, ToolContext, ToolError, ToolSpec
 from fleetbus.tools.units import unit_state
 
@@ -64,6 +64,7 @@ def job_tool(member: str) -> Callable[[ToolContext, dict[str, Any]], Awaitable[d
             names=["name", "mode"],
             bus=bus,
         )
+        submitted = time.time()
         try:
             outcome = await ctx.gateway.run_job(operation, ctx.caller, wait=float(args.get("wait", 60)))
         except RemoteError as exc:
@@ -82,18 +83,20 @@ def job_tool(member: str) -> Callable[[ToolContext, dict[str, Any]], Awaitable[d
                 f"stopped waiting after {outcome.waited:.0f} s; the job may still run (unit_status shows how it ends)"
             )
         if outcome.result in JOB_FAILURES or state.get("active") == "failed":
-            result["error_lines"] = await _error_lines(ctx, unit, state.get("exec_pid"))
+            result["error_lines"] = await _error_lines(ctx, unit, state.get("exec_pid"), submitted)
         return result
 
     return handler
 
 
-async def _error_lines(ctx: ToolContext, unit: str, pid: int | None) -> list[str]:
+async def _error_lines(ctx: ToolContext, unit: str, pid: int | None, submitted: float) -> list[str]:
     """The unit's last lines once its own output is in: a job is reported failed the moment the process exits,
-    and journald may not yet have read the process's last words from its stream — the ones that say why."""
+    and journald may not yet have read the process's last words from its stream — the ones that say why (and,
+    the process being gone, journald may not know their unit: they are found by PID, see MainProcess)."""
     deadline = time.monotonic() + OUTPUT_GRACE
+    process = MainProcess(unit, pid, int(submitted * 1_000_000)) if pid else None
     while True:
-        rows = await recent_rows(ctx, unit, ERROR_LINES)
+        rows = await recent_rows(ctx, unit, ERROR_LINES, process)
         if pid is None or any(row["pid"] == pid for row in rows) or time.monotonic() >= deadline:
             return [row["message"] for row in rows]
         await asyncio.sleep(0.05)

@@ -13,7 +13,7 @@ from fleetbus.guard.policy import OperationPattern
 from fleetbus.operation import JOURNAL_QUERY
 from fleetbus.tools import schema as s
 from fleetbus.tools import systemd
-from fleetbus.tools.journal import recent_lines
+from fleetbus.tools.journal import MainProcess, recent_lines
 from fleetbus.tools.registry import Annotations, ToolContext, ToolError, ToolSpec
 from fleetbus.tools.times import from_usec, iso
 
@@ -166,7 +166,7 @@ async def unit_status(ctx: ToolContext, args: dict[str, Any]) -> dict[str, Any]:
         return path, props, typed
 
     path, props, typed = await from_the_bus()
-    lines = await recent_lines(ctx, unit, int(args.get("lines", 5)))
+    lines = await recent_lines(ctx, unit, int(args.get("lines", 5)), MainProcess.of(unit, typed))
     if path is None:
         return {
             "unit": unit,
