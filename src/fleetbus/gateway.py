@@ -21,7 +21,7 @@ from fleetbus.dbus import types, unit_names
 from fleetbus.dbus.errors import RemoteError
 from fleetbus.dbus.introspect import IntrospectionCache, ObjectInfo, WalkResult, parse, walk
 from fleetbus.dbus.jobs import MANAGER, MANAGER_PATH, SYSTEMD, JobOutcome, JobWatch
-from fleetbus.dbus.link import BusLink, LinkPool, Reply
+from fleetbus.dbus.link import PROPERTIES, BusLink, LinkPool, Reply
 from fleetbus.dbus.signals import Collected, ReceivedSignal, SignalFilter, Subscription, collect
 from fleetbus.executors import journal as journal_reader
 from fleetbus.executors import metrics as host_metrics
@@ -35,7 +35,6 @@ from fleetbus.guard.policy import Decision, Policy, Verdict
 from fleetbus.operation import AUDIT_QUERY, DBUS_CALL, DBUS_WATCH, HOST_METRICS, JOURNAL_QUERY, LOCAL_HOST, Operation
 
 INTROSPECTABLE = "org.freedesktop.DBus.Introspectable"
-PROPERTIES = "org.freedesktop.DBus.Properties"
 T = TypeVar("T")
 
 AskPerson = Callable[[Approval], Awaitable[bool | None]]

@@ -86,10 +86,14 @@ def test_the_service_manager_lists_units_over_the_system_bus() -> None:
 
 def test_units_given_with_units_start_and_their_output_reaches_the_journal(tmp_path: Path) -> None:
     marker = f"hello-{os.getpid()}-{time.time_ns()}"
+    # The greeter stays a moment after its line: journald ties a line to its unit through the sender's cgroup,
+    # which a process that already exited no longer has. And journald reads the stream when it gets to it.
     (tmp_path / "hello.service").write_text(
-        f"[Unit]\nDescription=Greeter\n[Service]\nType=oneshot\nExecStart=/bin/echo {marker}\n"
+        f"[Unit]\nDescription=Greeter\n[Service]\nType=oneshot\nExecStart=/bin/sh -c 'echo {marker}; sleep 1'\n"
     )
-    script = "systemctl start hello.service && journalctl -u hello.service -o cat --no-pager"
+    read = "journalctl -u hello.service -o cat --no-pager"
+    wait = f"for i in $(seq 100); do {read} | grep -q {marker} && break; sleep 0.1; done"
+    script = f"systemctl start hello.service && {wait}; {read}"
     result = fleetbus("sandbox", "run", "--units", str(tmp_path), "--", "sh", "-c", script)
     assert result.returncode == 0, result.stderr
     assert marker in result.stdout.splitlines()

@@ -16,6 +16,7 @@ from fleetbus.dbus.signals import SignalFilter
 SYSTEMD = "org.freedesktop.systemd1"
 MANAGER_PATH = "/org/freedesktop/systemd1"
 MANAGER = "org.freedesktop.systemd1.Manager"
+UNIT = "org.freedesktop.systemd1.Unit"
 JOB_REMOVED = SignalFilter(SYSTEMD, MANAGER_PATH, MANAGER, "JobRemoved")
 MAX_REMEMBERED = 1024
 """JobRemoved signals kept while waiting; other clients' jobs finish meanwhile too."""

@@ -9,11 +9,9 @@ import contextlib
 from collections.abc import Iterable
 
 from fleetbus.dbus.errors import BusError
-from fleetbus.dbus.jobs import MANAGER, MANAGER_PATH, SYSTEMD
-from fleetbus.dbus.link import BusLink
+from fleetbus.dbus.jobs import MANAGER, MANAGER_PATH, SYSTEMD, UNIT
+from fleetbus.dbus.link import PROPERTIES, BusLink
 
-PROPERTIES = "org.freedesktop.DBus.Properties"
-UNIT = "org.freedesktop.systemd1.Unit"
 MAX_LOOKUPS = 32
 """Units looked up per call; a call naming more (EnableUnitFiles takes a list) is judged on the first ones'
 aliases and every name it gave."""

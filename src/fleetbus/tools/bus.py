@@ -12,7 +12,8 @@ from fleetbus import output
 from fleetbus.dbus import types
 from fleetbus.dbus.errors import BusError, RemoteError
 from fleetbus.dbus.introspect import Interface, Method, ObjectInfo
-from fleetbus.gateway import PROPERTIES, Deadlines, dbus_call
+from fleetbus.dbus.link import PROPERTIES
+from fleetbus.gateway import Deadlines, dbus_call
 from fleetbus.guard.catalog import Risk, unit_name_from_path
 from fleetbus.guard.policy import OperationPattern
 from fleetbus.operation import DBUS_WATCH, Operation

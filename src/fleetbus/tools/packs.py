@@ -20,8 +20,9 @@ from fleetbus.config import PackSettings
 from fleetbus.dbus import types
 from fleetbus.dbus.errors import BusError
 from fleetbus.dbus.introspect import Interface, Method, ObjectInfo
+from fleetbus.dbus.link import PROPERTIES
 from fleetbus.dbus.signals import ReceivedSignal, Subscription
-from fleetbus.gateway import PROPERTIES, Caller, Gateway, GatewayError, dbus_call
+from fleetbus.gateway import Caller, Gateway, GatewayError, dbus_call
 from fleetbus.guard.catalog import LocalKnowledge, Risk, classify
 from fleetbus.guard.policy import OperationPattern
 from fleetbus.operation import DBUS_WATCH, Operation

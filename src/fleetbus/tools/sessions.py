@@ -7,7 +7,8 @@ from typing import Any
 from fleetbus import output
 from fleetbus.dbus import types
 from fleetbus.dbus.errors import RemoteError
-from fleetbus.gateway import PROPERTIES, dbus_call
+from fleetbus.dbus.link import PROPERTIES
+from fleetbus.gateway import dbus_call
 from fleetbus.guard.catalog import Risk
 from fleetbus.guard.policy import OperationPattern
 from fleetbus.tools import schema as s

@@ -8,13 +8,16 @@ from typing import Any
 
 from fleetbus.dbus import types
 from fleetbus.dbus.errors import BusUnavailable, RemoteError
-from fleetbus.gateway import PROPERTIES, dbus_call
+
+# Re-exported: the tools say systemd.MANAGER, systemd.UNIT…; the names themselves belong to the D-Bus layer.
+from fleetbus.dbus.jobs import MANAGER as MANAGER  # noqa: PLC0414
+from fleetbus.dbus.jobs import MANAGER_PATH as MANAGER_PATH  # noqa: PLC0414
+from fleetbus.dbus.jobs import SYSTEMD as SYSTEMD  # noqa: PLC0414
+from fleetbus.dbus.jobs import UNIT as UNIT  # noqa: PLC0414
+from fleetbus.dbus.link import PROPERTIES
+from fleetbus.gateway import dbus_call
 from fleetbus.tools.registry import ToolContext, ToolError
 
-SYSTEMD = "org.freedesktop.systemd1"
-MANAGER_PATH = "/org/freedesktop/systemd1"
-MANAGER = "org.freedesktop.systemd1.Manager"
-UNIT = "org.freedesktop.systemd1.Unit"
 UNIT_TYPES = ("service", "socket", "target", "device", "mount", "automount", "swap", "timer", "path", "slice", "scope")
 UNIT_NAME_PATTERN = r"^[A-Za-z0-9:_.@\\-]{1,255}$"
 _UNIT_NAME = re.compile(UNIT_NAME_PATTERN)

@@ -125,14 +125,7 @@ async def unit_state(ctx: ToolContext, bus: str, unit: str) -> dict[str, Any]:
     its last main process (still known after it exited)."""
     path = await systemd.get_unit(ctx, bus, unit)
     if path is None:
-        return {
-            "load": "not-loaded",
-            "active": "inactive",
-            "sub": "dead",
-            "result": None,
-            "main_pid": None,
-            "exec_pid": None,
-        }
+        return dict(NOT_LOADED)
     props = await systemd.properties(ctx, bus, path, systemd.UNIT)
     typed = await _typed_properties(ctx, bus, path, unit)
     return {
