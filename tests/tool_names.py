@@ -3,41 +3,19 @@
 from __future__ import annotations
 
 BUS_READ_TOOLS = frozenset(
-    {
-        "list_services",
-        "list_objects",
-        "introspect",
-        "call_method",
-        "get_property",
-        "get_properties",
-        "wait_signal",
-        "explain",
-        "find_methods",
-    }
+    {"list_services", "list_objects", "introspect", "call_method", "get_property", "get_properties", "wait_signal"}
 )
+DISCOVERY_TOOLS = frozenset({"find_tools", "enable_toolset"})
+CORE_READ_TOOLS = ("health_check", "list_units", "unit_status", "query_journal", "system_status", "top_processes")
 OPERATOR_READ_TOOLS = (
-    "list_units",
-    "unit_status",
+    *CORE_READ_TOOLS,
     "list_unit_files",
     "unit_dependencies",
-    "query_journal",
     "host_info",
-    "system_status",
-    "top_processes",
     "network_status",
     "time_status",
     "list_sessions",
-    "health_check",
 )
-OPERATOR_WRITE_TOOLS = (
-    "start_unit",
-    "stop_unit",
-    "restart_unit",
-    "reload_unit",
-    "try_restart_unit",
-    "enable_unit",
-    "disable_unit",
-    "reset_failed_unit",
-)
-READONLY_TOOLS = BUS_READ_TOOLS | frozenset(OPERATOR_READ_TOOLS)
-"""What the readonly preset lists before any tool pack."""
+OPERATOR_WRITE_TOOLS = ("unit_job", "unit_file", "reset_failed_unit")
+READONLY_TOOLS = BUS_READ_TOOLS | DISCOVERY_TOOLS | frozenset(CORE_READ_TOOLS)
+"""What the readonly preset lists by default (the core and bus toolsets) before any tool pack."""

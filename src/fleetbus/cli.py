@@ -76,6 +76,9 @@ def _add_settings_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--safety", choices=SAFETY_PRESETS, help="safety preset (default readonly)")
     parser.add_argument("--policy", type=Path, metavar="FILE", help="TOML policy rules layered over the preset")
     parser.add_argument("--state-dir", type=Path, metavar="DIR", help="where approvals and the audit log live")
+    parser.add_argument(
+        "--toolsets", metavar="NAMES", help="toolsets listed from the start, comma-separated (default: default)"
+    )
 
 
 def _settings(args: argparse.Namespace) -> Settings:
@@ -86,6 +89,7 @@ def _settings(args: argparse.Namespace) -> Settings:
         safety=args.safety,
         policy_file=args.policy,
         state_dir=args.state_dir,
+        toolsets=args.toolsets.split(",") if args.toolsets else None,
     )
 
 
@@ -133,9 +137,9 @@ async def _list_tools(runtime: Runtime) -> int:
     """What a client would see: the policy decides which tools, the budget how many pack tools."""
     try:
         await runtime.start(follow=False)
-        for entry in runtime.registry.listed(runtime.policy, runtime.budget):
+        for entry in runtime.listed(Caller("cli")):
             kind = "read-only" if entry.annotations.read_only else "changes"
-            print(f"{entry.spec.name:<28} {kind:<9} {entry.spec.title}")
+            print(f"{entry.spec.name:<28} {entry.spec.toolset:<10} {kind:<9} {entry.spec.title}")
     finally:
         await runtime.stop()
         runtime.close()

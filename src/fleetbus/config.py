@@ -70,8 +70,17 @@ class Settings(BaseSettings):
     max_call_timeout: float = Field(120.0, gt=0, description="Largest deadline a caller may ask for, seconds.")
     connect_timeout: float = Field(5.0, gt=0, description="Deadline for connecting to a bus, seconds.")
     introspection_max_age: float = Field(30.0, ge=0, description="How long cached introspection stays fresh.")
-    packs: list[PackSettings] | None = Field(
-        None, description="Tool packs; unset: the built-in ones (systemd1, login1, hostname1, timedate1, PackageKit)."
+    packs: list[PackSettings] = Field(
+        default_factory=list,
+        description="Tool packs besides the built-in ones (systemd1, login1, hostname1, timedate1, packagekit); "
+        "a pack named like a built-in one replaces it.",
+    )
+    builtin_packs: bool = Field(True, description="Offer the built-in tool packs.")
+    toolsets: list[str] = Field(
+        default_factory=lambda: ["default"],
+        min_length=1,
+        description="Toolsets every client sees from the start: names (core, bus, units, host, guard, a pack's "
+        "name), `default` (core, bus and the packs) or `all`; clients enable more with enable_toolset.",
     )
     tool_budget: int = Field(40, ge=1, le=1000, description="Most tools listed, built-in ones included.")
     tool_budget_chars: int = Field(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from fleetbus.config import Settings
 from fleetbus.dbus.introspect import IntrospectionCache
@@ -14,10 +14,12 @@ from fleetbus.guard.limits import Budget, RateLimiter
 from fleetbus.guard.policy import Policy, load_policy
 from fleetbus.tools.audit import audit_tools
 from fleetbus.tools.bus import bus_tools
+from fleetbus.tools.discovery import Discovery, enable_toolset_tool, find_tools_tool
 from fleetbus.tools.explain import explain_tools
 from fleetbus.tools.operator import operator_tools
-from fleetbus.tools.packs import BUILTIN_PACKS, PackManager, find_methods_tool
-from fleetbus.tools.registry import ToolBudget, ToolContext, ToolRegistry
+from fleetbus.tools.packs import BUILTIN_PACKS, PackManager, merge_packs
+from fleetbus.tools.registry import Listed, ToolBudget, ToolContext, ToolRegistry
+from fleetbus.tools.toolsets import BUILTIN_TOOLSETS, ToolsetCatalog, ToolsetSelection
 
 
 @dataclass
@@ -28,6 +30,7 @@ class Runtime:
     registry: ToolRegistry
     packs: PackManager
     budget: ToolBudget
+    toolsets: ToolsetSelection
 
     @classmethod
     def build(cls, settings: Settings) -> Runtime:
@@ -49,20 +52,28 @@ class Runtime:
             ),
             journal_directory=settings.journal_directory,
         )
+        packs_settings = merge_packs(BUILTIN_PACKS if settings.builtin_packs else (), settings.packs)
+        catalog = ToolsetCatalog(BUILTIN_TOOLSETS, [pack.name for pack in packs_settings])
+        toolsets = ToolsetSelection(catalog, catalog.resolve(settings.toolsets))
         registry = ToolRegistry()
-        registry.extend(bus_tools(deadlines))
-        registry.extend(explain_tools())
-        registry.extend(audit_tools(settings.audit_directory))
-        registry.extend(operator_tools(deadlines))
-        packs = PackManager(gateway, registry, settings.packs if settings.packs is not None else BUILTIN_PACKS)
+        packs = PackManager(gateway, registry, packs_settings)
         budget = ToolBudget(settings.tool_budget, settings.tool_budget_chars)
-        runtime = cls(settings, policy, gateway, registry, packs, budget)
-        registry.add(find_methods_tool(packs, runtime.listed_names))
+        runtime = cls(settings, policy, gateway, registry, packs, budget, toolsets)
+        discovery = Discovery(registry, policy, toolsets, packs, runtime.listed)
+        builtin = [
+            *bus_tools(deadlines),
+            *explain_tools(),
+            *audit_tools(settings.audit_directory),
+            *operator_tools(deadlines),
+            find_tools_tool(discovery),
+            enable_toolset_tool(discovery),
+        ]
+        registry.extend([replace(spec, toolset=catalog.of(spec.name)) for spec in builtin])
         return runtime
 
-    def listed_names(self) -> set[str]:
-        """The tools a client sees now: allowed by the policy and within the budget."""
-        return {entry.spec.name for entry in self.registry.listed(self.policy, self.budget)}
+    def listed(self, caller: Caller) -> list[Listed]:
+        """The tools `caller` sees now: allowed by the policy, of its toolsets, within the budget."""
+        return self.registry.listed(self.policy, self.budget, self.toolsets.of(caller.client))
 
     async def start(self, *, follow: bool = True) -> None:
         """Build the pack tools; with `follow`, keep them current as services come and go (the server)."""

@@ -62,7 +62,7 @@ def test_inspector_lists_tools_and_calls_one_with_a_token(
     listed = inspector.inspector(server.url, "--method", "tools/list", era=era, token=token)
     assert listed.returncode == 0, listed.stderr
     names = {tool["name"] for tool in listed.json()["result"]["tools"]}
-    assert {"get_property", "list_services", "restart_unit"} <= names
+    assert {"get_property", "list_services", "unit_job"} <= names
 
     called = inspector.inspector(
         server.url,
@@ -110,14 +110,23 @@ def raw_get(url: str) -> Any:
     return answer.json()
 
 
-def test_a_read_token_calling_restart_unit_gets_an_error_naming_the_scope(
+def test_a_read_token_calling_unit_job_gets_an_error_naming_the_scope(
     sandbox: Sandbox, state: Path, server: Served
 ) -> None:
     unit = "worker-scoped.service"
     pid = started_worker(sandbox, unit)
     token = mint(sandbox, state, "reader", "read")
     called = inspector.inspector(
-        server.url, "--method", "tools/call", "--tool-name", "restart_unit", "--tool-arg", f"unit={unit}", token=token
+        server.url,
+        "--method",
+        "tools/call",
+        "--tool-name",
+        "unit_job",
+        "--tool-arg",
+        f"unit={unit}",
+        "--tool-arg",
+        "action=restart",
+        token=token,
     )
     assert called.returncode == inspector.TOOL_ERROR, called.stdout + called.stderr
     message = "".join(block["text"] for block in called.json()["result"]["content"])
@@ -140,7 +149,7 @@ async def test_scopes_narrow_what_the_policy_allows_in_both_eras(
     token = mint(sandbox, state, f"web-only-{era}", "read,units:write:web-*")
     async with http_client(server.url, token, era) as client:
         read = await client.call_tool("get_property", HOSTNAME1)
-        refused = await client.call_tool("restart_unit", {"unit": unit})
+        refused = await client.call_tool("unit_job", {"unit": unit, "action": "restart"})
     assert not read.is_error, text(read)
     assert refused.is_error
     assert f"lacks scope units:write (or units:write:GLOB matching {unit})" in text(refused)
@@ -199,7 +208,7 @@ async def test_elicitation_over_http_counts_only_for_tokens_that_may_approve(
     operator_token = mint(sandbox, state, f"operator-{era}", "read,units:write,approve")
     seen: list[str] = []
     async with http_client(server.url, operator_token, era, elicitation=approving("accept", seen)) as client:
-        done = await client.call_tool("restart_unit", {"unit": unit})
+        done = await client.call_tool("unit_job", {"unit": unit, "action": "restart"})
     assert not done.is_error, text(done)
     assert len(seen) == 1
     assert unit in seen[0]
@@ -209,7 +218,7 @@ async def test_elicitation_over_http_counts_only_for_tokens_that_may_approve(
     worker_token = mint(sandbox, state, f"no-approve-{era}", "read,units:write")
     unseen: list[str] = []
     async with http_client(server.url, worker_token, era, elicitation=approving("accept", unseen)) as client:
-        waiting = await client.call_tool("restart_unit", {"unit": unit})
+        waiting = await client.call_tool("unit_job", {"unit": unit, "action": "restart"})
     assert waiting.is_error
     assert "needs a person's approval" in text(waiting)
     assert unseen == []

@@ -82,12 +82,12 @@ async def test_a_failed_worker_is_found_explained_and_restarted_with_approval(sa
         assert "fatal: out of memory" in [e["message"] for e in journal.structured_content["entries"]]
 
         sandbox.write_unit(unit, FIXED)  # the operator fixes the unit, then asks for the restart
-        asked = await call(client, "restart_unit", unit=unit)
+        asked = await call(client, "unit_job", unit=unit, action="restart")
         assert asked.is_error
         assert "needs a person's approval" in text(asked)
         assert "RestartUnit" in text(asked)
         approve(sandbox, text(asked))
-        restarted = await call(client, "restart_unit", unit=unit)
+        restarted = await call(client, "unit_job", unit=unit, action="restart")
         assert not restarted.is_error, text(restarted)
         body = restarted.structured_content
         assert body is not None
@@ -95,7 +95,7 @@ async def test_a_failed_worker_is_found_explained_and_restarted_with_approval(sa
         assert (body["state"]["active"], body["state"]["sub"]) == ("active", "running")
         assert body["state"]["main_pid"] > 0
 
-        refused = await call(client, "stop_unit", unit="dbus.service")
+        refused = await call(client, "unit_job", unit="dbus.service", action="stop")
         assert refused.is_error
         assert "refused by policy rule 'protected-units'" in text(refused)
         assert "dbus.service is a protected unit" in text(refused)
@@ -106,16 +106,15 @@ async def test_readonly_hides_the_changing_tools_and_operator_shows_them(sandbox
     for safety in ("readonly", "operator"):
         async with serve(sandbox, "legacy", safety=safety) as client:
             names[safety] = {tool.name: tool for tool in (await client.list_tools()).tools}
-    for tool in ("list_units", "unit_status", "query_journal", "health_check", "host_info", "system_status"):
+    for tool in ("list_units", "unit_status", "query_journal", "health_check", "system_status"):
         assert tool in names["readonly"]
         annotations = names["readonly"][tool].annotations
         assert annotations is not None
         assert annotations.read_only_hint is True
-    for tool in ("restart_unit", "stop_unit", "enable_unit", "reset_failed_unit"):
-        assert tool not in names["readonly"]
-        annotations = names["operator"][tool].annotations
-        assert annotations is not None
-        assert annotations.read_only_hint is False
+    assert "unit_job" not in names["readonly"]
+    annotations = names["operator"]["unit_job"].annotations
+    assert annotations is not None
+    assert (annotations.read_only_hint, annotations.destructive_hint) == (False, True)
 
 
 @pytest.mark.parametrize("era", ERAS)
@@ -131,4 +130,4 @@ async def test_the_three_scenario_prompts_are_offered(sandbox: Sandbox, era: str
     message = prompt.messages[0]
     assert isinstance(message.content, types.TextContent)
     assert "queue-*.service" in message.content.text
-    assert "restart_unit" in message.content.text
+    assert "unit_job unit=NAME action=restart" in message.content.text

@@ -93,7 +93,7 @@ def run_as(uid: int, socket_path: Path, unit: str = "worker-peer.service") -> li
     post_as(uid, socket_path, {"jsonrpc": "2.0", "method": "notifications/initialized"}, session)
     results = []
     for request_id, (tool, arguments) in enumerate(
-        [("get_property", HOSTNAME1), ("restart_unit", {"unit": unit})], start=2
+        [("get_property", HOSTNAME1), ("unit_job", {"unit": unit, "action": "restart"})], start=2
     ):
         call = {
             "jsonrpc": "2.0",

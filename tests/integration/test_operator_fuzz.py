@@ -36,6 +36,7 @@ plausible = {
     "limit": st.integers(-2, 1200),
     "format": st.sampled_from(["toon", "json", "xml"]),
     "manager": st.sampled_from(["system", "user", "root"]),
+    "action": st.sampled_from(["start", "stop", "restart", "reload", "try_restart", "enable", "disable", "kill"]),
     "cursor": st.sampled_from(["", "x", "eyJrIjoicXVlcnlfam91cm5hbCJ9", "eyJrIjoibGlzdF91bml0cyIsInEiOiIiLCJwIjp7fX0"]),
 }
 

@@ -161,23 +161,23 @@ async def test_unit_status_and_dependencies(runtime: Runtime) -> None:
 async def test_restart_waits_for_the_job_and_reports_the_state_after(admin: Runtime, sandbox: Sandbox) -> None:
     unit = f"jobbed-{secrets.token_hex(2)}.service"
     sandbox.write_unit(unit, "[Service]\nExecStart=/bin/sh -c 'echo cannot allocate >&2; exit 2'\n")
-    started = await ok(admin, "start_unit", unit=unit)
+    started = await ok(admin, "unit_job", unit=unit, action="start")
     assert (started["result"], started["finished"]) == ("done", True)
     for _ in range(50):
         if (await ok(admin, "unit_status", unit=unit))["active"] == "failed":
             break
         await asyncio.sleep(0.05)
     sandbox.write_unit(unit, "[Service]\nExecStart=/bin/sleep infinity\n")
-    restarted = await ok(admin, "restart_unit", unit=unit)
+    restarted = await ok(admin, "unit_job", unit=unit, action="restart")
     assert restarted["result"] == "done"
     assert restarted["state"]["active"] == "active"
     assert restarted["state"]["main_pid"] > 0
-    reloaded = await run(admin, "reload_unit", unit=unit)
+    reloaded = await run(admin, "unit_job", unit=unit, action="reload")
     assert reloaded.is_error
     assert "cannot do that" in reloaded.text
-    stopped = await ok(admin, "stop_unit", unit=unit)
+    stopped = await ok(admin, "unit_job", unit=unit, action="stop")
     assert (stopped["result"], stopped["state"]["active"]) == ("done", "inactive")
-    again = await ok(admin, "try_restart_unit", unit=unit)  # not running: nothing to restart
+    again = await ok(admin, "unit_job", unit=unit, action="try_restart")  # not running: nothing to restart
     assert again["state"]["active"] == "inactive"
     reset = await ok(admin, "reset_failed_unit", unit=unit)
     assert reset["state"]["active"] == "inactive"
@@ -186,7 +186,7 @@ async def test_restart_waits_for_the_job_and_reports_the_state_after(admin: Runt
 async def test_a_job_that_fails_reports_the_units_last_error_lines(admin: Runtime, sandbox: Sandbox) -> None:
     unit = f"doomed-{secrets.token_hex(2)}.service"
     sandbox.write_unit(unit, "[Service]\nType=oneshot\nExecStart=/bin/sh -c 'echo disk quota exceeded >&2; exit 1'\n")
-    result = await ok(admin, "start_unit", unit=unit)
+    result = await ok(admin, "unit_job", unit=unit, action="start")
     assert result["result"] == "failed"
     assert result["state"]["active"] == "failed"
     assert result["state"]["result"] == "exit-code"
@@ -194,25 +194,25 @@ async def test_a_job_that_fails_reports_the_units_last_error_lines(admin: Runtim
         if "disk quota exceeded" in (await ok(admin, "unit_status", unit=unit))["lines"]:
             break
         await asyncio.sleep(0.05)
-    again = await ok(admin, "start_unit", unit=unit)
+    again = await ok(admin, "unit_job", unit=unit, action="start")
     assert "disk quota exceeded" in again["error_lines"]
 
 
 async def test_enable_and_disable_change_unit_files(admin: Runtime, sandbox: Sandbox) -> None:
     unit = f"bootable-{secrets.token_hex(2)}.service"
     sandbox.write_unit(unit, "[Service]\nExecStart=/bin/sleep infinity\n[Install]\nWantedBy=default.target\n")
-    enabled = await ok(admin, "enable_unit", unit=unit)
+    enabled = await ok(admin, "unit_file", unit=unit, action="enable")
     assert enabled["unit_file"] == "enabled"
     assert enabled["reloaded"] is True
     assert enabled["changes"][0]["type"] == "symlink"
-    disabled = await ok(admin, "disable_unit", unit=unit)
+    disabled = await ok(admin, "unit_file", unit=unit, action="disable")
     assert disabled["unit_file"] == "disabled"
 
 
 async def test_protected_units_are_refused_before_any_job(admin: Runtime) -> None:
-    for tool in ("stop_unit", "restart_unit", "disable_unit"):
-        result = await run(admin, tool, unit="dbus.service")
-        assert result.is_error, tool
+    for tool, action in (("unit_job", "stop"), ("unit_job", "restart"), ("unit_file", "disable")):
+        result = await run(admin, tool, unit="dbus.service", action=action)
+        assert result.is_error, (tool, action)
         assert "refused by policy rule 'protected-units'" in result.text
 
 
@@ -226,9 +226,9 @@ async def test_an_alias_of_a_protected_unit_is_protected(sandbox: Sandbox, tmp_p
     settings = sandbox_settings(sandbox, tmp_path / "state", safety="admin", protected_units=[real])
     runtime = Runtime.build(settings)
     try:
-        for tool in ("stop_unit", "restart_unit"):
-            result = await run(runtime, tool, unit=alias)
-            assert result.is_error, tool
+        for action in ("stop", "restart"):
+            result = await run(runtime, "unit_job", unit=alias, action=action)
+            assert result.is_error, action
             assert f"{real} is a protected unit" in result.text, result.text
         explained = await ok(
             runtime,
@@ -244,7 +244,7 @@ async def test_an_alias_of_a_protected_unit_is_protected(sandbox: Sandbox, tmp_p
         # Ordinary units are untouched by the lookup: one still restarts.
         worker = f"plain-{secrets.token_hex(2)}.service"
         sandbox.write_unit(worker, "[Service]\nExecStart=/bin/sleep infinity\n")
-        restarted = await ok(runtime, "restart_unit", unit=worker)
+        restarted = await ok(runtime, "unit_job", unit=worker, action="restart")
         assert restarted["result"] == "done"
     finally:
         sandbox.systemd("StopUnit", "ss", real, "replace")
@@ -317,13 +317,17 @@ INVALID: list[tuple[str, dict[str, Any], str]] = [
     ("unit_dependencies", {"unit": "dbus.service", "direction": "sideways"}, "argument 'direction'"),
     ("list_unit_files", {"limit": -1}, "argument 'limit'"),
     ("list_unit_files", {"state": "Enabled!"}, "argument 'state'"),
-    ("start_unit", {"unit": "ghost"}, "unknown unit 'ghost.service'"),
-    ("stop_unit", {"unit": "ghost.service"}, "unknown unit 'ghost.service'"),
-    ("restart_unit", {"unit": "ghost.service", "mode": "isolate"}, "argument 'mode'"),
-    ("reload_unit", {"unit": "dbus.service", "wait": 0}, "argument 'wait'"),
-    ("try_restart_unit", {"unit": ["dbus.service"]}, "argument 'unit'"),
-    ("enable_unit", {"unit": "ghost.service"}, "unknown unit 'ghost.service'"),
-    ("disable_unit", {"unit": "ghost.service"}, "unknown unit 'ghost.service'"),
+    ("unit_job", {"unit": "ghost", "action": "start"}, "unknown unit 'ghost.service'"),
+    ("unit_job", {"unit": "ghost.service", "action": "stop"}, "unknown unit 'ghost.service'"),
+    ("unit_job", {"unit": "ghost.service", "action": "restart", "mode": "isolate"}, "argument 'mode'"),
+    ("unit_job", {"unit": "dbus.service", "action": "reload", "wait": 0}, "argument 'wait'"),
+    ("unit_job", {"unit": ["dbus.service"], "action": "try_restart"}, "argument 'unit'"),
+    ("unit_job", {"unit": "dbus.service", "action": "kill"}, "argument 'action'"),
+    ("unit_job", {"unit": "dbus.service"}, "action"),
+    ("unit_file", {"unit": "ghost.service", "action": "enable"}, "unknown unit 'ghost.service'"),
+    ("unit_file", {"unit": "ghost.service", "action": "disable"}, "unknown unit 'ghost.service'"),
+    ("unit_file", {"unit": "dbus.service", "action": "mask"}, "argument 'action'"),
+    ("unit_file", {"unit": "dbus.service", "action": "disable", "force": True}, "force applies to action=enable"),
     ("reset_failed_unit", {"unit": "ghost.service"}, "unknown unit 'ghost.service'"),
     ("query_journal", {"since": "soon"}, "invalid argument 'since': 'soon'"),
     ("query_journal", {"until": "15m"}, "invalid argument 'until': '15m' is a duration without a direction"),

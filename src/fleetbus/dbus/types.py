@@ -81,7 +81,7 @@ class _Type:
     children: tuple[_Type, ...] = ()
 
 
-_INT_RANGES: Final[dict[str, tuple[int, int]]] = {
+INTEGER_RANGES: Final[dict[str, tuple[int, int]]] = {
     "y": (0, 2**8 - 1),
     "n": (-(2**15), 2**15 - 1),
     "q": (0, 2**16 - 1),
@@ -302,7 +302,7 @@ _DOUBLE_EXPECTED: Final = 'number, or "NaN", "Infinity" or "-Infinity" (double)'
 _OBJECT_PATH_EXPECTED: Final = "object path ('/' or '/'-separated elements of [A-Za-z0-9_])"
 _INT_KEY_PATTERN: Final = "^-?[0-9]{1,20}$"
 _KEY_SPELLINGS: Final = {
-    **dict.fromkeys(_INT_RANGES, _INT_KEY_PATTERN),
+    **dict.fromkeys(INTEGER_RANGES, _INT_KEY_PATTERN),
     "b": "^(true|false)$",
     "d": r"^(-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?|NaN|-?Infinity)$",
 }
@@ -314,7 +314,7 @@ def _is_json_int(value: Any) -> bool:
 
 
 def _range_text(code: str) -> str:
-    low, high = _INT_RANGES[code]
+    low, high = INTEGER_RANGES[code]
     return f"{_TYPE_NAMES[code]} ({low}..{high})"
 
 
@@ -333,7 +333,7 @@ def _from_json(t: _Type, value: Any, where: str, depth: int) -> Any:
 def _int_from_json(t: _Type, value: Any, where: str, depth: int) -> int:
     if not _is_json_int(value):
         raise _mismatch(where, f"integer, {_range_text(t.code)}", value)
-    low, high = _INT_RANGES[t.code]
+    low, high = INTEGER_RANGES[t.code]
     if not low <= value <= high:
         raise _mismatch(where, _range_text(t.code), value)
     return int(value)
@@ -525,7 +525,7 @@ def _variant_signature(signature: Any, where: str) -> _Type:
 # What a bare value could mean, and a typed form to suggest instead: (could be, signature, value).
 def _variant_hint(value: Any) -> tuple[str, str, str]:
     if _is_json_int(value):
-        low, high = _INT_RANGES["i"]
+        low, high = INTEGER_RANGES["i"]
         suggested = "i" if low <= value <= high else ("x" if value < 0 else "t")
         shown = str(value) if value.bit_length() <= 64 else "…"
         return "y/n/q/i/u/x/t", suggested, shown
@@ -550,7 +550,7 @@ def _ambiguous_variant(value: Any, where: str) -> ValueConversionError:
 
 
 _FROM_JSON: Final[dict[str, _FromJson]] = {
-    **dict.fromkeys(_INT_RANGES, _int_from_json),
+    **dict.fromkeys(INTEGER_RANGES, _int_from_json),
     "d": _double_from_json,
     "b": _boolean_from_json,
     "s": _string_from_json,
@@ -773,7 +773,7 @@ def _schema_description(t: _Type, style: _SchemaStyle) -> str:
 
 
 def _integer_schema(t: _Type, style: _SchemaStyle) -> dict[str, Any]:
-    low, high = _INT_RANGES[t.code]
+    low, high = INTEGER_RANGES[t.code]
     return {"type": "integer", "minimum": low, "maximum": high}
 
 
@@ -850,7 +850,7 @@ def _variant_schema(t: _Type, style: _SchemaStyle) -> dict[str, Any]:
 
 
 _SCHEMAS: Final[dict[str, _SchemaBuilder]] = {
-    **dict.fromkeys(_INT_RANGES, _integer_schema),
+    **dict.fromkeys(INTEGER_RANGES, _integer_schema),
     "d": _double_schema,
     "b": _constant_schema({"type": "boolean"}),
     "s": _constant_schema({"type": "string"}),

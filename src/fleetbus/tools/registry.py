@@ -11,7 +11,7 @@ import functools
 import json
 import logging
 from collections import Counter
-from collections.abc import Awaitable, Callable, Iterator, Mapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -25,6 +25,7 @@ from fleetbus.gateway import ApprovalRequired, Caller, Gateway, GatewayError
 from fleetbus.guard.catalog import Risk
 from fleetbus.guard.policy import OperationPattern, Policy
 from fleetbus.tools import wire
+from fleetbus.tools.toolsets import Choice
 
 log = logging.getLogger(__name__)
 MAX_ERROR_CHARS = 400
@@ -65,6 +66,11 @@ class ToolSpec:
     operations: tuple[OperationPattern, ...] = ()
     """What the tool may do, so the policy can say whether to list it. Empty: it reaches no host."""
     scope: str = "read"
+    toolset: str = ""
+    """The toolset it is listed with (fleetbus.tools.toolsets); a pack tool's is its pack's name."""
+    covers: tuple[tuple[str, Mapping[str, Any]], ...] = ()
+    """D-Bus methods (`Interface.Member`) this tool is the way to call, with the arguments that select each one:
+    find_tools points a search for RestartUnit at `unit_job` with `action=restart`."""
     group: str | None = None
     """Tools generated from a bus service (a tool pack) carry its group; they are listed within the budget."""
     rank: int = 0
@@ -187,15 +193,19 @@ class ToolRegistry:
     def __len__(self) -> int:
         return len(self._tools)
 
-    def listed(self, policy: Policy, budget: ToolBudget | None = None) -> list[Listed]:
-        """Tools the policy lets be seen: every built-in one, then pack tools as far as the budget goes."""
+    def listed(self, policy: Policy, budget: ToolBudget | None = None, choice: Choice | None = None) -> list[Listed]:
+        """Tools the policy lets be seen — of the chosen toolsets when there is a `choice` — every built-in one,
+        then pack tools as far as the budget goes."""
         visible = [entry for spec in self._tools.values() if (entry := self._listing(spec, policy)) is not None]
+        if choice is not None:
+            visible = [entry for entry in visible if entry.spec.toolset in choice.listed]
         if budget is None:
             return visible
         builtin = [entry for entry in visible if entry.spec.group is None]
         chosen = list(builtin)
         size = sum(entry.size for entry in builtin)
-        for entry in self._fair_order([entry for entry in visible if entry.spec.group is not None]):
+        packed = [entry for entry in visible if entry.spec.group is not None]
+        for entry in self._fair_order(packed, choice.asked if choice else ()):
             if len(chosen) >= budget.max_tools:
                 break
             if size + entry.size > budget.max_chars:
@@ -212,19 +222,23 @@ class ToolRegistry:
         self._listings[spec.name] = (policy, spec, entry)
         return entry
 
-    def _fair_order(self, entries: list[Listed]) -> list[Listed]:
-        """Pack tools in the order they get listed: groups take turns, each offering its most used (then
-        best ranked) tool, so one big pack (systemd's ~100 methods) cannot crowd out the others."""
+    def _fair_order(self, entries: list[Listed], asked: Sequence[str] = ()) -> list[Listed]:
+        """Pack tools in the order they get listed: packs a client enabled itself first, then the others; within
+        each tier packs take turns, each offering its most used (then best ranked) tool, so one big pack
+        (systemd's ~100 methods) cannot crowd out the others."""
         queues: dict[str, list[Listed]] = {}
         for entry in sorted(entries, key=lambda e: (-self.usage[e.spec.name], e.spec.rank, e.spec.name)):
             queues.setdefault(str(entry.spec.group), []).append(entry)
-        ordered: list[Listed] = []
+        toolset = {str(entry.spec.group): entry.spec.toolset for entry in entries}
         turns = {str(entry.spec.group): entry.spec.group_rank for entry in entries}
-        while queues:
-            for group in sorted(queues, key=lambda g: (turns[g], g)):
-                ordered.append(queues[group].pop(0))
-                if not queues[group]:
-                    del queues[group]
+        ordered: list[Listed] = []
+        for first in (True, False):
+            tiered = {group: queue for group, queue in queues.items() if (toolset[group] in asked) is first}
+            while tiered:
+                for group in sorted(tiered, key=lambda g: (turns[g], g)):
+                    ordered.append(tiered[group].pop(0))
+                    if not tiered[group]:
+                        del tiered[group]
         return ordered
 
     def validate(self, name: str, arguments: Mapping[str, Any]) -> None:
@@ -281,6 +295,7 @@ def _visible(spec: ToolSpec) -> tuple[Any, ...]:
         spec.annotations,
         spec.operations,
         spec.rank,
+        spec.toolset,
     )
 
 

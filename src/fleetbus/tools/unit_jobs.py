@@ -1,12 +1,12 @@
-"""Changing systemd units: start/stop/restart/reload/try-restart (each waits for its job to end and reports the
-state after), enable/disable unit files, reset a failed state. The Manager call is the Operation, so policy
-and approvals bind to, say, RestartUnit("worker-3.service", "replace") exactly as for call_method."""
+"""Changing systemd units: `unit_job` starts, stops, restarts, reloads or try-restarts a unit (it waits for the job
+to end and reports the state after), `unit_file` enables or disables unit files, `reset_failed_unit` clears a
+failed state. The Manager call is the Operation, so policy and approvals bind to, say,
+RestartUnit("worker-3.service", "replace") exactly as for call_method — whichever tool asked for it."""
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 from fleetbus import output
@@ -21,21 +21,30 @@ from fleetbus.tools.registry import Annotations, ToolContext, ToolError, ToolSpe
 from fleetbus.tools.units import unit_state
 
 CHANGES = frozenset({Risk.ROUTINE, Risk.DANGEROUS, Risk.UNKNOWN})
-JOBS = {
-    "start_unit": ("StartUnit", "Start a unit", "Start a unit"),
-    "stop_unit": ("StopUnit", "Stop a unit", "Stop a unit"),
-    "restart_unit": ("RestartUnit", "Restart a unit", "Restart a unit (start it if it is not running)"),
-    "reload_unit": ("ReloadUnit", "Reload a unit", "Reload a unit's configuration (the service must support it)"),
-    "try_restart_unit": ("TryRestartUnit", "Restart a running unit", "Restart a unit only if it is running"),
+JOB_ACTIONS = {
+    "start": "StartUnit",
+    "stop": "StopUnit",
+    "restart": "RestartUnit",
+    "reload": "ReloadUnit",
+    "try_restart": "TryRestartUnit",
 }
+"""unit_job's actions and the Manager method each one is (systemctl's verbs)."""
+FILE_ACTIONS = {"enable": "EnableUnitFiles", "disable": "DisableUnitFiles"}
 ERROR_LINES = 10
 OUTPUT_GRACE = 1.0
 """Seconds a failure report waits for the failed process's own output to reach the journal."""
 JOB_FAILURES = {"failed", "dependency", "timeout", "canceled", "invalid"}
 
 
-def _pattern(member: str) -> tuple[OperationPattern, ...]:
-    return (OperationPattern(destination=systemd.SYSTEMD, interface=systemd.MANAGER, member=member, risks=CHANGES),)
+def _patterns(*members: str) -> tuple[OperationPattern, ...]:
+    return tuple(
+        OperationPattern(destination=systemd.SYSTEMD, interface=systemd.MANAGER, member=member, risks=CHANGES)
+        for member in members
+    )
+
+
+def _covers(actions: dict[str, str]) -> tuple[tuple[str, dict[str, Any]], ...]:
+    return tuple((f"{systemd.MANAGER}.{member}", {"action": action}) for action, member in actions.items())
 
 
 def _remote(exc: RemoteError, unit: str, bus: str) -> ToolError | RemoteError:
@@ -48,45 +57,44 @@ def _remote(exc: RemoteError, unit: str, bus: str) -> ToolError | RemoteError:
     return exc
 
 
-def job_tool(member: str) -> Callable[[ToolContext, dict[str, Any]], Awaitable[dict[str, Any]]]:
-    async def handler(ctx: ToolContext, args: dict[str, Any]) -> dict[str, Any]:
-        bus = systemd.bus_of(args)
-        unit = systemd.normalize_unit(args["unit"])
-        # Asking first means an unknown unit is an error before anyone is asked to approve anything.
-        await systemd.require_unit(ctx, bus, unit)
-        operation = dbus_call(
-            systemd.SYSTEMD,
-            systemd.MANAGER_PATH,
-            systemd.MANAGER,
-            member,
-            "ss",
-            [unit, args.get("mode", "replace")],
-            names=["name", "mode"],
-            bus=bus,
+async def unit_job(ctx: ToolContext, args: dict[str, Any]) -> dict[str, Any]:
+    action = args["action"]
+    bus = systemd.bus_of(args)
+    unit = systemd.normalize_unit(args["unit"])
+    # Asking first means an unknown unit is an error before anyone is asked to approve anything.
+    await systemd.require_unit(ctx, bus, unit)
+    operation = dbus_call(
+        systemd.SYSTEMD,
+        systemd.MANAGER_PATH,
+        systemd.MANAGER,
+        JOB_ACTIONS[action],
+        "ss",
+        [unit, args.get("mode", "replace")],
+        names=["name", "mode"],
+        bus=bus,
+    )
+    submitted = time.time()
+    try:
+        outcome = await ctx.gateway.run_job(operation, ctx.caller, wait=float(args.get("wait", 60)))
+    except RemoteError as exc:
+        raise _remote(exc, unit, bus) from exc
+    state = await unit_state(ctx, bus, unit)
+    result: dict[str, Any] = {
+        "unit": unit,
+        "action": action,
+        "job": outcome.job,
+        "result": outcome.result,
+        "finished": outcome.finished,
+        "waited": round(outcome.waited, 3),
+        "state": state,
+    }
+    if not outcome.finished:
+        result["note"] = (
+            f"stopped waiting after {outcome.waited:.0f} s; the job may still run (unit_status shows how it ends)"
         )
-        submitted = time.time()
-        try:
-            outcome = await ctx.gateway.run_job(operation, ctx.caller, wait=float(args.get("wait", 60)))
-        except RemoteError as exc:
-            raise _remote(exc, unit, bus) from exc
-        state = await unit_state(ctx, bus, unit)
-        result: dict[str, Any] = {
-            "unit": unit,
-            "job": outcome.job,
-            "result": outcome.result,
-            "finished": outcome.finished,
-            "waited": round(outcome.waited, 3),
-            "state": state,
-        }
-        if not outcome.finished:
-            result["note"] = (
-                f"stopped waiting after {outcome.waited:.0f} s; the job may still run (unit_status shows how it ends)"
-            )
-        if outcome.result in JOB_FAILURES or state.get("active") == "failed":
-            result["error_lines"] = await _error_lines(ctx, unit, state.get("exec_pid"), submitted)
-        return result
-
-    return handler
+    if outcome.result in JOB_FAILURES or state.get("active") == "failed":
+        result["error_lines"] = await _error_lines(ctx, unit, state.get("exec_pid"), submitted)
+    return result
 
 
 async def _error_lines(ctx: ToolContext, unit: str, pid: int | None, submitted: float) -> list[str]:
@@ -118,17 +126,22 @@ async def _reload_if_allowed(ctx: ToolContext, bus: str) -> dict[str, Any]:
     }
 
 
-async def _unit_file_change(ctx: ToolContext, args: dict[str, Any], enable: bool) -> dict[str, Any]:
+async def unit_file(ctx: ToolContext, args: dict[str, Any]) -> dict[str, Any]:
+    action = args["action"]
     bus = systemd.bus_of(args)
     unit = systemd.normalize_unit(args["unit"])
     if await systemd.unit_file_state(ctx, bus, unit) is None:
         raise systemd.unknown_unit(unit, bus)
     runtime = bool(args.get("runtime", False))
-    if enable:
-        member, signature, values = "EnableUnitFiles", "asbb", [[unit], runtime, bool(args.get("force", False))]
+    if action == "enable":
+        signature, values = "asbb", [[unit], runtime, bool(args.get("force", False))]
     else:
-        member, signature, values = "DisableUnitFiles", "asb", [[unit], runtime]
-    operation = dbus_call(systemd.SYSTEMD, systemd.MANAGER_PATH, systemd.MANAGER, member, signature, values, bus=bus)
+        if "force" in args:
+            raise ToolError("force applies to action=enable only")
+        signature, values = "asb", [[unit], runtime]
+    operation = dbus_call(
+        systemd.SYSTEMD, systemd.MANAGER_PATH, systemd.MANAGER, FILE_ACTIONS[action], signature, values, bus=bus
+    )
     try:
         reply = await ctx.gateway.call(operation, ctx.caller)
     except RemoteError as exc:
@@ -136,22 +149,15 @@ async def _unit_file_change(ctx: ToolContext, args: dict[str, Any], enable: bool
     changes = reply.body[-1]
     result: dict[str, Any] = {
         "unit": unit,
+        "action": action,
         "changes": [{"type": str(c[0]), "path": str(c[1]), "source": str(c[2])} for c in changes],
     }
-    if enable and not reply.body[0]:
+    if action == "enable" and not reply.body[0]:
         result["note"] = f"{unit} has no [Install] section: enabling it changes nothing"
     if args.get("reload", True):
         result.update(await _reload_if_allowed(ctx, bus))
     result["unit_file"] = await systemd.unit_file_state(ctx, bus, unit)
     return result
-
-
-async def enable_unit(ctx: ToolContext, args: dict[str, Any]) -> dict[str, Any]:
-    return await _unit_file_change(ctx, args, enable=True)
-
-
-async def disable_unit(ctx: ToolContext, args: dict[str, Any]) -> dict[str, Any]:
-    return await _unit_file_change(ctx, args, enable=False)
 
 
 async def reset_failed_unit(ctx: ToolContext, args: dict[str, Any]) -> dict[str, Any]:
@@ -180,51 +186,25 @@ def unit_change_tools(max_wait: float) -> list[ToolSpec]:
         "manager": systemd.manager_schema(),
         "format": output.format_schema("json"),
     }
-    specs = [
-        ToolSpec(
-            name=name,
-            title=title,
-            description=f"{description}; waits for the job and returns its result (done, failed, timeout, "
-            "dependency, canceled, skipped), the state after, and error lines on failure. A change: policy decides.",
-            input_schema=s.obj(
-                {
-                    **common,
-                    "mode": {
-                        "type": "string",
-                        "enum": ["replace", "fail"],
-                        "default": "replace",
-                        "description": "Job mode.",
-                    },
-                    "wait": s.seconds("Seconds to wait for the job.", max_wait, min(60.0, max_wait)),
-                },
-                ["unit"],
-            ),
-            output_schema=s.obj(
-                {
-                    "unit": {"type": "string"},
-                    "job": {"type": "string"},
-                    "result": {"type": "string"},
-                    "finished": {"type": "boolean"},
-                    "waited": {"type": "number"},
-                    "state": STATE,
-                    "note": {"type": "string"},
-                    "error_lines": {"type": "array", "items": {"type": "string"}},
-                    "truncated": {"type": "array", "items": {"type": "string"}},
-                },
-                ["unit", "job", "result", "finished", "waited", "state"],
-            ),
-            annotations=Annotations(
-                read_only=False, destructive=member != "StartUnit", idempotent=member != "RestartUnit"
-            ),
-            handler=job_tool(member),
-            operations=_pattern(member),
-            scope="units:write",
-        )
-        for name, (member, title, description) in JOBS.items()
-    ]
+    job_output = s.obj(
+        {
+            "unit": {"type": "string"},
+            "action": {"type": "string"},
+            "job": {"type": "string"},
+            "result": {"type": "string"},
+            "finished": {"type": "boolean"},
+            "waited": {"type": "number"},
+            "state": STATE,
+            "note": {"type": "string"},
+            "error_lines": {"type": "array", "items": {"type": "string"}},
+            "truncated": {"type": "array", "items": {"type": "string"}},
+        },
+        ["unit", "action", "job", "result", "finished", "waited", "state"],
+    )
     file_output = s.obj(
         {
             "unit": {"type": "string"},
+            "action": {"type": "string"},
             "changes": {"type": "array", "items": {"type": "object"}},
             "reloaded": {"type": "boolean"},
             "reload_note": {"type": "string"},
@@ -232,36 +212,63 @@ def unit_change_tools(max_wait: float) -> list[ToolSpec]:
             "unit_file": {"type": ["string", "null"]},
             "truncated": {"type": "array", "items": {"type": "string"}},
         },
-        ["unit", "changes", "unit_file"],
+        ["unit", "action", "changes", "unit_file"],
     )
-    reload = {"type": "boolean", "default": True, "description": "daemon-reload afterwards, as systemctl does."}
-    runtime = {"type": "boolean", "default": False, "description": "Only until the next boot (/run)."}
-    specs += [
+    return [
         ToolSpec(
-            name="enable_unit",
-            title="Enable a unit",
-            description="Enable a unit file (its [Install] links), then reload the manager. A change: needs approval.",
+            name="unit_job",
+            title="Start, stop, restart or reload a unit",
+            description="Queue a unit job (try_restart: only if running), wait for it, and return its result "
+            "(done, failed, timeout, dependency, canceled, skipped), the state after, and error lines on failure. "
+            "A change: policy decides.",
             input_schema=s.obj(
-                {**common, "runtime": runtime, "force": {"type": "boolean", "default": False}, "reload": reload},
-                ["unit"],
+                {
+                    "unit": common["unit"],
+                    "action": {"type": "string", "enum": list(JOB_ACTIONS)},
+                    "mode": {
+                        "type": "string",
+                        "enum": ["replace", "fail"],
+                        "default": "replace",
+                        "description": "Job mode.",
+                    },
+                    "wait": s.seconds("Seconds to wait for the job.", max_wait, min(60.0, max_wait)),
+                    "manager": common["manager"],
+                    "format": common["format"],
+                },
+                ["unit", "action"],
             ),
-            output_schema=file_output,
-            annotations=Annotations(read_only=False, destructive=False, idempotent=True),
-            handler=enable_unit,
-            operations=_pattern("EnableUnitFiles"),
+            output_schema=job_output,
+            # Stopping and restarting are destructive, a restart is not idempotent, and a start can reach a
+            # shutdown target: the hints are those of the strongest action.
+            annotations=CHANGE,
+            handler=unit_job,
+            operations=_patterns(*JOB_ACTIONS.values()),
             scope="units:write",
+            covers=_covers(JOB_ACTIONS),
         ),
         ToolSpec(
-            name="disable_unit",
-            title="Disable a unit",
-            description="Disable a unit file (remove its [Install] links), then reload the manager. A change: needs "
-            "approval; protected units are refused.",
-            input_schema=s.obj({**common, "runtime": runtime, "reload": reload}, ["unit"]),
+            name="unit_file",
+            title="Enable or disable a unit",
+            description="Enable a unit file (its [Install] links) or disable it (remove them), then reload the "
+            "manager. A change: policy decides; protected units are refused.",
+            input_schema=s.obj(
+                {
+                    "unit": common["unit"],
+                    "action": {"type": "string", "enum": list(FILE_ACTIONS)},
+                    "runtime": {"type": "boolean", "default": False, "description": "Only until the next boot (/run)."},
+                    "force": {"type": "boolean", "default": False, "description": "enable: replace existing links."},
+                    "reload": {"type": "boolean", "default": True, "description": "daemon-reload afterwards."},
+                    "manager": common["manager"],
+                    "format": common["format"],
+                },
+                ["unit", "action"],
+            ),
             output_schema=file_output,
             annotations=Annotations(read_only=False, destructive=True, idempotent=True),
-            handler=disable_unit,
-            operations=_pattern("DisableUnitFiles"),
+            handler=unit_file,
+            operations=_patterns(*FILE_ACTIONS.values()),
             scope="units:write",
+            covers=_covers(FILE_ACTIONS),
         ),
         ToolSpec(
             name="reset_failed_unit",
@@ -279,8 +286,8 @@ def unit_change_tools(max_wait: float) -> list[ToolSpec]:
             ),
             annotations=Annotations(read_only=False, destructive=False, idempotent=True),
             handler=reset_failed_unit,
-            operations=_pattern("ResetFailedUnit"),
+            operations=_patterns("ResetFailedUnit"),
             scope="units:write",
+            covers=((f"{systemd.MANAGER}.ResetFailedUnit", {}),),
         ),
     ]
-    return specs

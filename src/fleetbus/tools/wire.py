@@ -1,9 +1,11 @@
 """Tool definitions as clients receive them: lean, because every definition costs the model context.
 
 The registry keeps each tool's full input schema and the server validates every call against it; what goes on
-the wire drops only what restricts without informing — regex patterns, length and range limits, titles, nested
-descriptions — so it accepts a superset of what the server does, and a call that breaks a dropped rule gets an
-error result that names it. Parameters many tools share are explained once, in the server's instructions.
+the wire drops only what restricts without informing — regex patterns, string lengths, titles, nested
+descriptions, and integer bounds that are merely a D-Bus type's range (the signature says that) — so it accepts a
+superset of what the server does, and a call that breaks a dropped rule gets an error result that names it. Enums
+and the bounds a caller would otherwise learn only from an error (`limit` ≤ 1000, `wait` ≤ 120 s) stay.
+Parameters many tools share are explained once, in the server's instructions.
 Output schemas name the fields a result always has. Annotations leave out hints the specification
 says mean nothing for read-only tools.
 """
@@ -13,24 +15,15 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from fleetbus.dbus.types import INTEGER_RANGES
+
+MACHINE_RANGES = frozenset(INTEGER_RANGES.values())
+"""(minimum, maximum) pairs that only restate a D-Bus integer type's range: pack tools name the type already."""
 COMMON = frozenset({"bus", "manager", "format", "variants", "limit", "cursor"})
 """Parameters many tools share; the server's instructions explain them once instead of each tool again."""
 COMMON_DEFAULTS = frozenset({"bus", "manager", "format", "variants"})
 """Shared parameters whose defaults the instructions state."""
-DROPPED = frozenset(
-    {
-        "pattern",
-        "maxLength",
-        "minLength",
-        "maxItems",
-        "minimum",
-        "maximum",
-        "exclusiveMinimum",
-        "title",
-        "additionalProperties",
-        "$schema",
-    }
-)
+DROPPED = frozenset({"pattern", "maxLength", "minLength", "title", "additionalProperties", "$schema"})
 
 
 ANY_JSON: dict[str, Any] = {
@@ -46,8 +39,11 @@ def input_schema(schema: Any, *, top: bool = True) -> Any:
         if not schema:
             return dict(ANY_JSON)
         lean: dict[str, Any] = {}
+        machine_range = (schema.get("minimum"), schema.get("maximum")) in MACHINE_RANGES
         for key, value in schema.items():
             if key in DROPPED or (key == "description" and not top):
+                continue
+            if machine_range and key in ("minimum", "maximum"):
                 continue
             if (key == "required" and not value) or (key == "items" and value is False):
                 continue  # a tuple's `items: false`: the server still holds it to its fields

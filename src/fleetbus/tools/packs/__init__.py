@@ -1,14 +1,16 @@
 """Tool packs: the introspected methods of chosen services as individual MCP tools (`systemd1_start_unit`),
-kept current as services come and go, within a tool budget; `find_methods` reaches the ones left out.
+kept current as services come and go, within a tool budget; `find_tools` (fleetbus.tools.discovery) reaches
+the ones left out.
 
-naming (tool names) → build (schemas and specs from introspection) → follow (keeping them current) → find.
+naming (tool names) → build (schemas and specs from introspection) → follow (keeping them current).
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from fleetbus.config import PackSettings
 from fleetbus.tools.packs.build import KnownMethod, ServiceTools, build_tools, risks_of
-from fleetbus.tools.packs.find import find_methods_tool
 from fleetbus.tools.packs.follow import PackManager
 from fleetbus.tools.packs.naming import pack_prefix, snake, tool_name
 
@@ -18,7 +20,7 @@ __all__ = [
     "PackManager",
     "ServiceTools",
     "build_tools",
-    "find_methods_tool",
+    "merge_packs",
     "pack_prefix",
     "risks_of",
     "snake",
@@ -82,3 +84,13 @@ BUILTIN_PACKS: tuple[PackSettings, ...] = (
         ["GetDaemonState", "CreateTransaction"],
     ),
 )
+
+
+def merge_packs(builtin: Sequence[PackSettings], configured: Sequence[PackSettings]) -> list[PackSettings]:
+    """The packs to build: the operator's own first, then the built-in ones they did not replace by name — so
+    adding a pack adds it, and a pack named like a built-in one (say `systemd1`) replaces that one."""
+    names = [pack.name for pack in configured]
+    twice = sorted({name for name in names if names.count(name) > 1})
+    if twice:
+        raise ValueError(f"tool packs named more than once: {', '.join(twice)}")
+    return [*configured, *(pack for pack in builtin if pack.name not in names)]

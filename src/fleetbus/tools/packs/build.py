@@ -202,6 +202,7 @@ def _method_tool(
             ),
         ),
         group=group,
+        toolset=pack.name,
         # Featured members first, then reads before changes, then the rest by name.
         # Featured members first (in their order), then reads before changes.
         rank=2 * featured.get(method.name, len(featured) + (0 if read else 100)),
@@ -273,6 +274,7 @@ def _properties_tool(
             ),
         ),
         group=group,
+        toolset=pack.name,
         rank=PROPERTIES_RANK,
         group_rank=group_rank,
     )
