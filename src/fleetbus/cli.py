@@ -22,6 +22,7 @@ from fleetbus.guard.policy import SAFETY_PRESETS, PolicyError
 from fleetbus.runtime import Runtime
 from fleetbus.sandbox import cli as sandbox_cli
 from fleetbus.server import auth, install, transports
+from fleetbus.tools.discovery import DISCOVERY
 
 
 class UsageError(Exception):
@@ -120,8 +121,8 @@ def parse_tool_arguments(items: Sequence[str], json_arguments: str | None) -> di
 
 async def _run_tool(runtime: Runtime, name: str, arguments: dict[str, Any]) -> int:
     try:
-        if runtime.registry.get(name) is None:
-            await runtime.start(follow=False)  # perhaps a pack tool: build the packs once
+        if runtime.registry.get(name) is None or name in DISCOVERY:
+            await runtime.start(follow=False)  # a pack tool, or a search of the packs' methods: build them once
         result = await runtime.registry.run(runtime.context(Caller("cli")), name, arguments)
     finally:
         await runtime.stop()

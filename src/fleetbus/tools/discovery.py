@@ -20,6 +20,8 @@ from fleetbus.tools.toolsets import ToolsetError, ToolsetSelection
 
 FIND_TOOLS = "find_tools"
 ENABLE_TOOLSET = "enable_toolset"
+DISCOVERY = frozenset({FIND_TOOLS, ENABLE_TOOLSET})
+"""Tools that need the packs' methods (the CLI builds the packs before running one); never a search hit."""
 DESCRIPTION_CHARS = 160
 READ = Annotations(read_only=True, destructive=False, idempotent=True)
 
@@ -121,7 +123,8 @@ def find_tools_tool(discovery: Discovery) -> ToolSpec:
             _tool_row(entry, listed)
             for entry in visible.values()
             # Pack tools are found as their methods (below), each with the listed tool that calls it.
-            if (entry.spec.group is None or toolset is not None)
+            if entry.spec.name not in DISCOVERY
+            and (entry.spec.group is None or toolset is not None)
             and (toolset is None or entry.spec.toolset == toolset)
             and _matches(words, entry.spec.name, entry.spec.title, entry.spec.description, *dict(entry.spec.covers))
         ]
