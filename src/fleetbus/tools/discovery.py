@@ -98,63 +98,70 @@ async def _methods(discovery: Discovery, ctx: ToolContext, args: dict[str, Any])
     ]
 
 
+def _overview(discovery: Discovery, caller: Caller) -> list[dict[str, Any]]:
+    """Every toolset: how many tools the policy lets this caller see in it, whether they are listed for it."""
+    counts: dict[str, int] = {}
+    for entry in _visible(discovery):
+        counts[entry.spec.toolset] = counts.get(entry.spec.toolset, 0) + 1
+    listed = discovery.selection.of(caller.client).listed
+    return [
+        {"name": t.name, "tools": counts.get(t.name, 0), "listed": t.name in listed, "description": t.description}
+        for t in discovery.selection.catalog
+    ]
+
+
+def _tool_hits(discovery: Discovery, words: list[str], toolset: str | None, listed: set[str]) -> list[dict[str, Any]]:
+    """Built-in tools matching `words` (or a toolset's tools), listed ones first, then those whose name or covered
+    methods say it (not just their description). Pack tools are found as their methods, unless a toolset is asked
+    for."""
+    hits = [
+        entry
+        for entry in _visible(discovery)
+        if entry.spec.name not in DISCOVERY
+        and (entry.spec.group is None or toolset is not None)
+        and (toolset is None or entry.spec.toolset == toolset)
+        and _matches(words, entry.spec.name, entry.spec.title, entry.spec.description, *dict(entry.spec.covers))
+    ]
+    strong = {entry.spec.name for entry in hits if _matches(words, entry.spec.name, *dict(entry.spec.covers))}
+    hits.sort(key=lambda e: (e.spec.name not in listed, e.spec.name not in strong, e.spec.name))
+    return [_tool_row(entry, listed) for entry in hits]
+
+
+def _method_row(method: KnownMethod, listed: dict[str, Listed]) -> dict[str, Any]:
+    return {
+        "method": f"{method.interface}.{method.method.name}",
+        "in": method.method.in_signature,
+        "out": method.method.out_signature,
+        "args": ", ".join(a.name or f"arg{i}" for i, a in enumerate(method.method.in_args)),
+        "tool": _method_tool(method, listed),
+        "call": {
+            "tool": "call_method",
+            "service": method.service,
+            "path": method.path,
+            "interface": method.interface,
+            "method": method.method.name,
+            "bus": method.bus,
+        },
+    }
+
+
 def find_tools_tool(discovery: Discovery) -> ToolSpec:
     async def find_tools(ctx: ToolContext, args: dict[str, Any]) -> dict[str, Any]:
-        limit = int(args.get("limit", 20))
-        listed_entries = {entry.spec.name: entry for entry in discovery.listed(ctx.caller)}
-        listed = set(listed_entries)
-        visible = {entry.spec.name: entry for entry in _visible(discovery)}
-        choice = discovery.selection.of(ctx.caller.client)
-        query, toolset = args.get("query"), args.get("toolset")
+        query, toolset, limit = args.get("query"), args.get("toolset"), int(args.get("limit", 20))
         if toolset is not None and discovery.selection.catalog.get(toolset) is None:
             raise ToolError(discovery.selection.catalog.unknown(toolset))
         if query is None and toolset is None and not args.get("service"):
-            counts: dict[str, int] = {}
-            for entry in visible.values():
-                counts[entry.spec.toolset] = counts.get(entry.spec.toolset, 0) + 1
-            toolsets = [
-                {"name": t.name, "tools": counts.get(t.name, 0), "listed": t.name in choice.listed}
-                | {"description": t.description}
-                for t in discovery.selection.catalog
-            ]
-            return {"toolsets": toolsets, "tools": [], "methods": [], "total": 0}
+            return {"toolsets": _overview(discovery, ctx.caller), "tools": [], "methods": [], "total": 0}
+        listed = {entry.spec.name: entry for entry in discovery.listed(ctx.caller)}
         words = _words(str(query or ""))
-        tools = [
-            _tool_row(entry, listed)
-            for entry in visible.values()
-            # Pack tools are found as their methods (below), each with the listed tool that calls it.
-            if entry.spec.name not in DISCOVERY
-            and (entry.spec.group is None or toolset is not None)
-            and (toolset is None or entry.spec.toolset == toolset)
-            and _matches(words, entry.spec.name, entry.spec.title, entry.spec.description, *dict(entry.spec.covers))
-        ]
-        # Listed tools first, then those whose name or covered methods say it (not just their description).
-        strong = {
-            name for name, entry in visible.items() if _matches(words, name, *(key for key, _ in entry.spec.covers))
-        }
-        tools.sort(key=lambda row: (not row["listed"], row["name"] not in strong, row["name"]))
+        tools = _tool_hits(discovery, words, toolset, set(listed))
         methods = []
         if toolset is None:
-            for method in await _methods(discovery, ctx, args):
-                if not _matches(words, f"{method.interface}.{method.method.name}"):
-                    continue
-                methods.append(
-                    {
-                        "method": f"{method.interface}.{method.method.name}",
-                        "in": method.method.in_signature,
-                        "out": method.method.out_signature,
-                        "args": ", ".join(a.name or f"arg{i}" for i, a in enumerate(method.method.in_args)),
-                        "tool": _method_tool(method, listed_entries),
-                        "call": {
-                            "tool": "call_method",
-                            "service": method.service,
-                            "path": method.path,
-                            "interface": method.interface,
-                            "method": method.method.name,
-                            "bus": method.bus,
-                        },
-                    }
-                )
+            methods = [
+                _method_row(method, listed)
+                for method in await _methods(discovery, ctx, args)
+                if _matches(words, f"{method.interface}.{method.method.name}")
+            ]
         result: dict[str, Any] = {
             "tools": tools[:limit],
             "methods": methods[:limit],
