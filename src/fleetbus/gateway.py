@@ -158,11 +158,11 @@ class Gateway:
         audit_log: AuditLog,
         limiter: RateLimiter,
         journal_directory: Path | None = None,
-        metrics: host_metrics.LocalFigures | None = None,
+        metrics: host_metrics.MetricsSource | None = None,
     ) -> None:
         self.links = links
         self.journal_directory = journal_directory
-        self.metrics = metrics if metrics is not None else host_metrics.LocalFigures()
+        self.metrics: host_metrics.MetricsSource = metrics if metrics is not None else host_metrics.LocalFigures()
         self.policy = policy
         self.deadlines = deadlines
         self.cache = cache

@@ -10,7 +10,7 @@ import socket
 import time
 from collections import Counter
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import psutil
 
@@ -30,6 +30,15 @@ PRESSURE_RESOURCES = ("cpu", "memory", "io")
 READ_SIZE = 64 * 1024
 SNAPSHOTS = ("system", "processes", "network", "identity")
 CPU_SCALE = "percent of one CPU, as in top: {cpus} CPUs busy make {full}"
+
+
+class MetricsSource(Protocol):
+    """What the gateway asks a host's figures of: this machine's (LocalFigures), later a remote host's, whose
+    /proc text arrives over SSH and goes through the same `procfs` parsers and `figures` shapes."""
+
+    def snapshot(self, name: str, params: dict[str, Any]) -> dict[str, Any]: ...
+
+    def close(self) -> None: ...
 
 
 class LocalFigures:
