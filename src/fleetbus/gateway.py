@@ -158,9 +158,11 @@ class Gateway:
         audit_log: AuditLog,
         limiter: RateLimiter,
         journal_directory: Path | None = None,
+        metrics: host_metrics.MetricsSource | None = None,
     ) -> None:
         self.links = links
         self.journal_directory = journal_directory
+        self.metrics: host_metrics.MetricsSource = metrics if metrics is not None else host_metrics.LocalFigures()
         self.policy = policy
         self.deadlines = deadlines
         self.cache = cache
@@ -501,7 +503,7 @@ class Gateway:
             self._require_local(resolved)
             try:
                 async with asyncio.timeout(deadline):
-                    return await asyncio.to_thread(host_metrics.snapshot, snapshot, dict(params or {}))
+                    return await asyncio.to_thread(self.metrics.snapshot, snapshot, dict(params or {}))
             except TimeoutError:
                 raise HostCommandFailed(
                     f"{snapshot} figures of {resolved.host}: no answer within {deadline:g} s"
@@ -534,6 +536,7 @@ class Gateway:
 
     def close(self) -> None:
         self.links.close()
+        self.metrics.close()
         self.audit_log.close()
 
 

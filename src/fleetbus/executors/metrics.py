@@ -1,186 +1,226 @@
-"""Resource figures of the local host through psutil and /proc: load, CPU, memory, disks, pressure stall
-information, processes and sockets. Blocking calls; the gateway runs them in a thread under a deadline."""
+"""Figures of the machine fleetbus runs on. /proc is read here and parsed by `procfs` (the parsers every host
+shares), disks are measured with statvfs, processes and sockets through psutil. Blocking calls: the gateway
+runs them in a thread under a deadline."""
 
 from __future__ import annotations
 
 import contextlib
+import os
 import socket
 import time
 from collections import Counter
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import psutil
 
-PRESSURE_DIR = Path("/proc/pressure")
-BOOT_ID = Path("/proc/sys/kernel/random/boot_id")
-MIB = 1024 * 1024
-GIB = 1024 * MIB
+from fleetbus.executors import procfs
+from fleetbus.executors.cpu_use import TICK, CpuMeter
+from fleetbus.executors.figures import (
+    DiskUsage,
+    ProcessFigures,
+    ProcessSort,
+    process_row,
+    rank_processes,
+    system_figures,
+)
+
+PROC = Path("/proc")
+PRESSURE_RESOURCES = ("cpu", "memory", "io")
+READ_SIZE = 64 * 1024
 SNAPSHOTS = ("system", "processes", "network", "identity")
+CPU_SCALE = "percent of one CPU, as in top: {cpus} CPUs busy make {full}"
 
 
-def _round(value: float, digits: int = 1) -> float:
-    return round(float(value), digits)
+class MetricsSource(Protocol):
+    """What the gateway asks a host's figures of: this machine's (LocalFigures), later a remote host's, whose
+    /proc text arrives over SSH and goes through the same `procfs` parsers and `figures` shapes."""
+
+    def snapshot(self, name: str, params: dict[str, Any]) -> dict[str, Any]: ...
+
+    def close(self) -> None: ...
 
 
-def pressure(directory: Path = PRESSURE_DIR) -> dict[str, dict[str, float]] | None:
-    """PSI averages (percent of time stalled) per resource, `some` and `full`; None where the kernel has none."""
-    if not directory.is_dir():
-        return None
-    found: dict[str, dict[str, float]] = {}
-    for resource in ("cpu", "memory", "io"):
+class LocalFigures:
+    """The `system`, `processes`, `network` and `identity` snapshots of this machine. Owns a background CPU
+    sampler (so system_status need not sleep to measure CPU use); `close` stops it."""
+
+    def __init__(self, proc: Path = PROC, *, cpu_tick: float | None = TICK) -> None:
+        self.proc = proc
+        self.cpu = CpuMeter(self._cpu_ticks, tick=cpu_tick)
+
+    def read(self, name: str) -> str:
+        """One /proc file. os.read rather than a text file object: a third of the cost, and a snapshot reads eight."""
+        fd = os.open(f"{self.proc}/{name}", os.O_RDONLY | os.O_CLOEXEC)
         try:
-            text = (directory / resource).read_text()
-        except OSError:
-            continue
-        figures: dict[str, float] = {}
-        for line in text.splitlines():
-            kind, *fields = line.split()
-            for item in fields:
-                key, _, value = item.partition("=")
-                if key in ("avg10", "avg60", "avg300"):
-                    figures[f"{kind}_{key}"] = float(value)
-        found[resource] = figures
-    return found
+            chunks = []
+            while chunk := os.read(fd, READ_SIZE):
+                chunks.append(chunk)
+        finally:
+            os.close(fd)
+        return b"".join(chunks).decode(errors="replace")
 
+    def _cpu_ticks(self) -> procfs.CpuTicks:
+        return procfs.proc_stat(self.read("stat")).cpu
 
-def system(disk_limit: int = 20, sample: float = 0.2) -> dict[str, Any]:
-    load = psutil.getloadavg()
-    memory = psutil.virtual_memory()
-    swap = psutil.swap_memory()
-    disks: list[dict[str, Any]] = []
-    for partition in psutil.disk_partitions(all=False):
-        if len(disks) >= disk_limit:
-            break
-        with contextlib.suppress(OSError):
-            usage = psutil.disk_usage(partition.mountpoint)
-            disks.append(
-                {
-                    "mount": partition.mountpoint,
-                    "fs": partition.fstype,
-                    "size_gb": _round(usage.total / GIB),
-                    "used_percent": _round(usage.percent),
-                }
-            )
-    cpus = psutil.cpu_count() or 1
-    return {
-        "load": {"1m": _round(load[0], 2), "5m": _round(load[1], 2), "15m": _round(load[2], 2)},
-        "cpus": cpus,
-        "load_per_cpu": _round(load[0] / cpus, 2),
-        "cpu_percent": _round(psutil.cpu_percent(interval=sample)),
-        "memory": {
-            "total_mb": int(memory.total / MIB),
-            "available_mb": int(memory.available / MIB),
-            "used_percent": _round(memory.percent),
-        },
-        "swap": {"total_mb": int(swap.total / MIB), "used_percent": _round(swap.percent)},
-        "disks": disks,
-        "pressure": pressure(),
-        "uptime_s": int(time.time() - psutil.boot_time()),
-    }
-
-
-def processes(sort: str = "cpu", limit: int = 10, sample: float = 0.5) -> dict[str, Any]:
-    """The top processes by CPU (measured over `sample` seconds) or by resident memory."""
-    procs = list(psutil.process_iter(["pid", "name", "username", "status", "memory_info", "memory_percent"]))
-    for proc in procs:
-        with contextlib.suppress(psutil.Error):
-            proc.cpu_percent(None)  # the first call only starts the measurement
-    if sort == "cpu":
-        time.sleep(sample)
-    rows: list[dict[str, Any]] = []
-    for proc in procs:
-        try:
-            cpu = proc.cpu_percent(None)
-            info = proc.info
-            rss = info["memory_info"].rss if info.get("memory_info") else 0
-            rows.append(
-                {
-                    "pid": proc.pid,
-                    "name": info.get("name") or "",
-                    "user": info.get("username") or "",
-                    "state": info.get("status") or "",
-                    "cpu_percent": _round(cpu),
-                    "rss_mb": _round(rss / MIB),
-                    "memory_percent": _round(info.get("memory_percent") or 0.0, 2),
-                }
-            )
-        except psutil.Error:
-            continue  # it exited while we looked
-    key = "cpu_percent" if sort == "cpu" else "rss_mb"
-    rows.sort(key=lambda row: (-float(row[key]), int(row["pid"])))
-    top = rows[:limit]
-    for row in top:
-        with contextlib.suppress(psutil.Error):
-            row["command"] = " ".join(psutil.Process(int(row["pid"])).cmdline())[:160]
-        row.setdefault("command", "")
-    return {"processes": top, "total": len(rows), "sort": sort}
-
-
-def network(limit: int = 50) -> dict[str, Any]:
-    addresses = psutil.net_if_addrs()
-    stats = psutil.net_if_stats()
-    interfaces = []
-    for name in sorted(addresses)[:limit]:
-        stat = stats.get(name)
-        addrs = [
-            f"{a.address}/{_prefix(a.netmask)}" if a.netmask else a.address
-            for a in addresses[name]
-            if a.family in (socket.AF_INET, socket.AF_INET6)
-        ]
-        interfaces.append(
-            {
-                "name": name,
-                "up": bool(stat.isup) if stat else False,
-                "mtu": stat.mtu if stat else None,
-                "speed_mbps": stat.speed if stat and stat.speed else None,
-                "addresses": " ".join(addrs),
-            }
+    def system(self, disk_limit: int = 20) -> dict[str, Any]:
+        stat = procfs.proc_stat(self.read("stat"))
+        return system_figures(
+            load=procfs.load_average(self.read("loadavg")),
+            cpus=stat.cpus,
+            cpu=self.cpu.reading(),
+            memory=procfs.memory(self.read("meminfo")),
+            disks=self.disks(disk_limit),
+            pressure=self.pressure(),
+            uptime_s=procfs.uptime(self.read("uptime")),
         )
-    connections = psutil.net_connections(kind="inet")
-    states: Counter[str] = Counter()
-    listening = []
-    for conn in connections:
-        if conn.status == psutil.CONN_LISTEN or (conn.type == socket.SOCK_DGRAM and not conn.raddr):
-            listening.append(
+
+    def disks(self, limit: int) -> list[DiskUsage]:
+        found: list[DiskUsage] = []
+        for mount in procfs.disk_mounts(self.read("self/mounts"), self.read("filesystems")):
+            if len(found) >= limit:
+                break
+            with contextlib.suppress(OSError):  # unmounted meanwhile, or not ours to look at
+                st = os.statvfs(mount.mountpoint)
+                found.append(
+                    DiskUsage.from_statvfs(
+                        mount.mountpoint, mount.fstype, st.f_blocks, st.f_bfree, st.f_bavail, st.f_frsize
+                    )
+                )
+        return found
+
+    def pressure(self) -> dict[str, dict[str, float]] | None:
+        """Pressure stall figures per resource; None where the kernel has none (no PSI, or psi=0)."""
+        if not (self.proc / "pressure").is_dir():
+            return None
+        found: dict[str, dict[str, float]] = {}
+        for resource in PRESSURE_RESOURCES:
+            with contextlib.suppress(OSError):
+                found[resource] = procfs.pressure(self.read(f"pressure/{resource}"))
+        return found or None
+
+    def processes(self, sort: ProcessSort = "cpu", limit: int = 10, sample: float = 0.5) -> dict[str, Any]:
+        """The top processes by CPU, measured over `sample` seconds, or by resident memory. By memory no CPU
+        figure is given: it would need the same wait, and a figure without one is noise (psutil then divides
+        by a few microseconds and says 295 % on 2 CPUs)."""
+        fields = ["pid", "name", "username", "status", "memory_info", "memory_percent"]
+        procs = list(psutil.process_iter(fields))
+        window = None
+        if sort == "cpu":
+            for proc in procs:
+                with contextlib.suppress(psutil.Error):
+                    proc.cpu_percent(None)  # the first call only starts the measurement
+            started = time.monotonic()
+            time.sleep(sample)
+            window = time.monotonic() - started
+        figures: list[ProcessFigures] = []
+        for proc in procs:
+            try:
+                info = proc.info
+                figures.append(
+                    ProcessFigures(
+                        pid=proc.pid,
+                        name=info.get("name") or "",
+                        user=info.get("username") or "",
+                        state=info.get("status") or "",
+                        rss=info["memory_info"].rss if info.get("memory_info") else 0,
+                        memory_percent=info.get("memory_percent") or 0.0,
+                        cpu_percent=proc.cpu_percent(None) if window is not None else None,
+                    )
+                )
+            except psutil.Error:
+                continue  # it exited while we looked
+        top, ranked = rank_processes(figures, sort, limit)
+        result: dict[str, Any] = {
+            "processes": [process_row(p, _command(p.pid)) for p in top],
+            "total": ranked,
+            "sort": sort,
+        }
+        if window is not None:
+            cpus = psutil.cpu_count() or 1
+            result |= {"cpu_window_s": round(window, 2), "cpu_scale": CPU_SCALE.format(cpus=cpus, full=cpus * 100)}
+        else:
+            result["left_out"] = len(figures) - ranked
+        return result
+
+    def network(self, limit: int = 50) -> dict[str, Any]:
+        addresses = psutil.net_if_addrs()
+        stats = psutil.net_if_stats()
+        interfaces = []
+        for name in sorted(addresses)[:limit]:
+            stat = stats.get(name)
+            addrs = [
+                f"{a.address}/{_prefix(a.netmask)}" if a.netmask else a.address
+                for a in addresses[name]
+                if a.family in (socket.AF_INET, socket.AF_INET6)
+            ]
+            interfaces.append(
                 {
-                    "proto": ("tcp" if conn.type == socket.SOCK_STREAM else "udp")
-                    + ("6" if conn.family == socket.AF_INET6 else ""),
-                    "address": conn.laddr.ip if conn.laddr else "",
-                    "port": conn.laddr.port if conn.laddr else 0,
-                    "pid": conn.pid,
-                    "process": _process_name(conn.pid),
+                    "name": name,
+                    "up": bool(stat.isup) if stat else False,
+                    "mtu": stat.mtu if stat else None,
+                    "speed_mbps": stat.speed if stat and stat.speed else None,
+                    "addresses": " ".join(addrs),
                 }
             )
-        elif conn.type == socket.SOCK_STREAM:
-            states[conn.status.lower()] += 1
-    listening.sort(key=lambda row: (row["port"], row["proto"], row["address"]))
-    return {
-        "interfaces": interfaces,
-        "listening": listening[:limit],
-        "listening_total": len(listening),
-        "connections": dict(sorted(states.items())),
-    }
+        connections = psutil.net_connections(kind="inet")
+        states: Counter[str] = Counter()
+        listening = []
+        for conn in connections:
+            if conn.status == psutil.CONN_LISTEN or (conn.type == socket.SOCK_DGRAM and not conn.raddr):
+                listening.append(
+                    {
+                        "proto": ("tcp" if conn.type == socket.SOCK_STREAM else "udp")
+                        + ("6" if conn.family == socket.AF_INET6 else ""),
+                        "address": conn.laddr.ip if conn.laddr else "",
+                        "port": conn.laddr.port if conn.laddr else 0,
+                        "pid": conn.pid,
+                        "process": _process_name(conn.pid),
+                    }
+                )
+            elif conn.type == socket.SOCK_STREAM:
+                states[conn.status.lower()] += 1
+        listening.sort(key=lambda row: (row["port"], row["proto"], row["address"]))
+        return {
+            "interfaces": interfaces,
+            "listening": listening[:limit],
+            "listening_total": len(listening),
+            "connections": dict(sorted(states.items())),
+        }
+
+    def identity(self) -> dict[str, Any]:
+        """Boot and clocks. `monotonic_usec` is the clock systemd's *TimestampMonotonic properties count on."""
+        boot_id = ""
+        with contextlib.suppress(OSError):
+            boot_id = self.read("sys/kernel/random/boot_id").strip().replace("-", "")
+        return {
+            "boot_id": boot_id,
+            "boot_time": procfs.proc_stat(self.read("stat")).boot_time,
+            "uptime_s": int(procfs.uptime(self.read("uptime"))),
+            "monotonic_usec": time.monotonic_ns() // 1000,
+        }
+
+    def snapshot(self, name: str, params: dict[str, Any]) -> dict[str, Any]:
+        if name == "system":
+            return self.system(int(params.get("disk_limit", 20)))
+        if name == "processes":
+            sort: ProcessSort = "memory" if params.get("sort") == "memory" else "cpu"
+            return self.processes(sort, int(params.get("limit", 10)), float(params.get("sample", 0.5)))
+        if name == "network":
+            return self.network(int(params.get("limit", 50)))
+        if name == "identity":
+            return self.identity()
+        raise ValueError(f"unknown metrics snapshot {name!r}; known: {', '.join(SNAPSHOTS)}")
+
+    def close(self) -> None:
+        self.cpu.close()
 
 
-def identity() -> dict[str, Any]:
-    boot_id = ""
-    with contextlib.suppress(OSError):
-        boot_id = BOOT_ID.read_text().strip().replace("-", "")
-    booted = psutil.boot_time()
-    return {"boot_id": boot_id, "boot_time": booted, "uptime_s": int(time.time() - booted)}
-
-
-def snapshot(name: str, params: dict[str, Any]) -> dict[str, Any]:
-    if name == "system":
-        return system(int(params.get("disk_limit", 20)))
-    if name == "processes":
-        return processes(str(params.get("sort", "cpu")), int(params.get("limit", 10)), float(params.get("sample", 0.5)))
-    if name == "network":
-        return network(int(params.get("limit", 50)))
-    if name == "identity":
-        return identity()
-    raise ValueError(f"unknown metrics snapshot {name!r}; known: {', '.join(SNAPSHOTS)}")
+def _command(pid: int) -> str:
+    try:
+        return " ".join(psutil.Process(pid).cmdline())[:160]
+    except psutil.Error:
+        return ""
 
 
 def _prefix(netmask: str) -> int:

@@ -150,7 +150,8 @@ def host_tools() -> list[ToolSpec]:
         ToolSpec(
             name="system_status",
             title="System load and resources",
-            description="Load, CPU, memory, swap, disks and pressure stall info.",
+            description="Load, CPU, memory, swap, disks and pressure stall info. cpu_percent: of all CPUs "
+            "(100 = all busy), over cpu_window_s.",
             input_schema=s.obj({"limit": s.integer("Most disks to list.", 1, 200, 20), **fmt_toon}),
             output_schema=s.obj(
                 {
@@ -158,6 +159,7 @@ def host_tools() -> list[ToolSpec]:
                     "cpus": {"type": "integer"},
                     "load_per_cpu": {"type": "number"},
                     "cpu_percent": {"type": "number"},
+                    "cpu_window_s": {"type": "number"},
                     "memory": {"type": "object"},
                     "swap": {"type": "object"},
                     "disks": _table("mount", "fs", "size_gb", "used_percent"),
@@ -174,7 +176,8 @@ def host_tools() -> list[ToolSpec]:
         ToolSpec(
             name="top_processes",
             title="Top processes",
-            description="Processes using the most CPU or memory.",
+            description="Top processes by CPU (over sample s, % of one CPU as in top) or by resident memory "
+            "(no kernel threads, no CPU figure).",
             input_schema=s.obj(
                 {
                     "sort": {"type": "string", "enum": ["cpu", "memory"], "default": "cpu"},
@@ -185,9 +188,12 @@ def host_tools() -> list[ToolSpec]:
             ),
             output_schema=s.obj(
                 {
-                    "processes": _table("pid", "name", "cpu_percent", "rss_mb"),
+                    "processes": _table("pid", "name", "rss_mb"),
                     "total": {"type": "integer"},
                     "sort": {"type": "string"},
+                    "cpu_window_s": {"type": "number"},
+                    "cpu_scale": {"type": "string"},
+                    "left_out": {"type": "integer"},
                     "truncated": TRUNCATED,
                 },
                 ["processes", "total", "sort"],
