@@ -29,6 +29,8 @@ DROPPED = frozenset(
         "title",
         "additionalProperties",
         "$schema",
+        "x-expected",
+        "x-glob-alternative",
     }
 )
 
