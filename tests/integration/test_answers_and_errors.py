@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 from dbus_fast import BusType
 from dbus_fast.aio import MessageBus
+from dbus_fast.service import ServiceInterface
 
 from fleetbus import narrowing
 from fleetbus.output import render_json
@@ -304,3 +305,83 @@ async def test_list_services_pages_by_budget_without_gaps(sandbox: Sandbox, tmp_
             owner.disconnect()
     assert [row["name"] for page in pages for row in page["services"]] == names
     assert len(pages) > 1, "one page held every name: the budget was not reached, so this tested nothing"
+
+
+class Leaf(ServiceInterface):
+    """An object with nothing to call: what a big object tree is made of."""
+
+    def __init__(self) -> None:
+        super().__init__("com.example.AnObjectTreeLeafWithALongInterfaceName1")
+
+
+async def test_list_objects_pages_a_big_tree_without_gaps(sandbox: Sandbox, tmp_path: Path) -> None:
+    name = f"com.example.Tree{secrets.token_hex(2)}"
+    paths = [f"/com/example/Tree/leaf{index:04d}" for index in range(800)]
+    owner = await MessageBus(bus_address=sandbox.system_bus_address, bus_type=BusType.SYSTEM).connect()
+    # One introspection per object, all through the rate limiter: sized for this test alone.
+    runtime = Runtime.build(sandbox_settings(sandbox, tmp_path / "state", read_rate=100_000, read_burst=100_000))
+    try:
+        for path in paths:
+            owner.export(path, Leaf())
+        await owner.request_name(name)
+        arguments: dict[str, Any] = {"service": name, "max_nodes": 2000, "format": "json"}
+        pages = [await ok(runtime, "list_objects", **arguments)]
+        while pages[-1]["next_cursor"]:
+            pages.append(await ok(runtime, "list_objects", **arguments, cursor=pages[-1]["next_cursor"]))
+    finally:
+        runtime.close()
+        owner.disconnect()
+    seen = [row["path"] for page in pages for row in page["objects"]]
+    assert [path for path in seen if path.startswith("/com/example/Tree/")] == paths
+    assert len(seen) == len(set(seen))
+    assert len(pages) > 1, "one page held the whole tree: the budget was not reached, so this tested nothing"
+
+
+async def test_audit_query_pages_by_budget_without_gaps(sandbox: Sandbox, tmp_path: Path) -> None:
+    runtime = Runtime.build(
+        sandbox_settings(sandbox, tmp_path / "state", safety="admin", read_rate=100_000, read_burst=100_000)
+    )
+    try:
+        for _ in range(300):  # each read leaves records: more than one page's budget of them
+            await ok(runtime, "get_property", **HOSTNAME1, property="HostnameSource")
+        pages = [await ok(runtime, "audit_query", limit=500, format="json")]
+        while pages[-1]["next_after_seq"] is not None:
+            pages.append(
+                await ok(runtime, "audit_query", limit=500, format="json", after_seq=pages[-1]["next_after_seq"])
+            )
+    finally:
+        runtime.close()
+    seqs = [row["seq"] for page in pages for row in page["records"]]
+    assert seqs == list(range(seqs[0], seqs[0] + len(seqs)))  # every record once, none skipped
+    assert len(seqs) >= 600
+    assert any(page.get("truncated") for page in pages), "no page reached the budget, so this tested nothing"
+
+
+COLLECTING_POLICY = """
+[[classify]]
+interface = "com.example.Fleet1"
+member = "Collect"
+risk = "routine"
+reason = "stands for a method that changes something: its answer must not be fetched twice"
+"""
+
+
+async def test_a_big_answer_of_a_method_that_is_not_a_read_gets_no_cursor(
+    sandbox: Sandbox, tmp_path: Path, example_service: str
+) -> None:
+    policy = tmp_path / "policy.toml"
+    policy.write_text(COLLECTING_POLICY)
+    runtime = Runtime.build(sandbox_settings(sandbox, tmp_path / "state", safety="admin", policy_file=policy))
+    call = {"service": example_service, "path": "/com/example/Fleet1", "interface": "com.example.Fleet1"}
+    try:
+        big = await ok(runtime, "call_method", **call, method="Collect", args=[2000])
+        small = await ok(runtime, "call_method", **call, method="Collect", args=[3])
+        selected = await ok(runtime, "call_method", **call, method="Collect", args=[2000], select="values[0][-1]")
+    finally:
+        runtime.close()
+    assert big["page"]["total"] == 2000
+    assert big["page"]["count"] < 2000
+    assert big["next_cursor"] is None  # a cursor would run the call a second time
+    assert "narrow with select" in big["truncated"][0]
+    assert small == {"signature": "as", "values": [["item-00000", "item-00001", "item-00002"]]}
+    assert selected["selected"] == "item-01999"

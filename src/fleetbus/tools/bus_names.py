@@ -8,7 +8,7 @@ from typing import Any
 
 from fleetbus.dbus.errors import BusError, RemoteError
 from fleetbus.dbus.introspect import Interface, ObjectInfo
-from fleetbus.gateway import dbus_call
+from fleetbus.gateway import GatewayError, dbus_call
 from fleetbus.suggestions import nearest, unknown
 from fleetbus.tools.registry import ToolContext, ToolError
 
@@ -36,8 +36,8 @@ async def service_names(ctx: ToolContext, bus: str) -> list[str]:
             reply = await ctx.gateway.call(
                 dbus_call(DBUS, "/org/freedesktop/DBus", DBUS, member, "", [], bus=bus), ctx.caller
             )
-        except BusError:
-            continue
+        except (BusError, GatewayError):
+            continue  # suggestions are a courtesy: without them the error still stands
         names |= {str(name) for name in reply.body[0] if not str(name).startswith(":")}
     return sorted(names)
 
@@ -59,8 +59,8 @@ async def unknown_service(ctx: ToolContext, service: str, bus: str) -> ToolError
 async def _introspect(ctx: ToolContext, service: str, path: str, bus: str) -> ObjectInfo | None:
     try:
         return await ctx.gateway.introspect(service, path, ctx.caller, bus=bus)
-    except BusError:
-        return None
+    except (BusError, GatewayError):
+        return None  # what cannot be seen (or may not be) suggests nothing and refuses nothing
 
 
 async def unknown_object(ctx: ToolContext, service: str, path: str, bus: str) -> ToolError:

@@ -16,7 +16,7 @@ from fleetbus.dbus.jobs import MANAGER_PATH as MANAGER_PATH  # noqa: PLC0414
 from fleetbus.dbus.jobs import SYSTEMD as SYSTEMD  # noqa: PLC0414
 from fleetbus.dbus.jobs import UNIT as UNIT  # noqa: PLC0414
 from fleetbus.dbus.link import PROPERTIES
-from fleetbus.gateway import dbus_call
+from fleetbus.gateway import GatewayError, dbus_call
 from fleetbus.suggestions import unknown
 from fleetbus.tools import schema as s
 from fleetbus.tools.registry import ToolContext, ToolError
@@ -138,7 +138,7 @@ async def known_units(ctx: ToolContext, bus: str) -> list[str]:
     try:
         (loaded,) = await manager_call(ctx, bus, "ListUnits")
         (files,) = await manager_call(ctx, bus, "ListUnitFiles")
-    except (BusError, ToolError):
+    except (BusError, GatewayError, ToolError):
         return []  # suggestions are a courtesy; the error stands without them
     return sorted({str(u[0]) for u in loaded} | {str(path).rsplit("/", 1)[-1] for path, _ in files})
 
