@@ -128,7 +128,7 @@ def fit(value: dict[str, Any], budget: int) -> tuple[dict[str, Any], list[str]]:
         size = len(render_json(value))
         if size <= budget:
             return value, notes
-        location = _largest_list(value)
+        location = largest_list(value)
         if location is None:
             break
         path, items = location
@@ -136,7 +136,7 @@ def fit(value: dict[str, Any], budget: int) -> tuple[dict[str, Any], list[str]]:
             break
         keep = max(1, int(len(items) * budget / size * 0.9))
         keep = min(keep, len(items) - 1)
-        value = _replace(value, path, items[:keep])
+        value = replace_at(value, path, items[:keep])
         notes.append(
             f"{'/'.join(path) or '(top)'}: kept {keep} of {len(items)} items to stay under "
             f"{budget} characters; narrow the request to see the rest"
@@ -150,7 +150,8 @@ def fit(value: dict[str, Any], budget: int) -> tuple[dict[str, Any], list[str]]:
     return value, notes
 
 
-def _largest_list(value: Any) -> tuple[list[str], list[Any]] | None:
+def largest_list(value: Any) -> tuple[list[str], list[Any]] | None:
+    """The path to the list with the longest JSON among those of more than one item, and the list itself."""
     best: tuple[int, list[str], list[Any]] | None = None
 
     def visit(node: Any, path: list[str]) -> None:
@@ -169,16 +170,17 @@ def _largest_list(value: Any) -> tuple[list[str], list[Any]] | None:
     return None if best is None else (best[1], best[2])
 
 
-def _replace(value: Any, path: list[str], new: Any) -> Any:
+def replace_at(value: Any, path: list[str], new: Any) -> Any:
+    """A copy of `value` with `new` at `path` (keys, and list indexes as digits); `value` itself is unchanged."""
     if not path:
         return new
     head, rest = path[0], path[1:]
     if isinstance(value, list):
         copy = list(value)
-        copy[int(head)] = _replace(copy[int(head)], rest, new)
+        copy[int(head)] = replace_at(copy[int(head)], rest, new)
         return copy
     copy_dict = dict(value)
-    copy_dict[head] = _replace(copy_dict[head], rest, new)
+    copy_dict[head] = replace_at(copy_dict[head], rest, new)
     return copy_dict
 
 

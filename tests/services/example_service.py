@@ -14,7 +14,7 @@ from typing import Annotated
 
 from dbus_fast import BusType, Variant
 from dbus_fast.aio import MessageBus
-from dbus_fast.annotations import DBusBool, DBusBytes, DBusDouble, DBusSignature, DBusStr
+from dbus_fast.annotations import DBusBool, DBusBytes, DBusDouble, DBusSignature, DBusStr, DBusUInt32
 from dbus_fast.service import ServiceInterface, method, signal
 
 INTERFACE = "com.example.Fleet1"
@@ -25,6 +25,7 @@ Described = Annotated[tuple[str, dict[str, Variant]], DBusSignature("(sa{sv})")]
 Pair = Annotated[tuple[int, int], DBusSignature("(ii)")]
 SumAndProduct = Annotated[tuple[int, int], DBusSignature("(ix)")]
 Digest = Annotated[tuple[int, bytes], DBusSignature("(uay)")]
+Items = Annotated[list[str], DBusSignature("as")]
 
 
 class Fleet(ServiceInterface):
@@ -48,6 +49,11 @@ class Fleet(ServiceInterface):
     @method()
     def Checksum(self, data: DBusBytes) -> Digest:
         return (sum(data) % 2**32, bytes(reversed(data)))
+
+    @method()
+    def Collect(self, count: DBusUInt32) -> Items:
+        """A list as long as asked for, from a method no catalog knows: a big answer that is not known to be a read."""
+        return [f"item-{index:05d}" for index in range(min(count, 100_000))]
 
     @method()
     async def GetAfter(self, seconds: DBusDouble) -> DBusBool:

@@ -15,6 +15,16 @@ class CommandError(Exception):
     """The command could not run, failed, or overran its deadline; the message says which and why."""
 
 
+class CommandFailed(CommandError):
+    """The command ran to its end and exited with a non-zero status; callers may know statuses that mean less."""
+
+    def __init__(self, message: str, *, status: int, stderr: str, lines: list[str]) -> None:
+        super().__init__(message)
+        self.status = status
+        self.stderr = stderr
+        self.lines = lines
+
+
 @dataclass(frozen=True)
 class CommandOutput:
     lines: list[str]
@@ -73,5 +83,10 @@ async def read_lines(
         stderr = (await stderr_task).decode("utf-8", errors="replace").strip()
     if complete and process.returncode != 0:
         detail = stderr.splitlines()[-1] if stderr else "no message"
-        raise CommandError(f"{argv[0]} failed (exit status {process.returncode}): {detail}")
+        raise CommandFailed(
+            f"{argv[0]} failed (exit status {process.returncode}): {detail}",
+            status=process.returncode or 0,
+            stderr=stderr,
+            lines=lines,
+        )
     return CommandOutput(lines, complete)

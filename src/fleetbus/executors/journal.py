@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from fleetbus.executors.command import CommandOutput, read_lines
+from fleetbus.executors.command import CommandFailed, CommandOutput, read_lines
 
 VALUE_OPTIONS = (
     "--since=",
@@ -29,6 +29,8 @@ FLAG_OPTIONS = ("--reverse",)
 MATCH = re.compile(r"^[A-Z0-9_]{1,64}=[^\n]*$")
 """A field match (`_SYSTEMD_UNIT=web.service`); `+` between matches means OR."""
 MAX_LINE_BYTES = 1 << 20
+IGNORED_FILE = re.compile(r"ignoring file", re.IGNORECASE)
+"""journalctl's warning for a damaged journal file it skips (`Journal file … is truncated, ignoring file.`)."""
 
 
 class JournalQueryError(ValueError):
@@ -76,11 +78,24 @@ def parse(output: CommandOutput) -> JournalRead:
     return JournalRead(entries, output.complete)
 
 
+def matched_nothing(options: Sequence[str], status: int, stderr: str, lines: Sequence[str]) -> bool:
+    """journalctl exits 1 when `--grep` matched no entry, like grep; so it does when it fails. A failure says why on
+    stderr (`Bad pattern …`, `Failed to …`); no match says nothing, or only that it skipped an unreadable file."""
+    if status != 1 or lines or not any(option.startswith("--grep=") for option in options):
+        return False
+    return all(IGNORED_FILE.search(line) for line in stderr.splitlines() if line.strip())
+
+
 async def read(
     options: Sequence[str], *, directory: Path | None, timeout: float, max_entries: int, max_bytes: int
 ) -> JournalRead:
     """At most `max_entries` entries of the local journal matching `options`, in the order journalctl gives."""
-    output = await read_lines(
-        argv(options, directory), timeout=timeout, max_lines=max_entries, max_bytes=min(max_bytes, 64 << 20)
-    )
+    try:
+        output = await read_lines(
+            argv(options, directory), timeout=timeout, max_lines=max_entries, max_bytes=min(max_bytes, 64 << 20)
+        )
+    except CommandFailed as exc:
+        if matched_nothing(options, exc.status, exc.stderr, exc.lines):
+            return JournalRead([], complete=True)
+        raise
     return parse(output)

@@ -9,6 +9,11 @@ from typing import Any
 
 import mcp_types as types
 from mcp.server import ServerRequestContext
+from mcp.shared.exceptions import MCPError
+
+from fleetbus.suggestions import unknown
+
+MAX_ARGUMENT_CHARS = 500
 
 
 @dataclass(frozen=True)
@@ -113,11 +118,39 @@ async def list_prompts(
     )
 
 
+def invalid_params(message: str, **data: Any) -> MCPError:
+    """A request naming a prompt or argument that is not there is the caller's fault: JSON-RPC "invalid params",
+    in both protocol eras, and nothing for the server log (an exception of any other type gets a traceback)."""
+    return MCPError(code=types.INVALID_PARAMS, message=message, data=data or None)
+
+
+def check_arguments(guide: Guide, arguments: dict[str, str]) -> None:
+    known = [argument.name for argument in guide.arguments]
+    for name, value in arguments.items():
+        if name not in known:
+            message = unknown("argument", name, known, owner=f"prompt {guide.name!r}")
+            raise invalid_params(message, prompt=guide.name, argument=name, arguments=known)
+        if len(str(value)) > MAX_ARGUMENT_CHARS:
+            raise invalid_params(
+                f"prompt {guide.name!r}: argument {name!r} must be at most {MAX_ARGUMENT_CHARS} characters, "
+                f"got {len(str(value))}",
+                prompt=guide.name,
+                argument=name,
+            )
+    missing = [a.name for a in guide.arguments if a.required and a.name not in arguments]
+    if missing:
+        raise invalid_params(
+            f"prompt {guide.name!r}: missing argument {missing[0]!r}", prompt=guide.name, argument=missing[0]
+        )
+
+
 def render(name: str, arguments: dict[str, str] | None) -> types.GetPromptResult:
     guide = BY_NAME.get(name)
     if guide is None:
-        raise ValueError(f"unknown prompt {name!r}; prompts: {', '.join(BY_NAME)}")
-    text = guide.text({k: str(v)[:500] for k, v in (arguments or {}).items()})
+        raise invalid_params(unknown("prompt", name, BY_NAME), prompt=name, prompts=list(BY_NAME))
+    given = dict(arguments or {})
+    check_arguments(guide, given)
+    text = guide.text({k: str(v) for k, v in given.items()})
     return types.GetPromptResult(
         description=guide.description,
         messages=[types.PromptMessage(role="user", content=types.TextContent(type="text", text=text))],

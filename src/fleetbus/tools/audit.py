@@ -46,8 +46,14 @@ async def audit_query(ctx: ToolContext, args: dict[str, Any]) -> dict[str, Any]:
     filters["after_seq"] = int(args.get("after_seq", 0))
     limit = int(args.get("limit", 50))
     records = await ctx.gateway.read_audit(ctx.caller, filters, limit)
-    rows = [_row(r) for r in records]
-    return {"records": rows, "next_after_seq": rows[-1]["seq"] if len(rows) == limit else None}
+    # Cut to the budget before naming where to continue, so the next page starts right after the last row shown.
+    page = output.take([_row(r) for r in records], limit)
+    more = page.more or len(records) == limit
+    return {
+        "records": page.rows,
+        "next_after_seq": page.rows[-1]["seq"] if more and page.rows else None,
+        **({"truncated": [page.note]} if page.note else {}),
+    }
 
 
 def audit_tools(directory: Path) -> list[ToolSpec]:

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-import difflib
+import contextlib
 import fnmatch
+from collections.abc import Awaitable
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
-from fleetbus import output
+from fleetbus import narrowing, output
 from fleetbus.dbus import types
 from fleetbus.dbus.errors import BusError, RemoteError
 from fleetbus.dbus.introspect import Interface, Method, ObjectInfo
@@ -18,6 +19,7 @@ from fleetbus.guard.catalog import Risk, unit_name_from_path
 from fleetbus.guard.policy import OperationPattern
 from fleetbus.operation import DBUS_WATCH, Operation
 from fleetbus.tools import schema as s
+from fleetbus.tools.bus_names import check_signal, explain_missing, require_interface, unknown_member
 from fleetbus.tools.registry import Annotations, ToolContext, ToolError, ToolSpec
 
 DBUS = "org.freedesktop.DBus"
@@ -28,12 +30,7 @@ STANDARD_INTERFACES = (
     "org.freedesktop.DBus.Properties",
 )
 SIGNATURE_PATTERN = r"^[ybnqiuxtdsogavh(){}]*$"
-MISSING_TARGET = {
-    "org.freedesktop.DBus.Error.ServiceUnknown": "there is no service {service!r} on the {bus} bus "
-    "(none running, none activatable); list_services shows what there is",
-    "org.freedesktop.DBus.Error.NameHasNoOwner": "there is no service {service!r} on the {bus} bus",
-    "org.freedesktop.DBus.Error.UnknownObject": "{service} has no object at {path}; list_objects shows its objects",
-}
+SIGNATURE_IN_WORDS = "a D-Bus signature such as 's', 'ss' or 'a{sv}' (type codes ybnqiuxtdsogvh, a, () and {})"
 READ = Annotations(read_only=True, destructive=False, idempotent=True)
 READS = frozenset({Risk.READ})
 ONLY_READS = (OperationPattern(risks=READS),)
@@ -41,6 +38,7 @@ ANY_CALL = (OperationPattern(),)
 PROPERTY_SET = (OperationPattern(interface=PROPERTIES, member="Set", risks=frozenset({Risk.ROUTINE, Risk.DANGEROUS})),)
 SIGNALS = (OperationPattern(kind=DBUS_WATCH, risks=READS),)
 LOOKUP_CONCURRENCY = 16
+T = TypeVar("T")
 
 
 def _bus(args: dict[str, Any]) -> str:
@@ -59,11 +57,31 @@ async def _call(
     timeout: float | None = None,
 ) -> tuple[str, list[Any]]:
     operation = dbus_call(destination, path, interface, member, signature, values or [], bus=_bus(args))
-    reply = await ctx.gateway.call(operation, ctx.caller, timeout)
+    reply = await _checked(ctx, args, ctx.gateway.call(operation, ctx.caller, timeout))
     return reply.signature, reply.body
 
 
+async def _checked(ctx: ToolContext, args: dict[str, Any], call: Awaitable[T]) -> T:
+    """The call's answer; a failure because a name in `args` is not there becomes the nearest names there are."""
+    try:
+        return await call
+    except RemoteError as exc:
+        explained = await explain_missing(ctx, args, exc)
+        if explained is None:
+            raise
+        raise explained from exc
+
+
 # ---- list_services ------------------------------------------------------------------------------
+
+
+def _position(args: dict[str, Any], kind: str, selection: dict[str, Any]) -> dict[str, Any] | None:
+    if "cursor" not in args:
+        return None
+    try:
+        return output.decode_cursor(args["cursor"], kind, selection)
+    except output.CursorError as exc:
+        raise ToolError(str(exc)) from exc
 
 
 async def list_services(ctx: ToolContext, args: dict[str, Any]) -> dict[str, Any]:
@@ -79,15 +97,10 @@ async def list_services(ctx: ToolContext, args: dict[str, Any]) -> dict[str, Any
         names = [n for n in names if fnmatch.fnmatchcase(n, pattern)]
     total = len(names)
     selection = {"bus": bus, "pattern": pattern, "include_activatable": args.get("include_activatable", True)}
-    if "cursor" in args:
-        try:
-            after = str(output.decode_cursor(args["cursor"], "list_services", selection).get("after", ""))
-        except output.CursorError as exc:
-            raise ToolError(str(exc)) from exc
-        names = [n for n in names if n > after]
+    position = _position(args, "list_services", selection)
+    if position is not None:
+        names = [n for n in names if n > str(position.get("after", ""))]
     limit = int(args.get("limit", 200))
-    shown = names[:limit]
-    next_cursor = output.encode_cursor("list_services", selection, {"after": shown[-1]}) if len(names) > limit else None
     has_manager = bus == "system" and SYSTEMD in running
     semaphore = asyncio.Semaphore(LOOKUP_CONCURRENCY)
 
@@ -107,8 +120,22 @@ async def list_services(ctx: ToolContext, args: dict[str, Any]) -> dict[str, Any
             row.update(await _owner_details(ctx, args, name, has_manager))
         return row
 
-    services = await asyncio.gather(*(describe(n) for n in shown))
-    return {"bus": bus, "services": services, "total": total, "shown": len(shown), "next_cursor": next_cursor}
+    # The page is cut to the budget before the cursor is made, so the next page starts right after its last row.
+    page = output.take(await asyncio.gather(*(describe(n) for n in names[:limit])), limit)
+    more = page.more or len(names) > limit
+    next_cursor = (
+        output.encode_cursor("list_services", selection, {"after": page.rows[-1]["name"]})
+        if more and page.rows
+        else None
+    )
+    return {
+        "bus": bus,
+        "services": page.rows,
+        "total": total,
+        "shown": len(page.rows),
+        "next_cursor": next_cursor,
+        **({"truncated": [page.note]} if page.note else {}),
+    }
 
 
 async def _owner_details(ctx: ToolContext, args: dict[str, Any], name: str, has_manager: bool) -> dict[str, Any]:
@@ -145,22 +172,47 @@ def _variant_int(value: Any) -> int | None:
 
 
 async def list_objects(ctx: ToolContext, args: dict[str, Any]) -> dict[str, Any]:
+    root = args.get("path", "/")
+    with contextlib.suppress(RemoteError):  # other failures are the walk's to record, object by object
+        await introspected(ctx, {**args, "path": root})  # a missing service or root: the nearest names there are
     result = await ctx.gateway.walk(
         args["service"],
-        args.get("path", "/"),
+        root,
         ctx.caller,
         bus=_bus(args),
         max_nodes=int(args.get("max_nodes", 200)),
         max_depth=int(args.get("max_depth", 8)),
     )
-    return {
+    selection = {
         "service": args["service"],
-        "objects": [
+        "path": root,
+        "bus": _bus(args),
+        "max_nodes": args.get("max_nodes", 200),
+        "max_depth": args.get("max_depth", 8),
+    }
+    position = _position(args, "list_objects", selection)
+    rows = sorted(
+        (
             {"path": o.path, "interfaces": [i.name for i in o.interfaces if i.name not in STANDARD_INTERFACES]}
             for o in result.objects
-        ],
+        ),
+        key=lambda row: str(row["path"]),
+    )
+    if position is not None:
+        rows = [row for row in rows if str(row["path"]) > str(position.get("after", ""))]
+    page = output.take(rows, len(rows))
+    next_cursor = (
+        output.encode_cursor("list_objects", selection, {"after": page.rows[-1]["path"]})
+        if page.more and page.rows
+        else None
+    )
+    return {
+        "service": args["service"],
+        "objects": page.rows,
         "errors": [{"path": p, "error": e} for p, e in result.errors],
         "stopped_early": result.truncated,
+        "next_cursor": next_cursor,
+        **({"truncated": [page.note]} if page.note else {}),
     }
 
 
@@ -177,7 +229,12 @@ def _names(args: Any) -> str:
     return ", ".join(a.name or f"arg{i}" for i, a in enumerate(args))
 
 
-def describe_interface(interface: Interface) -> dict[str, Any]:
+def describe_interface(interface: Interface, member: str | None = None) -> dict[str, Any]:
+    """An interface's methods, properties and signals; with `member`, only those whose name matches that glob."""
+
+    def wanted(name: str) -> bool:
+        return member is None or fnmatch.fnmatchcase(name, member)
+
     return {
         "name": interface.name,
         "methods": [
@@ -190,13 +247,17 @@ def describe_interface(interface: Interface) -> dict[str, Any]:
                 "flags": _flags(m.annotations),
             }
             for m in interface.methods
+            if wanted(m.name)
         ],
         "properties": [
             {"name": p.name, "type": p.signature, "access": p.access, "flags": _flags(p.annotations)}
             for p in interface.properties
+            if wanted(p.name)
         ],
         "signals": [
-            {"name": sig.name, "signature": sig.signature, "args": _names(sig.args)} for sig in interface.signals
+            {"name": sig.name, "signature": sig.signature, "args": _names(sig.args)}
+            for sig in interface.signals
+            if wanted(sig.name)
         ],
     }
 
@@ -205,13 +266,16 @@ async def introspect(ctx: ToolContext, args: dict[str, Any]) -> dict[str, Any]:
     info = await introspected(ctx, args)
     wanted = args.get("interface")
     if wanted:
-        interfaces = [_require_interface(info, args["service"], wanted)]
+        interfaces = [require_interface(info, args["service"], wanted)]
     else:
         interfaces = [i for i in info.interfaces if i.name not in STANDARD_INTERFACES]
+    described = [describe_interface(i, args.get("member")) for i in interfaces]
+    if "member" in args:
+        described = [d for d in described if d["methods"] or d["properties"] or d["signals"]]
     result: dict[str, Any] = {
         "service": args["service"],
         "path": info.path,
-        "interfaces": [describe_interface(i) for i in interfaces],
+        "interfaces": described,
         "standard_interfaces": [i.name for i in info.interfaces if i.name in STANDARD_INTERFACES and not wanted],
         "children": list(info.children),
     }
@@ -220,24 +284,10 @@ async def introspect(ctx: ToolContext, args: dict[str, Any]) -> dict[str, Any]:
     return result
 
 
-def _require_interface(info: ObjectInfo, service: str, name: str) -> Interface:
-    interface = info.interface(name)
-    if interface is None:
-        available = ", ".join(i.name for i in info.interfaces) or "none"
-        raise ToolError(f"{service} {info.path} has no interface {name!r}; it has: {available}")
-    return interface
-
-
 def _require_method(interface: Interface, name: str) -> Method:
     method = interface.method(name)
     if method is None:
-        names = [m.name for m in interface.methods]
-        close = difflib.get_close_matches(name, names, n=3)
-        hint = f"; did you mean {', '.join(close)}?" if close else ""
-        raise ToolError(
-            f"{interface.name} has no method {name!r}{hint} (it has {len(names)} methods: "
-            f"{', '.join(names[:40])}{'…' if len(names) > 40 else ''})"
-        )
+        raise unknown_member(interface, "method", name, "method")
     return method
 
 
@@ -271,25 +321,67 @@ async def resolve_call(ctx: ToolContext, args: dict[str, Any]) -> tuple[Operatio
     return operation, method
 
 
+CALL_SELECTION = ("service", "path", "interface", "method", "args", "signature", "select", "bus", "variants")
+"""The arguments that make a call_method answer: a cursor continues only the answer they made."""
+
+
 async def call_method(ctx: ToolContext, args: dict[str, Any]) -> dict[str, Any]:
     operation, method = await resolve_call(ctx, args)
-    reply = await ctx.gateway.call(operation, ctx.caller, args.get("timeout"))
+    selection = {key: args.get(key) for key in CALL_SELECTION}
+    resume = _position(args, "call_method", selection)
+    if resume is not None and not await _is_read(ctx, operation):
+        raise ToolError(
+            f"invalid argument 'cursor': the next page would call {args['interface']}.{args['method']} again, and "
+            "it is not a read; narrow the answer with select instead"
+        )
+    reply = await _checked(ctx, args, ctx.gateway.call(operation, ctx.caller, args.get("timeout")))
     values = types.to_json(reply.signature, reply.body, variants=args.get("variants", "plain"))
     result: dict[str, Any] = {"signature": reply.signature, "values": values}
     out_names = [a.name for a in method.out_args] if method else []
     if len(out_names) == len(values) and all(out_names):
         result["names"] = out_names
-    return result
+    if "select" in args:
+        result = {"signature": reply.signature, "selected": _select(result, args["select"])}
+    paged = _page(result, args, resume)
+    if paged.resume is not None and resume is None and not await _is_read(ctx, operation):
+        return {**paged.value, "page": paged.page, "next_cursor": None, "truncated": [NOT_REPEATABLE]}
+    return _with_page(paged, "call_method", selection)
+
+
+NOT_REPEATABLE = "the rest is not shown: this method is not a read, so no cursor repeats it; narrow with select"
+
+
+async def _is_read(ctx: ToolContext, operation: Operation) -> bool:
+    """Whether the policy's classification calls this operation a read: only a read may be repeated for a page."""
+    return (await ctx.gateway.assess(operation)).classification.is_read
+
+
+def _select(value: dict[str, Any], expression: str) -> Any:
+    try:
+        return narrowing.select(value, expression)
+    except narrowing.NarrowingError as exc:
+        raise ToolError(str(exc)) from exc
+
+
+def _page(
+    value: dict[str, Any], args: dict[str, Any], resume: dict[str, Any] | None, path: list[str] | None = None
+) -> narrowing.Paged:
+    try:
+        return narrowing.page(value, int(args.get("max_chars", narrowing.DEFAULT_BUDGET)), resume, path)
+    except narrowing.NarrowingError as exc:
+        raise ToolError(str(exc)) from exc
+
+
+def _with_page(paged: narrowing.Paged, kind: str, selection: dict[str, Any]) -> dict[str, Any]:
+    if paged.page is None:
+        return paged.value
+    next_cursor = output.encode_cursor(kind, selection, paged.resume) if paged.resume is not None else None
+    return {**paged.value, "page": paged.page, "next_cursor": next_cursor}
 
 
 async def introspected(ctx: ToolContext, args: dict[str, Any]) -> ObjectInfo:
-    """The object named by args (service, path, bus); a missing service or object is said in plain words."""
-    try:
-        return await ctx.gateway.introspect(args["service"], args["path"], ctx.caller, bus=_bus(args))
-    except RemoteError as exc:
-        if exc.name in MISSING_TARGET:
-            raise ToolError(MISSING_TARGET[exc.name].format_map({**args, "bus": _bus(args)})) from exc
-        raise
+    """The object named by args (service, path, bus); a missing service or object is said with the nearest names."""
+    return await _checked(ctx, args, ctx.gateway.introspect(args["service"], args["path"], ctx.caller, bus=_bus(args)))
 
 
 async def _find_method(ctx: ToolContext, args: dict[str, Any]) -> Method:
@@ -300,7 +392,7 @@ async def _find_method(ctx: ToolContext, args: dict[str, Any]) -> Method:
             f"cannot introspect {args['service']} {args['path']} to find the signature of "
             f"{args['method']}: {exc}; pass 'signature' to call it anyway"
         ) from exc
-    interface = _require_interface(info, args["service"], args["interface"])
+    interface = require_interface(info, args["service"], args["interface"])
     return _require_method(interface, args["method"])
 
 
@@ -319,23 +411,43 @@ async def get_property(ctx: ToolContext, args: dict[str, Any]) -> dict[str, Any]
     }
 
 
+PROPERTIES_SELECTION = ("service", "path", "interface", "names", "bus", "variants")
+
+
 async def get_properties(ctx: ToolContext, args: dict[str, Any]) -> dict[str, Any]:
+    selection = {key: args.get(key) for key in PROPERTIES_SELECTION}
+    resume = _position(args, "get_properties", selection)
     reply_signature, (values,) = await _call(
         ctx, args, args["service"], args["path"], PROPERTIES, "GetAll", "s", [args["interface"]]
     )
     properties = types.value_to_json(reply_signature, values, variants=args.get("variants", "plain"))
-    return {"interface": args["interface"], "properties": properties}
+    if args.get("names"):
+        properties = await _named(ctx, args, properties, args["names"])
+    paged = _page({"interface": args["interface"], "properties": properties}, args, resume, ["properties"])
+    return _with_page(paged, "get_properties", selection)
+
+
+async def _named(
+    ctx: ToolContext, args: dict[str, Any], properties: dict[str, Any], names: list[str]
+) -> dict[str, Any]:
+    missing = [name for name in names if name not in properties]
+    if missing:
+        info = await introspected(ctx, args)
+        interface = info.interface(args["interface"])
+        if interface is not None:
+            raise unknown_member(interface, "property", missing[0], "names")
+        raise ToolError(f"{args['interface']} has no property {missing[0]!r} (argument 'names')")
+    return {name: properties[name] for name in dict.fromkeys(names)}
 
 
 async def set_property(ctx: ToolContext, args: dict[str, Any]) -> dict[str, Any]:
     signature = args.get("signature")
     if signature is None:
         info = await introspected(ctx, args)
-        interface = _require_interface(info, args["service"], args["interface"])
+        interface = require_interface(info, args["service"], args["interface"])
         prop = interface.property(args["property"])
         if prop is None:
-            names = ", ".join(p.name for p in interface.properties) or "none"
-            raise ToolError(f"{interface.name} has no property {args['property']!r}; it has: {names}")
+            raise unknown_member(interface, "property", args["property"], "property")
         if prop.access == "read":
             raise ToolError(f"{interface.name}.{prop.name} is read-only")
         signature = prop.signature
@@ -350,7 +462,7 @@ async def set_property(ctx: ToolContext, args: dict[str, Any]) -> dict[str, Any]
         names=["interface", "property", "value"],
         bus=_bus(args),
     )
-    await ctx.gateway.call(operation, ctx.caller, args.get("timeout"))
+    await _checked(ctx, args, ctx.gateway.call(operation, ctx.caller, args.get("timeout")))
     return {"property": args["property"], "signature": signature, "set": True}
 
 
@@ -358,6 +470,7 @@ async def set_property(ctx: ToolContext, args: dict[str, Any]) -> dict[str, Any]
 
 
 async def wait_signal(ctx: ToolContext, args: dict[str, Any]) -> dict[str, Any]:
+    await check_signal(ctx, args)
     if args.get("service") == SYSTEMD or str(args.get("interface", "")).startswith(SYSTEMD):
         await _subscribe_to_systemd(ctx, args)
     operation = Operation(
@@ -403,6 +516,23 @@ async def _subscribe_to_systemd(ctx: ToolContext, args: dict[str, Any]) -> None:
 
 # ---- the specs -------------------------------------------------------------------------------
 
+GLOB = {"type": "string", "minLength": 1, "maxLength": 255}
+CURSOR = {"type": "string", "maxLength": 2048, "description": "next_cursor of the previous page."}
+MAX_CHARS = s.integer(
+    "Most characters of answer; the rest comes in pages.",
+    narrowing.MIN_BUDGET,
+    narrowing.MAX_BUDGET,
+    narrowing.DEFAULT_BUDGET,
+)
+PAGE_OUTPUT: dict[str, Any] = {
+    "page": {
+        "type": "object",
+        "description": "When the answer came in pages: which list (of), its first item, count shown, total.",
+    },
+    "next_cursor": {"type": ["string", "null"]},
+    "truncated": {"type": "array", "items": {"type": "string"}},
+}
+
 
 def method_call_arguments() -> dict[str, Any]:
     """The input-schema properties naming one method call, shared by call_method and explain."""
@@ -417,6 +547,7 @@ def method_call_arguments() -> dict[str, Any]:
             "pattern": SIGNATURE_PATTERN,
             "maxLength": 255,
             "description": "e.g. 'ss'; default: from introspection.",
+            s.EXPECTED: SIGNATURE_IN_WORDS,
         },
         "bus": s.bus(),
     }
@@ -473,6 +604,7 @@ def bus_tools(deadlines: Deadlines) -> list[ToolSpec]:
                     "path": {**s.object_path(), "default": "/"},
                     "max_nodes": s.integer("Most objects to visit.", 1, 2000, 200),
                     "max_depth": s.integer("Deepest level below path to visit.", 0, 64, 8),
+                    "cursor": CURSOR,
                     "bus": s.bus(),
                     "format": output.format_schema("toon"),
                 },
@@ -487,9 +619,10 @@ def bus_tools(deadlines: Deadlines) -> list[ToolSpec]:
                         "type": "boolean",
                         "description": "max_nodes or max_depth ended the walk before the tree did.",
                     },
+                    "next_cursor": {"type": ["string", "null"]},
                     "truncated": {"type": "array", "items": {"type": "string"}},
                 },
-                ["service", "objects", "errors", "stopped_early"],
+                ["service", "objects", "errors", "stopped_early", "next_cursor"],
             ),
             annotations=READ,
             handler=list_objects,
@@ -504,6 +637,7 @@ def bus_tools(deadlines: Deadlines) -> list[ToolSpec]:
                     "service": s.service(),
                     "path": s.object_path(),
                     "interface": s.interface("Only this interface."),
+                    "member": {**GLOB, "description": "Glob on member names, e.g. Get*."},
                     "xml": {"type": "boolean", "default": False, "description": "Include the raw introspection XML."},
                     "bus": s.bus(),
                     "format": output.format_schema("toon"),
@@ -533,7 +667,19 @@ def bus_tools(deadlines: Deadlines) -> list[ToolSpec]:
             'unless given): dicts as objects, structs as arrays, variants as {"signature":"u","value":5}, '
             "ay as base64.",
             input_schema=s.obj(
-                {**method_call_arguments(), "timeout": timeout, "variants": s.variants()},
+                {
+                    **method_call_arguments(),
+                    "select": {
+                        "type": "string",
+                        "minLength": 1,
+                        "maxLength": 1024,
+                        "description": "JMESPath over the answer, e.g. values[0][*][0].",
+                    },
+                    "max_chars": MAX_CHARS,
+                    "cursor": CURSOR,
+                    "timeout": timeout,
+                    "variants": s.variants(),
+                },
                 ["service", "path", "interface", "method"],
             ),
             output_schema=s.obj(
@@ -545,9 +691,10 @@ def bus_tools(deadlines: Deadlines) -> list[ToolSpec]:
                         "items": {"type": "string"},
                         "description": "Names of the reply's values, from introspection.",
                     },
-                    "truncated": {"type": "array", "items": {"type": "string"}},
+                    "selected": {"description": "What select chose from the answer."},
+                    **PAGE_OUTPUT,
                 },
-                ["signature", "values"],
+                ["signature"],
             ),
             annotations=Annotations(read_only=False, destructive=True, idempotent=False),
             handler=call_method,
@@ -578,14 +725,24 @@ def bus_tools(deadlines: Deadlines) -> list[ToolSpec]:
         ToolSpec(
             name="get_properties",
             title="Read all properties of an interface",
-            description="Read every property of one interface.",
-            input_schema=s.obj({**target, "variants": s.variants()}, ["service", "path", "interface"]),
-            output_schema=s.obj(
+            description="Read the properties of one interface: all, or those named.",
+            input_schema=s.obj(
                 {
-                    "interface": {"type": "string"},
-                    "properties": {"type": "object"},
-                    "truncated": {"type": "array", "items": {"type": "string"}},
+                    **target,
+                    "names": {
+                        "type": "array",
+                        "items": s.member(),
+                        "maxItems": 200,
+                        "description": "Property names; omit for all.",
+                    },
+                    "max_chars": MAX_CHARS,
+                    "cursor": CURSOR,
+                    "variants": s.variants(),
                 },
+                ["service", "path", "interface"],
+            ),
+            output_schema=s.obj(
+                {"interface": {"type": "string"}, "properties": {"type": "object"}, **PAGE_OUTPUT},
                 ["interface", "properties"],
             ),
             annotations=READ,
@@ -607,6 +764,7 @@ def bus_tools(deadlines: Deadlines) -> list[ToolSpec]:
                         "pattern": SIGNATURE_PATTERN,
                         "maxLength": 255,
                         "description": "The property's D-Bus type; omit to use introspection.",
+                        s.EXPECTED: SIGNATURE_IN_WORDS,
                     },
                     "timeout": timeout,
                 },

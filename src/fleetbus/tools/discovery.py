@@ -15,10 +15,10 @@ from fleetbus.tools import schema as s
 from fleetbus.tools.bus import STANDARD_INTERFACES
 from fleetbus.tools.packs import KnownMethod, PackManager
 from fleetbus.tools.packs.follow import WALK_DEPTH, WALK_NODES
-from fleetbus.tools.registry import Annotations, Listed, ToolContext, ToolError, ToolRegistry, ToolSpec
+from fleetbus.tools.registry import TOOL_FINDER, Annotations, Listed, ToolContext, ToolError, ToolRegistry, ToolSpec
 from fleetbus.tools.toolsets import ToolsetError, ToolsetSelection
 
-FIND_TOOLS = "find_tools"
+FIND_TOOLS = TOOL_FINDER
 ENABLE_TOOLSET = "enable_toolset"
 DISCOVERY = frozenset({FIND_TOOLS, ENABLE_TOOLSET})
 """Tools that need the packs' methods (the CLI builds the packs before running one); never a search hit."""

@@ -19,6 +19,7 @@ from fleetbus.gateway import HostCommandFailed
 from fleetbus.guard.catalog import Risk
 from fleetbus.guard.policy import OperationPattern
 from fleetbus.operation import JOURNAL_QUERY
+from fleetbus.suggestions import either, nearest
 from fleetbus.tools import schema as s
 from fleetbus.tools import systemd
 from fleetbus.tools.registry import Annotations, ToolContext, ToolError, ToolSpec
@@ -327,9 +328,12 @@ async def _check_units_exist(ctx: ToolContext, units: list[str]) -> None:
                 return
         except (ToolError, BusError):
             return  # no manager to ask: an empty answer stands
+    known = await systemd.known_units(ctx, "system")
+    close = [name for unit in units for name in nearest(unit, known, 2)]
+    hint = f"; did you mean {either(list(dict.fromkeys(close)))}?" if close else ""
     raise ToolError(
         f"no journal entries, and no unit {', '.join(repr(u) for u in units)} is loaded or installed "
-        "(argument 'unit'); list_units and list_unit_files show the units there are"
+        f"(argument 'unit'){hint} (list_units and list_unit_files show the units there are)"
     )
 
 
@@ -389,6 +393,7 @@ def journal_tools() -> list[ToolSpec]:
                             {"type": "string", "pattern": "^[0-9a-f]{32}$"},
                         ],
                         "description": "0 = this boot, -1 the one before, or a boot id.",
+                        s.EXPECTED: "0 (this boot), -1 (the one before) down to -1000, or a 32-hex-digit boot id",
                     },
                     "grep": {
                         "type": "string",
@@ -398,7 +403,11 @@ def journal_tools() -> list[ToolSpec]:
                     },
                     "fields": {
                         "type": "array",
-                        "items": {"type": "string", "pattern": FIELD_PATTERN},
+                        "items": {
+                            "type": "string",
+                            "pattern": FIELD_PATTERN,
+                            s.EXPECTED: "a journal field name in capitals, such as _HOSTNAME or CODE_FILE",
+                        },
                         "maxItems": 16,
                         "description": "Extra journal fields as columns, e.g. _HOSTNAME, CODE_FILE.",
                     },

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from jsonschema import Draft202012Validator
-from jsonschema.exceptions import ValidationError, best_match
+from jsonschema.exceptions import best_match
 
 from fleetbus import output
 from fleetbus.dbus.errors import BusError
@@ -24,11 +24,14 @@ from fleetbus.dbus.types import SignatureError, ValueConversionError
 from fleetbus.gateway import ApprovalRequired, Caller, Gateway, GatewayError
 from fleetbus.guard.catalog import Risk
 from fleetbus.guard.policy import OperationPattern, Policy
+from fleetbus.suggestions import unknown
 from fleetbus.tools import wire
+from fleetbus.tools.argument_errors import describe_validation_error
 from fleetbus.tools.toolsets import Choice
 
 log = logging.getLogger(__name__)
-MAX_ERROR_CHARS = 400
+TOOL_FINDER = "find_tools"
+"""The tool that finds what can be called; errors point at it by this name, so renaming it is one change."""
 
 
 class ToolError(Exception):
@@ -244,13 +247,17 @@ class ToolRegistry:
     def validate(self, name: str, arguments: Mapping[str, Any]) -> None:
         error = best_match(self._validators[name].iter_errors(arguments))
         if error is not None:
-            raise ToolError(describe_validation_error(error))
+            raise ToolError(describe_validation_error(error, name))
+
+    def unknown_tool(self, name: str, policy: Policy) -> str:
+        """The nearest tools the policy lets the caller see — never the ones it hides — and where to find more."""
+        visible = [spec.name for spec in self._tools.values() if self._listing(spec, policy) is not None]
+        return unknown("tool", name, visible, listed=0, see=f"{TOOL_FINDER} finds tools and D-Bus methods by name")
 
     async def run(self, context: ToolContext, name: str, arguments: Mapping[str, Any] | None) -> output.ToolResult:
         spec = self._tools.get(name)
         if spec is None:
-            known = ", ".join(sorted(self._tools))
-            return output.error(f"unknown tool {name!r}; known tools: {known}")
+            return output.error(self.unknown_tool(name, context.gateway.policy))
         args = dict(arguments or {})
         self.usage[name] += 1
         try:
@@ -266,17 +273,6 @@ class ToolRegistry:
             log.exception("tool %s failed", name)
             return output.error(f"internal error in tool {name}; the server log has the details")
         return output.success(structured, fmt=output.requested_format(spec.input_schema, args))
-
-
-def describe_validation_error(error: ValidationError) -> str:
-    message = error.message if len(error.message) <= MAX_ERROR_CHARS else error.message[:MAX_ERROR_CHARS] + "…"
-    location = "".join(f"[{p!r}]" if isinstance(p, int) else f".{p}" for p in error.absolute_path).lstrip(".")
-    if error.validator == "additionalProperties":
-        return f"invalid arguments: {message}"
-    if error.validator == "required":
-        return f"missing argument: {message}"
-    subject = f"argument {location!r}" if location else "arguments"
-    return f"invalid {subject}: {message}"
 
 
 def _same(old: Mapping[str, ToolSpec], new: Mapping[str, ToolSpec]) -> bool:

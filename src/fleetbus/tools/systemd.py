@@ -4,10 +4,11 @@ unit properties, and errors in words that name the argument. Used by the unit, j
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from typing import Any
 
 from fleetbus.dbus import types
-from fleetbus.dbus.errors import BusUnavailable, RemoteError
+from fleetbus.dbus.errors import BusError, BusUnavailable, RemoteError
 
 # Re-exported: the tools say systemd.MANAGER, systemd.UNIT…; the names themselves belong to the D-Bus layer.
 from fleetbus.dbus.jobs import MANAGER as MANAGER  # noqa: PLC0414
@@ -15,7 +16,9 @@ from fleetbus.dbus.jobs import MANAGER_PATH as MANAGER_PATH  # noqa: PLC0414
 from fleetbus.dbus.jobs import SYSTEMD as SYSTEMD  # noqa: PLC0414
 from fleetbus.dbus.jobs import UNIT as UNIT  # noqa: PLC0414
 from fleetbus.dbus.link import PROPERTIES
-from fleetbus.gateway import dbus_call
+from fleetbus.gateway import GatewayError, dbus_call
+from fleetbus.suggestions import unknown
+from fleetbus.tools import schema as s
 from fleetbus.tools.registry import ToolContext, ToolError
 
 UNIT_TYPES = ("service", "socket", "target", "device", "mount", "automount", "swap", "timer", "path", "slice", "scope")
@@ -35,7 +38,14 @@ UNSET = 2**64 - 1
 
 
 def unit_schema(description: str = "e.g. nginx.service (no suffix: .service)") -> dict[str, Any]:
-    return {"type": "string", "pattern": UNIT_NAME_PATTERN, "maxLength": 255, "description": description}
+    return {
+        "type": "string",
+        "pattern": UNIT_NAME_PATTERN,
+        "maxLength": 255,
+        "description": description,
+        s.EXPECTED: "a unit name such as nginx.service or getty@tty1.service (letters, digits and :_.@-\\ only)",
+        s.GLOB_ALTERNATIVE: "use list_units pattern={value!r} to list the units it matches",
+    }
 
 
 def manager_schema() -> dict[str, Any]:
@@ -108,11 +118,29 @@ async def unit_file_state(ctx: ToolContext, bus: str, unit: str) -> str | None:
     return str(state)
 
 
-def unknown_unit(unit: str, bus: str, argument: str = "unit") -> ToolError:
+def unknown_unit(unit: str, bus: str, argument: str = "unit", known: Iterable[str] = ()) -> ToolError:
+    """`known`: the unit names there are (see `known_units`), for the nearest ones to be suggested."""
     return ToolError(
-        f"unknown unit {unit!r} (argument {argument!r}): the {manager_label(bus)} has not loaded it and has no unit "
-        "file of that name; list_units and list_unit_files show the units there are"
+        unknown(
+            "unit",
+            unit,
+            known,
+            argument=argument,
+            listed=0,
+            see=f"the {manager_label(bus)} has not loaded it and has no unit file of that name; list_units and "
+            "list_unit_files show the units there are",
+        )
     )
+
+
+async def known_units(ctx: ToolContext, bus: str) -> list[str]:
+    """Every unit name the manager knows, loaded or installed: what a misspelt name is compared with."""
+    try:
+        (loaded,) = await manager_call(ctx, bus, "ListUnits")
+        (files,) = await manager_call(ctx, bus, "ListUnitFiles")
+    except (BusError, GatewayError, ToolError):
+        return []  # suggestions are a courtesy; the error stands without them
+    return sorted({str(u[0]) for u in loaded} | {str(path).rsplit("/", 1)[-1] for path, _ in files})
 
 
 async def require_unit(ctx: ToolContext, bus: str, unit: str, argument: str = "unit") -> str | None:
@@ -121,7 +149,7 @@ async def require_unit(ctx: ToolContext, bus: str, unit: str, argument: str = "u
     if path is not None:
         return path
     if await unit_file_state(ctx, bus, unit) is None:
-        raise unknown_unit(unit, bus, argument)
+        raise unknown_unit(unit, bus, argument, await known_units(ctx, bus))
     return None
 
 

@@ -12,7 +12,7 @@ from fleetbus.guard.catalog import Risk
 from fleetbus.guard.policy import OperationPattern
 from fleetbus.operation import JOURNAL_QUERY
 from fleetbus.tools import schema as s
-from fleetbus.tools import systemd
+from fleetbus.tools import systemd, unit_states
 from fleetbus.tools.journal import MainProcess, recent_lines
 from fleetbus.tools.registry import Annotations, ToolContext, ToolError, ToolSpec
 from fleetbus.tools.times import from_usec, iso
@@ -47,6 +47,7 @@ RELATIONS = {
     "ordering": ("After", "Before"),
 }
 GLOB = {"type": "string", "maxLength": 255}
+STATE_PATTERN = "^[a-z-]{1,32}$"
 
 
 def _cursor(args: dict[str, Any], kind: str, selection: dict[str, Any]) -> dict[str, Any] | None:
@@ -92,6 +93,12 @@ async def list_units(ctx: ToolContext, args: dict[str, Any]) -> dict[str, Any]:
     patterns = [args["pattern"]] if "pattern" in args else ([f"*.{unit_type}"] if unit_type else [])
     states = [args["state"]] if "state" in args else []
     (units,) = await systemd.manager_call(ctx, bus, "ListUnitsByPatterns", "asas", [states, patterns])
+    if states and not units and unit_states.unknown_unit_state(states[0]):
+        # Nothing matched a state fleetbus does not know: a misspelling, unless some unit is in it right now.
+        (every,) = await systemd.manager_call(ctx, bus, "ListUnits")
+        error = unit_states.unknown_unit_state(states[0], {str(state) for u in every for state in u[2:5]})
+        if error:
+            raise ToolError(error)
     rows = [
         {"unit": str(u[0]), "load": str(u[2]), "active": str(u[3]), "sub": str(u[4]), "description": str(u[1])}
         for u in units
@@ -206,6 +213,11 @@ async def list_unit_files(ctx: ToolContext, args: dict[str, Any]) -> dict[str, A
     patterns = [args["pattern"]] if "pattern" in args else []
     states = [args["state"]] if "state" in args else []
     (files,) = await systemd.manager_call(ctx, bus, "ListUnitFilesByPatterns", "asas", [states, patterns])
+    if states and not files and unit_states.unknown_unit_file_state(states[0]):
+        (every,) = await systemd.manager_call(ctx, bus, "ListUnitFiles")
+        error = unit_states.unknown_unit_file_state(states[0], {str(state) for _, state in every})
+        if error:
+            raise ToolError(error)
     rows = [{"unit": str(path).rsplit("/", 1)[-1], "state": str(state)} for path, state in files]
     selection = {"manager": args.get("manager", "system"), "pattern": args.get("pattern"), "state": args.get("state")}
     paged = _paged(rows, "unit", args, "list_unit_files", selection)
@@ -295,8 +307,9 @@ def unit_read_tools() -> list[ToolSpec]:
                     "pattern": {**GLOB, "description": "Glob on the unit name, e.g. worker-*.service."},
                     "state": {
                         "type": "string",
-                        "pattern": "^[a-z-]{1,32}$",
+                        "pattern": STATE_PATTERN,
                         "description": "Load, active or sub state, e.g. failed.",
+                        s.EXPECTED: "a unit state in lower case, such as failed, running or loaded",
                     },
                     "type": {"type": "string", "enum": list(systemd.UNIT_TYPES)},
                     "manager": manager,
@@ -356,7 +369,12 @@ def unit_read_tools() -> list[ToolSpec]:
             input_schema=s.obj(
                 {
                     "pattern": {**GLOB, "description": "Glob on the unit name."},
-                    "state": {"type": "string", "pattern": "^[a-z-]{1,32}$", "description": "e.g. enabled."},
+                    "state": {
+                        "type": "string",
+                        "pattern": STATE_PATTERN,
+                        "description": "e.g. enabled.",
+                        s.EXPECTED: "a unit file state in lower case, such as enabled, disabled or static",
+                    },
                     "manager": manager,
                     **paging(),
                 }

@@ -23,7 +23,18 @@ COMMON = frozenset({"bus", "manager", "format", "variants", "limit", "cursor"})
 """Parameters many tools share; the server's instructions explain them once instead of each tool again."""
 COMMON_DEFAULTS = frozenset({"bus", "manager", "format", "variants"})
 """Shared parameters whose defaults the instructions state."""
-DROPPED = frozenset({"pattern", "maxLength", "minLength", "title", "additionalProperties", "$schema"})
+DROPPED = frozenset(
+    {
+        "pattern",
+        "maxLength",
+        "minLength",
+        "title",
+        "additionalProperties",
+        "$schema",
+        "x-expected",
+        "x-glob-alternative",
+    }
+)
 
 
 ANY_JSON: dict[str, Any] = {

@@ -97,7 +97,7 @@ def _strip(schema: Any) -> Any:
 
 @dataclass(frozen=True)
 class KnownMethod:
-    """A method find_methods can point to, listed or not."""
+    """A method find_tools can point to, listed or not."""
 
     bus: str
     service: str

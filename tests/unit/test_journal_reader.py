@@ -1,0 +1,54 @@
+"""journalctl's exit status 1 means "no match" only for --grep with nothing on stderr: told apart from failures."""
+
+from __future__ import annotations
+
+import os
+import stat
+from pathlib import Path
+
+import pytest
+
+from fleetbus.executors import journal
+from fleetbus.executors.command import CommandFailed
+
+GREP = ["--grep=nothing-like-this", "--output-fields=MESSAGE"]
+
+
+def test_no_match_is_exit_1_with_no_output_and_no_message() -> None:
+    assert journal.matched_nothing(GREP, 1, "", [])
+    assert journal.matched_nothing(GREP, 1, "Journal file /var/log/journal/x.journal is truncated, ignoring file.", [])
+
+
+@pytest.mark.parametrize(
+    ("options", "status", "stderr", "lines"),
+    [
+        (GREP, 1, 'Bad pattern "(": missing closing parenthesis', []),
+        (GREP, 1, "Failed to open journal directory /nowhere: No such file or directory", []),
+        (["--since=2026-01-01 00:00:00"], 1, "", []),  # without --grep, exit 1 is always a failure
+        (GREP, 2, "", []),
+        (GREP, 1, "", ['{"MESSAGE":"x"}']),
+    ],
+)
+def test_anything_else_stays_a_failure(options: list[str], status: int, stderr: str, lines: list[str]) -> None:
+    assert not journal.matched_nothing(options, status, stderr, lines)
+
+
+def _fake_journalctl(directory: Path, stderr: str) -> None:
+    script = directory / "journalctl"
+    script.write_text(f"#!/bin/sh\nprintf '%s' '{stderr}' >&2\nexit 1\n")
+    script.chmod(script.stat().st_mode | stat.S_IXUSR)
+
+
+@pytest.mark.parametrize(("stderr", "empty"), [("", True), ("Bad pattern", False)])
+async def test_read_gives_an_empty_page_for_no_match_and_raises_for_a_failure(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, stderr: str, empty: bool
+) -> None:
+    # A stand-in journalctl on PATH behaving as the real one does for each case (the sandbox tests use the real one).
+    _fake_journalctl(tmp_path, stderr)
+    monkeypatch.setenv("PATH", f"{tmp_path}{os.pathsep}{os.environ['PATH']}")
+    if empty:
+        read = await journal.read(GREP, directory=None, timeout=5, max_entries=10, max_bytes=1 << 20)
+        assert (read.entries, read.complete) == ([], True)
+    else:
+        with pytest.raises(CommandFailed, match="Bad pattern"):
+            await journal.read(GREP, directory=None, timeout=5, max_entries=10, max_bytes=1 << 20)
