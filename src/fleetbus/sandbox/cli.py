@@ -57,12 +57,9 @@ def _add_common(parser: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    try:
-        handler = {"run": _run, "start": _start, "env": _env, "exec": _exec, "stop": _stop}
-        return handler[args.sandbox_command](args)
-    except SandboxError as exc:
-        print(f"fleetbus sandbox: {exc}", file=sys.stderr)
-        return 2
+    """Runs one sandbox command; a SandboxError is reported by the caller, as every command's failure is."""
+    handler = {"run": _run, "start": _start, "env": _env, "exec": _exec, "stop": _stop}
+    return handler[args.sandbox_command](args)
 
 
 def _command(argv: list[str], usage: str = "fleetbus sandbox run -- CMD ARGS…") -> list[str]:

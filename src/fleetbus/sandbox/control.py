@@ -12,6 +12,7 @@ import secrets
 import select
 import shutil
 import signal
+import stat
 import subprocess
 import sys
 import tempfile
@@ -144,6 +145,25 @@ class Sandbox:
     def find_all(base: Path | None = None) -> list[Path]:
         root = Path(base or tempfile.gettempdir())
         return sorted(p for p in root.glob(f"{DIRECTORY_PREFIX}*") if (p / "state.json").exists())
+
+    @classmethod
+    def running(cls, base: Path | None = None) -> list[Sandbox]:
+        """The sandboxes under `base` (default: the temp dir) whose keeper runs, made by this user.
+
+        This is how a plain shell finds a running sandbox (`fleetbus approve` looks in their stores). The temp
+        dir is everyone's, so a directory another user owns or may write is never taken for one.
+        """
+        found = []
+        for directory in cls.find_all(base):
+            # A sandbox being torn down vanishes, a foreign one may hold anything: neither is one to use.
+            with contextlib.suppress(OSError, SandboxError, KeyError, TypeError, ValueError):
+                info = directory.stat()
+                if info.st_uid != os.geteuid() or info.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+                    continue
+                sandbox = cls.attach(directory)
+                if sandbox.keeper_alive():
+                    found.append(sandbox)
+        return found
 
     def keeper_alive(self) -> bool:
         if self._process is not None:
