@@ -24,7 +24,7 @@ from fleetbus.sandbox.control import DIRECTORY_PREFIX
 from fleetbus.sandbox.layout import CgroupLayout, SandboxPaths
 from tests.e2e.client import ROOT
 
-pytestmark = [pytest.mark.sandbox, pytest.mark.timeout(600)]
+pytestmark = [pytest.mark.sandbox, pytest.mark.timeout(600), pytest.mark.xdist_group("fresh-clone")]
 
 FIRST_ANSWER_SECONDS = 300.0
 """Creating the venv and installing fleetbus (~35-60 s here, pip's cache helps) comes before the first answer."""

@@ -122,6 +122,8 @@ def _start(args: argparse.Namespace) -> int:
     sandbox = Sandbox.create(args.base, units=args.units)
     print(_exports(sandbox))
     print(f"# stop it with: fleetbus sandbox stop {shlex.quote(str(sandbox.paths.root))}")
+    # Its directory is how other shells find it: `fleetbus approvals|approve` look in running sandboxes' stores.
+    print("# fleetbus approvals / approve ID find its servers' approval requests from any shell, without these")
     return 0
 
 
