@@ -2,23 +2,33 @@
 # Installs what fleetbus needs on Debian 12, idempotently: Debian packages, then a virtualenv in .venv.
 # Everything it says goes to stderr, so `run.sh` can be an MCP client's stdio command.
 # Usage: scripts/setup.sh [--dev]
+# Conditions are written as `if`, never `[ … ] && action`: that form returns 1 when the test is false, which
+# under `set -e` (or as the script's last command) silently fails the whole run.
 set -euo pipefail
 exec 3>&1 1>&2
 cd "$(dirname "$0")/.."
 
 dev=0
-[ "${1:-}" = "--dev" ] && dev=1
+if [ "${1:-}" = "--dev" ]; then
+  dev=1
+fi
 
 packages=(dbus dbus-daemon dbus-bin systemd polkitd util-linux python3 python3-venv python3-pip)
 # The tests also drive the server with curl, as a user who cannot read this checkout.
-[ $dev -eq 1 ] && packages+=(curl)
+if [ $dev -eq 1 ]; then
+  packages+=(curl)
+fi
 missing=()
 for package in "${packages[@]}"; do
-  dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")
+  if ! dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed"; then
+    missing+=("$package")
+  fi
 done
 if [ ${#missing[@]} -gt 0 ]; then
   sudo=""
-  [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  if [ "$(id -u)" -ne 0 ]; then
+    sudo="sudo"
+  fi
   echo "setup: installing Debian packages: ${missing[*]}"
   $sudo env DEBIAN_FRONTEND=noninteractive apt-get update -qq
   $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}"
@@ -32,15 +42,21 @@ fi
 
 # A development install includes the plain one, so either stamp satisfies run.sh.
 extras="" stamps=(.venv/.installed .venv/.installed-dev)
-[ $dev -eq 1 ] && extras="[dev]" stamps=(.venv/.installed-dev)
+if [ $dev -eq 1 ]; then
+  extras="[dev]" stamps=(.venv/.installed-dev)
+fi
 current=0
 for stamp in "${stamps[@]}"; do
-  [ -f "$stamp" ] && [ "$stamp" -nt pyproject.toml ] && current=1
+  if [ -f "$stamp" ] && [ "$stamp" -nt pyproject.toml ]; then
+    current=1
+  fi
 done
 if [ $current -eq 0 ]; then
   echo "setup: installing fleetbus${extras} into .venv"
   .venv/bin/pip install -q --upgrade pip
   .venv/bin/pip install -q -e ".${extras}"
   touch .venv/.installed
-  [ $dev -eq 1 ] && touch .venv/.installed-dev
+  if [ $dev -eq 1 ]; then
+    touch .venv/.installed-dev
+  fi
 fi

@@ -13,4 +13,5 @@ fi
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .
 .venv/bin/mypy
-.venv/bin/pytest -n 2 "$@"
+# loadgroup: tests sharing an expensive fixture (the fresh clone of test_first_run) stay on one worker.
+.venv/bin/pytest -n 2 --dist loadgroup "$@"

@@ -159,6 +159,18 @@ class Settings(BaseSettings):
     def approvals_directory(self) -> Path:
         return self.approvals_dir or self.state_dir / "approvals"
 
+    def approvals_location(self) -> tuple[str, ...]:
+        """The options that lead `fleetbus approve` from a plain shell to this store: none for the default one."""
+        if self.approvals_dir is not None:
+            return ("--approvals-dir", str(self.approvals_dir.absolute()))
+        if self.state_dir.absolute() != default_state_dir():
+            return ("--state-dir", str(self.state_dir.absolute()))
+        return ()
+
+    def names_approvals_location(self) -> bool:
+        """Whether flags, the environment or the file said where the approval store is (else: the default)."""
+        return bool({"state_dir", "approvals_dir"} & self.model_fields_set)
+
     def bus_addresses(self) -> dict[str, str]:
         addresses = {"system": self.system_bus}
         if self.session_bus:

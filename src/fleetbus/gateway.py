@@ -27,7 +27,7 @@ from fleetbus.executors import journal as journal_reader
 from fleetbus.executors import metrics as host_metrics
 from fleetbus.executors.command import CommandError
 from fleetbus.guard import audit, scopes
-from fleetbus.guard.approvals import Approval, ApprovalStore
+from fleetbus.guard.approvals import Approval, ApprovalStore, DecisionCommands, utc_time
 from fleetbus.guard.audit import AuditLog
 from fleetbus.guard.catalog import Classification, Hints, Risk, classify
 from fleetbus.guard.limits import RateLimited, RateLimiter
@@ -68,13 +68,17 @@ class OperationDenied(GatewayError):
 class ApprovalRequired(GatewayError):
     """The verdict is confirm and no person has approved this exact operation yet."""
 
-    def __init__(self, approval: Approval, decision: Decision) -> None:
+    def __init__(self, approval: Approval, decision: Decision, commands: DecisionCommands) -> None:
         minutes = max(1, round((approval.expires - approval.created) / 60))
+        # The commands stand on lines of their own, so a person (or a client showing the text) can copy them.
         super().__init__(
             f"needs a person's approval (rule {decision.rule!r}: {decision.reason}). Approval id {approval.id} "
-            f"for {approval.operation} is waiting; a person approves it with `fleetbus approve {approval.id}` "
-            f"(or refuses with `fleetbus deny {approval.id}`) within {minutes} min, then repeat exactly the same "
-            "call. A changed argument needs a new approval."
+            f"for {approval.operation} is waiting; a person approves it within {minutes} min "
+            f"(until {utc_time(approval.expires)}) by running\n"
+            f"    {commands.approve(approval.id)}\n"
+            f"or refuses it with\n"
+            f"    {commands.deny(approval.id)}\n"
+            "then repeat exactly the same call. A changed argument needs a new approval."
         )
         self.approval = approval
         self.decision = decision
@@ -95,7 +99,12 @@ class HostCommandFailed(GatewayError):
 
 class ApprovalDenied(GatewayError):
     def __init__(self, approval: Approval) -> None:
-        super().__init__(f"a person refused approval {approval.id} for {approval.operation}; do not retry it")
+        by = f" (decided by {approval.decided_by})" if approval.decided_by else ""
+        super().__init__(
+            f"a person refused approval {approval.id} for {approval.operation}{by}. The identical call is refused "
+            f"until {utc_time(approval.expires)}, when the refusal expires; do not retry it before then. Ask the "
+            "person what they want instead, or make a different call (which needs its own approval)."
+        )
         self.approval = approval
 
 
@@ -159,8 +168,10 @@ class Gateway:
         limiter: RateLimiter,
         journal_directory: Path | None = None,
         metrics: host_metrics.MetricsSource | None = None,
+        decision_commands: DecisionCommands | None = None,
     ) -> None:
         self.links = links
+        self.decision_commands = decision_commands or DecisionCommands()
         self.journal_directory = journal_directory
         self.metrics: host_metrics.MetricsSource = metrics if metrics is not None else host_metrics.LocalFigures()
         self.policy = policy
@@ -297,7 +308,7 @@ class Gateway:
                 self.audit_log.append({**record, "event": "rejected", "approval": request.id})
                 raise ApprovalDenied(request)
         self.audit_log.append({**record, "event": "awaiting-approval", "approval": request.id})
-        raise ApprovalRequired(request, decision)
+        raise ApprovalRequired(request, decision, self.decision_commands)
 
     @staticmethod
     def _record_base(operation: Operation, caller: Caller, assessment: Assessment) -> dict[str, Any]:

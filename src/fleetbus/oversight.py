@@ -9,35 +9,57 @@ import os
 import sys
 import time
 from collections.abc import Callable
-from datetime import datetime
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
+from fleetbus.config import Settings
 from fleetbus.guard import audit
-from fleetbus.guard.approvals import PENDING, ApprovalError, ApprovalStore
+from fleetbus.guard.approvals import PENDING, Approval, ApprovalError, ApprovalStore
+from fleetbus.sandbox.control import Sandbox
+from fleetbus.tools import times
+
+AddOptions = Callable[[argparse.ArgumentParser], None]
 
 
 def add_parsers(
     commands: argparse._SubParsersAction[argparse.ArgumentParser],
-    add_settings: Callable[[argparse.ArgumentParser], None],
+    add_state_options: AddOptions,
+    add_approvals_options: AddOptions,
 ) -> None:
-    approvals = commands.add_parser("approvals", help="list approval requests (pending ones unless --all)")
+    approvals = commands.add_parser(
+        "approvals",
+        help="list approval requests (pending ones unless --all)",
+        description="Without --state-dir/--approvals-dir (or FLEETBUS_STATE_DIR/FLEETBUS_APPROVALS_DIR), the "
+        "stores of running sandboxes are listed too.",
+    )
     approvals.add_argument("--all", action="store_true", help="also approved, denied, used and expired ones")
+    add_approvals_options(approvals)
     for name, verb in (("approve", "approve"), ("deny", "refuse")):
-        command = commands.add_parser(name, help=f"{verb} a pending approval request")
+        command = commands.add_parser(
+            name,
+            help=f"{verb} a pending approval request",
+            description=f"{verb.capitalize()} request ID, looked up where the server keeps it: the configured "
+            "store, else (when no store is named) the stores of running sandboxes.",
+        )
         command.add_argument("approval_id", metavar="ID")
+        add_approvals_options(command)
     audit_parser = commands.add_parser("audit", help="verify, tail or query the audit log")
     actions = audit_parser.add_subparsers(dest="audit_command", required=True)
-    actions.add_parser("verify", help="check the hash chain; exit 0 when intact, 1 naming the first bad record")
+    verify = actions.add_parser(
+        "verify", help="check the hash chain; exit 0 when intact, 1 naming the first bad record"
+    )
     tail = actions.add_parser("tail", help="the last records")
     tail.add_argument("-n", type=int, default=20, help="how many (default 20)")
     query = actions.add_parser("query", help="records matching filters")
     query.add_argument("--client")
     query.add_argument("--event")
     query.add_argument("--target", help="glob on Interface.Member or Member, e.g. '*.RestartUnit'")
-    query.add_argument("--since", help="ISO 8601 time")
+    query.add_argument("--since", metavar="TIME", help=f"records from this time on: {times.HELP}")
     query.add_argument("--limit", type=int, default=100)
-    for parser in (approvals, *(commands.choices[n] for n in ("approve", "deny")), audit_parser):
-        add_settings(parser)
+    # On each action, not on `audit`: options of a parent must come before the action, which nobody types.
+    for action in (verify, tail, query):
+        add_state_options(action)
 
 
 def _person() -> str:
@@ -47,25 +69,73 @@ def _person() -> str:
         return f"cli:uid {os.geteuid()}"
 
 
-def approvals_main(args: argparse.Namespace, directory: Path) -> int:
-    try:
-        store = ApprovalStore(directory)
-        if args.command == "approvals":
-            now = time.time()
-            shown = [a for a in store.all() if args.all or (a.status == PENDING and not a.expired(now))]
-            for approval in shown:
-                print(approval.describe(now))
-            if not shown:
-                print("no pending approval requests" if not args.all else "no approval requests", file=sys.stderr)
-            return 0
-        decided = store.decide(args.approval_id, args.command == "approve", by=_person())
-    except ApprovalError as exc:
-        print(f"fleetbus {args.command}: {exc}", file=sys.stderr)
-        return 1
+@dataclass(frozen=True)
+class Site:
+    """An approval store and why it is consulted."""
+
+    store: ApprovalStore
+    origin: str
+
+
+def approval_sites(settings: Settings) -> list[Site]:
+    """Where a server's requests are: the store the settings name — resolved as the server resolves them — and,
+    when they name none, the stores of running sandboxes (whose servers keep their state in the sandbox)."""
+    sites = [Site(ApprovalStore(settings.approvals_directory), "configured")]
+    if settings.names_approvals_location():
+        return sites
+    for sandbox in Sandbox.running():
+        directory = sandbox.paths.state_dir / "approvals"
+        if directory == settings.approvals_directory:
+            continue
+        try:
+            sites.append(Site(ApprovalStore(directory), f"sandbox {sandbox.paths.root}"))
+        except ApprovalError as exc:
+            print(f"fleetbus: note: skipping {directory}: {exc}", file=sys.stderr)
+    return sites
+
+
+def approvals_main(args: argparse.Namespace, settings: Settings) -> int:
+    sites = approval_sites(settings)
+    if args.command == "approvals":
+        return _list(sites, show_all=args.all)
+    site = _holding(sites, args.approval_id)
+    decided = site.store.decide(args.approval_id, args.command == "approve", by=_person())
     print(f"{decided.id} {decided.status}: {decided.operation}")
     if decided.status == "approved":
         print("the same call, repeated by the client, will now run once", file=sys.stderr)
     return 0
+
+
+def _list(sites: list[Site], *, show_all: bool) -> int:
+    now, shown = time.time(), 0
+    for site in sites:
+        listed = [a for a in site.store.all() if show_all or _open(a, now)]
+        if listed and len(sites) > 1:
+            print(f"# {site.store.directory} ({site.origin})")
+        for approval in listed:
+            print(approval.describe(now))
+        shown += len(listed)
+    if not shown:
+        where = ", ".join(str(site.store.directory) for site in sites)
+        print(f"no {'' if show_all else 'pending '}approval requests in {where}", file=sys.stderr)
+    return 0
+
+
+def _open(approval: Approval, now: float) -> bool:
+    return approval.status == PENDING and not approval.expired(now)
+
+
+def _holding(sites: list[Site], approval_id: str) -> Site:
+    holding = [site for site in sites if site.store.contains(approval_id)]
+    if len(holding) == 1:
+        return holding[0]
+    where = ", ".join(f"{site.store.directory} ({site.origin})" for site in (holding or sites))
+    if not holding:
+        raise ApprovalError(
+            f"no approval {approval_id} in {where}; a server with its state elsewhere names it in its message "
+            "(--state-dir DIR)"
+        )
+    raise ApprovalError(f"approval {approval_id} is in several stores: {where}; name one with --state-dir DIR")
 
 
 def audit_main(args: argparse.Namespace, directory: Path) -> int:
@@ -80,7 +150,9 @@ def audit_main(args: argparse.Namespace, directory: Path) -> int:
     if args.audit_command == "tail":
         records = audit.tail(directory, args.n)
     else:
-        since = datetime.fromisoformat(args.since.replace("Z", "+00:00")).timestamp() if args.since else None
+        since = None
+        if args.since is not None:
+            since = times.parse_time(args.since, datetime.now(UTC), argument="--since").timestamp()
         records = audit.query(
             directory, since=since, client=args.client, event=args.event, target=args.target, limit=args.limit
         )

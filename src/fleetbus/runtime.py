@@ -7,8 +7,9 @@ from dataclasses import dataclass, replace
 from fleetbus.config import Settings
 from fleetbus.dbus.introspect import IntrospectionCache
 from fleetbus.dbus.link import LinkPool
+from fleetbus.executable import fleetbus_argv
 from fleetbus.gateway import Caller, Deadlines, Gateway
-from fleetbus.guard.approvals import ApprovalStore
+from fleetbus.guard.approvals import ApprovalStore, DecisionCommands
 from fleetbus.guard.audit import AuditLog
 from fleetbus.guard.limits import Budget, RateLimiter
 from fleetbus.guard.policy import Policy, load_policy
@@ -42,6 +43,7 @@ class Runtime:
             deadlines,
             IntrospectionCache(max_age=settings.introspection_max_age),
             approvals=ApprovalStore(settings.approvals_directory, ttl=settings.approval_ttl),
+            decision_commands=DecisionCommands(tuple(fleetbus_argv()), settings.approvals_location()),
             audit_log=AuditLog(
                 settings.audit_directory,
                 max_bytes=settings.audit_max_bytes,
@@ -76,8 +78,13 @@ class Runtime:
         return self.registry.listed(self.policy, self.budget, self.toolsets.of(caller.client))
 
     async def start(self, *, follow: bool = True) -> None:
-        """Build the pack tools; with `follow`, keep them current as services come and go (the server)."""
+        """Build the pack tools; with `follow`, keep them current as services come and go (the server).
+
+        A server also opens its audit log now, so a log it cannot continue stops it before its first call; a
+        one-shot command opens it at its first record, and makes no state directory when it writes none.
+        """
         if follow:
+            self.gateway.audit_log.open()
             await self.packs.start()
         else:
             await self.packs.scan()

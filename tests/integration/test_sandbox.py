@@ -202,3 +202,40 @@ def test_start_env_exec_stop_for_people_at_a_shell() -> None:
     assert stopped.returncode == 0, stopped.stderr
     assert not Path(directory).exists()
     assert leftovers(directory) == []
+
+
+def test_exec_without_a_directory_takes_the_sandbox_from_the_environment_and_the_command_after_dashes() -> None:
+    started = fleetbus("sandbox", "start")
+    assert started.returncode == 0, started.stderr
+    directory = next(
+        line.split("=", 1)[1] for line in started.stdout.splitlines() if line.startswith("export FLEETBUS_SANDBOX=")
+    )
+    try:
+        inside = subprocess.run(
+            [*FLEETBUS, "sandbox", "exec", "--", "cat", "/etc/hostname"],
+            env={**os.environ, "FLEETBUS_SANDBOX": directory},
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        state = json.loads((Path(directory) / "state.json").read_text())
+    finally:
+        fleetbus("sandbox", "stop", directory)
+    assert inside.returncode == 0, inside.stderr
+    assert inside.stdout.strip() == state["hostname"]
+
+
+def test_run_runs_the_command_in_the_callers_working_directory(tmp_path: Path) -> None:
+    (tmp_path / "here.sh").write_text('#!/bin/sh\necho "ran in $(pwd)"\n')
+    (tmp_path / "here.sh").chmod(0o755)
+    result = subprocess.run(
+        [*FLEETBUS, "sandbox", "run", "--", "./here.sh"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == f"ran in {tmp_path}"

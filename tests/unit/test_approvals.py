@@ -147,16 +147,18 @@ def test_bad_ids_give_a_clear_error(store: ApprovalStore, bad: str) -> None:
         store.get(bad)
 
 
-def test_unknown_id(store: ApprovalStore) -> None:
-    with pytest.raises(ApprovalError, match=r"^no approval 0badcafe$"):
+def test_unknown_id_names_the_store(store: ApprovalStore) -> None:
+    store.request(RESTART, "token:ci", "why")
+    with pytest.raises(ApprovalError, match=rf"^no approval 0badcafe in {store.directory}$"):
         store.decide("0badcafe", True, by="alice")
 
 
 def test_damaged_request_file_is_named(store: ApprovalStore) -> None:
+    intact = store.request(RESTART, "token:ci", "why")
     (store.directory / "0badcafe.json").write_text("{not json")
     with pytest.raises(ApprovalError, match=r"approval 0badcafe is damaged"):
         store.get("0badcafe")
-    assert store.all() == []
+    assert [a.id for a in store.all()] == [intact.id]
 
 
 def test_pending_request_for_the_same_operation_and_client_is_reused(store: ApprovalStore, clock: Clock) -> None:
@@ -189,7 +191,18 @@ def test_store_survives_reopening(tmp_path: Path, clock: Clock) -> None:
 
 def test_new_store_directory_is_private(tmp_path: Path) -> None:
     store = ApprovalStore(tmp_path / "new" / "approvals")
+    store.request(RESTART, "token:ci", "why")
     assert store.directory.stat().st_mode & 0o077 == 0
+
+
+def test_a_store_is_made_by_its_first_request_not_by_reading_it(tmp_path: Path) -> None:
+    store = ApprovalStore(tmp_path / "state" / "approvals")
+    assert store.all() == []
+    assert store.consume(RESTART, "token:ci") is None
+    assert store.refused(RESTART, "token:ci") is None
+    with pytest.raises(ApprovalError, match=r"no approval 0badcafe in .*no request was ever stored there"):
+        store.decide("0badcafe", True, by="alice")
+    assert not (tmp_path / "state").exists()
 
 
 @pytest.mark.parametrize("mode", [0o777, 0o770, 0o702])

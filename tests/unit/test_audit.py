@@ -358,6 +358,7 @@ def test_reopening_after_records_were_cut_off_keeps_the_gap_visible(log_dir: Pat
 def test_reopening_without_a_head_records_that(log_dir: Path) -> None:
     (log_dir / HEAD).unlink()
     reopened = AuditLog(log_dir, fsync=False)
+    reopened.open()
     reopened.close()
     recovered = query(log_dir, event="recovered")
     assert [r["note"] for r in recovered] == ["audit.head was missing or damaged; continuing from record 10 on disk"]
@@ -369,7 +370,7 @@ def test_reopening_a_log_whose_end_does_not_parse_and_has_no_head_refuses(log_di
     rewrite(log_dir, [*original[:-1], b"garbage\n"])
     (log_dir / HEAD).unlink()
     with pytest.raises(AuditError, match=r"cannot continue the audit log in .*audit\.log line 10 is not a JSON"):
-        AuditLog(log_dir)
+        AuditLog(log_dir).open()
 
 
 def test_a_failed_write_leaves_no_half_record(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

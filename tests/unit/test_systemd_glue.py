@@ -252,15 +252,35 @@ def test_user_install_goes_to_the_config_home(tmp_path: Path, monkeypatch: pytes
 
 
 def test_client_config_is_ready_to_paste() -> None:
-    text = install.client_config("/usr/local/bin/fleetbus", "http://127.0.0.1:8765/mcp", "/run/fleetbus/fleetbus.sock")
+    here = install.stdio_command(["/usr/local/bin/fleetbus"], system_bus_answers=True, run_script=None)
+    text = install.client_config(here, "http://127.0.0.1:8765/mcp", "/run/fleetbus/fleetbus.sock")
     blocks = [json.loads(block) for block in re.findall(r"^\{.*?^\}", text, re.MULTILINE | re.DOTALL)]
     stdio, http, socat = (block["mcpServers"]["fleetbus"] for block in blocks)
     assert stdio == {"command": "/usr/local/bin/fleetbus", "args": ["serve"]}
     assert http["url"] == "http://127.0.0.1:8765/mcp"
     assert http["headers"]["Authorization"].startswith("Bearer ")
     assert socat == {"command": "socat", "args": ["UNIX-CONNECT:/run/fleetbus/fleetbus.sock", "STDIO"]}
-    python = install.client_config(f"{sys.executable} -m fleetbus", "http://x/mcp", "/s")
-    assert f'"command": "{sys.executable}"' in python
+    python = install.stdio_command([sys.executable, "-m", "fleetbus"], system_bus_answers=True, run_script=None)
+    assert f'"command": "{sys.executable}"' in install.client_config(python, "http://x/mcp", "/s")
+
+
+def test_without_a_system_bus_client_config_offers_the_sandbox(tmp_path: Path) -> None:
+    program = ["/opt/fleetbus/bin/fleetbus"]
+    run_script = tmp_path / "scripts" / "run.sh"
+    through_run_sh = install.stdio_command(program, system_bus_answers=False, run_script=run_script)
+    assert through_run_sh.argv == [str(run_script)]
+    assert "No system bus answers here" in through_run_sh.why
+    installed = install.stdio_command(program, system_bus_answers=False, run_script=None)
+    assert installed.argv == [*program, "sandbox", "run", "--", *program, "serve"]
+
+
+def test_a_bus_address_answers_only_when_something_listens(tmp_path: Path) -> None:
+    path = tmp_path / "bus"
+    assert not install.bus_answers(f"unix:path={path}")
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as listening:
+        listening.bind(str(path))
+        listening.listen(1)
+        assert install.bus_answers(f"unix:path={path}")
 
 
 EXPOSURE = re.compile(r"Overall exposure level for \S+: (\d+\.\d+)")

@@ -1,8 +1,9 @@
 """Approvals a model cannot forge: a request bound to the SHA-256 of one canonical operation (host included),
 for one client, expiring, used once — decided by a person through `fleetbus approve|deny` or elicitation.
 
-The store is a directory only the server's user may write (checked on open); each request is one JSON file
-replaced atomically, and state changes happen under a lock so the server and the CLI cannot race.
+The store is a directory only the server's user may write (checked on open, and when it is first made — which
+is when the first request is written, not before); each request is one JSON file replaced atomically, and state
+changes happen under a lock so the server and the CLI cannot race.
 """
 
 from __future__ import annotations
@@ -13,10 +14,12 @@ import json
 import os
 import re
 import secrets
+import shlex
 import stat
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, replace
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -60,13 +63,44 @@ class Approval:
         )
 
 
+def utc_time(stamp: float) -> str:
+    """An epoch time as a person reads it in a message: ISO 8601 in UTC, to the second."""
+    return datetime.fromtimestamp(stamp, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+@dataclass(frozen=True)
+class DecisionCommands:
+    """The shell commands a person runs to decide a request of one particular server, quoted to paste anywhere:
+    the fleetbus executable by its absolute path and, where the server's store is not the default one, where
+    it is — so they work from a plain shell, without the server's environment."""
+
+    program: tuple[str, ...] = ("fleetbus",)
+    location: tuple[str, ...] = ()
+    """Options naming the store, e.g. ("--state-dir", "/tmp/fleetbus-sandbox-1a2b3c4d/state")."""
+
+    def approve(self, approval_id: str) -> str:
+        return shlex.join([*self.program, "approve", *self.location, approval_id])
+
+    def deny(self, approval_id: str) -> str:
+        return shlex.join([*self.program, "deny", *self.location, approval_id])
+
+
 class ApprovalStore:
     def __init__(self, directory: Path, *, ttl: float = 900.0, clock: Callable[[], float] = time.time) -> None:
         self.directory = directory
         self.ttl = ttl
         self.clock = clock
-        directory.mkdir(parents=True, exist_ok=True, mode=0o700)
-        self._check_ownership()
+        # An existing store is checked now; one that does not exist yet is made (and checked) by the first write.
+        if directory.exists():
+            self._check_ownership()
+
+    def exists(self) -> bool:
+        return self.directory.is_dir()
+
+    def _create(self) -> None:
+        if not self.directory.is_dir():
+            self.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+            self._check_ownership()
 
     def _check_ownership(self) -> None:
         info = self.directory.stat()
@@ -109,9 +143,12 @@ class ApprovalStore:
         try:
             return Approval(**json.loads(path.read_text()))
         except FileNotFoundError:
-            raise ApprovalError(f"no approval {approval_id}") from None
+            raise ApprovalError(f"no approval {approval_id} in {self.directory}") from None
         except (ValueError, TypeError) as exc:
             raise ApprovalError(f"approval {approval_id} is damaged: {exc}") from None
+
+    def contains(self, approval_id: str) -> bool:
+        return self._path(approval_id).exists()
 
     def all(self) -> list[Approval]:
         approvals = []
@@ -123,6 +160,7 @@ class ApprovalStore:
     def request(self, operation: Operation, client: str, reason: str) -> Approval:
         """A pending request for this exact operation and client, reusing one that is still open."""
         digest, now = operation.digest(), self.clock()
+        self._create()
         with self._locked():
             for existing in self.all():
                 if (
@@ -155,6 +193,9 @@ class ApprovalStore:
 
     def decide(self, approval_id: str, approve: bool, by: str) -> Approval:
         """A person's answer. Only a pending, unexpired request can be decided, once."""
+        self._path(approval_id)  # a malformed id is named as such, wherever the store is
+        if not self.exists():
+            raise ApprovalError(f"no approval {approval_id} in {self.directory} (no request was ever stored there)")
         with self._locked():
             approval = self.get(approval_id)
             now = self.clock()
@@ -169,6 +210,8 @@ class ApprovalStore:
     def consume(self, operation: Operation, client: str) -> Approval | None:
         """Use up an approved request for exactly this operation and client; None when there is none."""
         digest, now = operation.digest(), self.clock()
+        if not self.exists():
+            return None
         with self._locked():
             for approval in self.all():
                 if (
@@ -201,6 +244,8 @@ class ApprovalStore:
         An approved request that is not used yet has not ended: it stays until it is used or expires.
         """
         now, removed = self.clock(), 0
+        if not self.exists():
+            return 0
         with self._locked():
             for approval in self.all():
                 ended = _ended_at(approval, now)

@@ -107,19 +107,34 @@ class AuditLog:
         self.sync_within = sync_within
         self._synced_at = time.monotonic()
         self._pending = False
+        self._journal_socket: socket.socket | None = None
+        self._opened = False
+
+    def open(self) -> None:
+        """Make the directory and resume the chain. The first record does it too, so a command that ends up
+        writing nothing (a usage error, a listing) leaves no state directory behind; a server opens the log at
+        start, so a log it cannot continue stops it before its first call."""
+        if self._opened:
+            return
+        directory = self.directory
         directory.mkdir(parents=True, exist_ok=True, mode=0o700)
         self._lock_fd = os.open(directory / ".lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-        self._journal_socket: socket.socket | None = None
         self._head_fd = os.open(directory / HEAD, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-        with self._locked():
-            notes = self._discard_partial_tail()
-            self._seq, self._prev, resume_notes = self._resume()
-            self._fd = self._open_current()
-            self._known = self._position()
-            if notes or resume_notes:
-                self._append_locked(
-                    {"event": "recovered", "client": "fleetbus", "note": "; ".join([*notes, *resume_notes])}
-                )
+        try:
+            with self._locked():
+                notes = self._discard_partial_tail()
+                self._seq, self._prev, resume_notes = self._resume()
+                self._fd = self._open_current()
+                self._known = self._position()
+                if notes or resume_notes:
+                    self._append_locked(
+                        {"event": "recovered", "client": "fleetbus", "note": "; ".join([*notes, *resume_notes])}
+                    )
+        except BaseException:
+            for fd in (self._head_fd, self._lock_fd):
+                os.close(fd)
+            raise
+        self._opened = True
 
     @contextlib.contextmanager
     def _locked(self) -> Iterator[None]:
@@ -153,6 +168,7 @@ class AuditLog:
     @property
     def seq(self) -> int:
         """Sequence number of the last record written (0 before the first)."""
+        self.open()
         return self._seq
 
     def _discard_partial_tail(self) -> list[str]:
@@ -210,6 +226,7 @@ class AuditLog:
         return os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o600)
 
     def append(self, fields: Mapping[str, Any], *, durable: bool = False) -> dict[str, Any]:
+        self.open()
         with self._locked():
             self._catch_up()
             record = self._append_locked(fields)
@@ -250,6 +267,8 @@ class AuditLog:
 
     def sync(self) -> None:
         """Make every record written so far durable."""
+        if not self._opened:
+            return
         with self._locked():
             self._sync_locked()
 
@@ -305,9 +324,11 @@ class AuditLog:
         if self.fsync:
             with contextlib.suppress(OSError):
                 self.sync()
-        for fd in (self._fd, self._head_fd, self._lock_fd):
-            with contextlib.suppress(OSError):
-                os.close(fd)
+        if self._opened:
+            for fd in (self._fd, self._head_fd, self._lock_fd):
+                with contextlib.suppress(OSError):
+                    os.close(fd)
+            self._opened = False
         if self._journal_socket is not None:
             self._journal_socket.close()
             self._journal_socket = None

@@ -24,7 +24,9 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     )
     commands = parser.add_subparsers(dest="sandbox_command", required=True)
 
-    run = commands.add_parser("run", help="start a sandbox, run CMD in it, tear it down; exits with CMD's code")
+    run = commands.add_parser(
+        "run", help="start a sandbox, run CMD in it (in this working directory), tear it down; exits with CMD's code"
+    )
     _add_common(run)
     run.add_argument("--units", type=Path, help="directory of unit files to install before CMD runs")
     run.add_argument("argv", nargs=argparse.REMAINDER, metavar="-- CMD ARGS…")
@@ -36,9 +38,13 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     env = commands.add_parser("env", help="print `export` lines for a running sandbox")
     env.add_argument("directory", nargs="?", type=Path, help="sandbox directory (default: $FLEETBUS_SANDBOX)")
 
-    exec_ = commands.add_parser("exec", help="run CMD inside a running sandbox")
-    exec_.add_argument("directory", nargs="?", type=Path, help="sandbox directory (default: $FLEETBUS_SANDBOX)")
-    exec_.add_argument("argv", nargs=argparse.REMAINDER, metavar="-- CMD ARGS…")
+    exec_ = commands.add_parser(
+        "exec",
+        help="run CMD inside a running sandbox, in this working directory",
+        description="DIR is the sandbox directory (default: $FLEETBUS_SANDBOX); with DIR, `--` must follow it.",
+    )
+    # One list split at `--` by hand: an optional positional before a REMAINDER would take CMD as DIR.
+    exec_.add_argument("words", nargs=argparse.REMAINDER, metavar="[DIR] -- CMD ARGS…")
 
     stop = commands.add_parser("stop", help="stop a sandbox and remove everything it made")
     _add_common(stop)
@@ -51,19 +57,27 @@ def _add_common(parser: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    try:
-        handler = {"run": _run, "start": _start, "env": _env, "exec": _exec, "stop": _stop}
-        return handler[args.sandbox_command](args)
-    except SandboxError as exc:
-        print(f"fleetbus sandbox: {exc}", file=sys.stderr)
-        return 2
+    """Runs one sandbox command; a SandboxError is reported by the caller, as every command's failure is."""
+    handler = {"run": _run, "start": _start, "env": _env, "exec": _exec, "stop": _stop}
+    return handler[args.sandbox_command](args)
 
 
-def _command(argv: list[str]) -> list[str]:
+def _command(argv: list[str], usage: str = "fleetbus sandbox run -- CMD ARGS…") -> list[str]:
     command = argv[1:] if argv[:1] == ["--"] else argv
     if not command:
-        raise SandboxError("no command given; usage: fleetbus sandbox run -- CMD ARGS…")
+        raise SandboxError(f"no command given; usage: {usage}")
     return command
+
+
+def split_exec_words(words: list[str]) -> tuple[Path | None, list[str]]:
+    """`[DIR] -- CMD…` as (DIR, CMD); without `--`, every word is the command."""
+    if "--" not in words:
+        return None, _command(words, "fleetbus sandbox exec [DIR] -- CMD ARGS…")
+    cut = words.index("--")
+    before, command = words[:cut], words[cut + 1 :]
+    if len(before) > 1:
+        raise SandboxError(f"exec takes at most one sandbox directory before `--`, got {before}")
+    return (Path(before[0]) if before else None), _command(command, "fleetbus sandbox exec [DIR] -- CMD ARGS…")
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -108,6 +122,8 @@ def _start(args: argparse.Namespace) -> int:
     sandbox = Sandbox.create(args.base, units=args.units)
     print(_exports(sandbox))
     print(f"# stop it with: fleetbus sandbox stop {shlex.quote(str(sandbox.paths.root))}")
+    # Its directory is how other shells find it: `fleetbus approvals|approve` look in running sandboxes' stores.
+    print("# fleetbus approvals / approve ID find its servers' approval requests from any shell, without these")
     return 0
 
 
@@ -124,10 +140,11 @@ def _env(args: argparse.Namespace) -> int:
 
 
 def _exec(args: argparse.Namespace) -> int:
-    sandbox = _attach(args.directory)
+    directory, command = split_exec_words(args.words)
+    sandbox = _attach(directory)
     if not sandbox.keeper_alive():
         raise SandboxError(f"sandbox {sandbox.paths.root} is not running")
-    return _run_child(sandbox, _command(args.argv))
+    return _run_child(sandbox, command)
 
 
 def _stop(args: argparse.Namespace) -> int:

@@ -12,6 +12,7 @@ import secrets
 import select
 import shutil
 import signal
+import stat
 import subprocess
 import sys
 import tempfile
@@ -145,6 +146,25 @@ class Sandbox:
         root = Path(base or tempfile.gettempdir())
         return sorted(p for p in root.glob(f"{DIRECTORY_PREFIX}*") if (p / "state.json").exists())
 
+    @classmethod
+    def running(cls, base: Path | None = None) -> list[Sandbox]:
+        """The sandboxes under `base` (default: the temp dir) whose keeper runs, made by this user.
+
+        This is how a plain shell finds a running sandbox (`fleetbus approve` looks in their stores). The temp
+        dir is everyone's, so a directory another user owns or may write is never taken for one.
+        """
+        found = []
+        for directory in cls.find_all(base):
+            # A sandbox being torn down vanishes, a foreign one may hold anything: neither is one to use.
+            with contextlib.suppress(OSError, SandboxError, KeyError, TypeError, ValueError):
+                info = directory.stat()
+                if info.st_uid != os.geteuid() or info.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+                    continue
+                sandbox = cls.attach(directory)
+                if sandbox.keeper_alive():
+                    found.append(sandbox)
+        return found
+
     def keeper_alive(self) -> bool:
         if self._process is not None:
             return self._process.poll() is None
@@ -213,8 +233,10 @@ class Sandbox:
             variables["FLEETBUS_JOURNAL_DIRECTORY"] = str(self.paths.journal_dir)
         return variables
 
-    def command(self, argv: Sequence[str]) -> list[str]:
-        """argv that runs `argv` inside the sandbox: its namespaces, its cgroup, no CAP_SYS_TIME."""
+    def command(self, argv: Sequence[str], *, cwd: str | os.PathLike[str] | None = None) -> list[str]:
+        """argv that runs `argv` inside the sandbox: its namespaces, its cgroup, no CAP_SYS_TIME — in `cwd`,
+        by default the caller's working directory, as for any child process (entering a mount namespace
+        would otherwise start it in `/`, and relative paths such as `.venv/bin/fleetbus` would fail)."""
         targets = [
             str(h / self.paths.cgroup_name / "commands.scope" / "cgroup.procs") for h in self._cgroups.hierarchies
         ]
@@ -230,6 +252,7 @@ class Sandbox:
             f"--target={self.keeper_pid}",
             "--mount",
             "--uts",
+            f"--wd={_working_directory(cwd)}",
             "--",
             *DROP_SYS_TIME,
             *argv,
@@ -240,14 +263,16 @@ class Sandbox:
     ) -> subprocess.Popen[Any]:
         merged = dict(os.environ if env is None else env)
         merged.update(self.env(inside=True))
-        return subprocess.Popen(self.command(argv), env=merged, **kwargs)
+        command = self.command(argv, cwd=kwargs.pop("cwd", None))
+        return subprocess.Popen(command, env=merged, **kwargs)
 
     def run(
         self, argv: Sequence[str], *, env: Mapping[str, str] | None = None, timeout: float | None = 60, **kwargs: Any
     ) -> subprocess.CompletedProcess[Any]:
         merged = dict(os.environ if env is None else env)
         merged.update(self.env(inside=True))
-        return subprocess.run(self.command(argv), env=merged, timeout=timeout, **kwargs)  # noqa: PLW1510
+        command = self.command(argv, cwd=kwargs.pop("cwd", None))
+        return subprocess.run(command, env=merged, timeout=timeout, **kwargs)  # noqa: PLW1510
 
     def busctl(self, *args: str, timeout: float = 30) -> str:
         result = subprocess.run(
@@ -314,6 +339,15 @@ class Sandbox:
                 if tail:
                     parts.append(f"--- {name}.log ---\n" + "\n".join(tail))
         return "\n".join(parts)
+
+
+def _working_directory(cwd: str | os.PathLike[str] | None) -> str:
+    if cwd is not None:
+        return os.path.abspath(cwd)
+    try:
+        return os.getcwd()
+    except FileNotFoundError:  # the caller's directory was removed; it exists nowhere to enter
+        return "/"
 
 
 def _keeper_env() -> dict[str, str]:

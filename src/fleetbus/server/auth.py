@@ -36,6 +36,7 @@ from mcp.server import ServerRequestContext
 from mcp.server.auth.middleware.bearer_auth import AuthenticatedUser
 from mcp.server.auth.provider import AccessToken
 
+from fleetbus.command_line import print_error
 from fleetbus.config import JwtSettings
 from fleetbus.gateway import Caller
 from fleetbus.guard.scopes import READ, ScopeError, parse_scopes
@@ -466,6 +467,6 @@ def token_main(args: argparse.Namespace, tokens_file: Path) -> int:
                 print(f"revoked token {r.name!r} ({r.id})")
             return 0
     except TokenError as exc:
-        print(f"fleetbus: {exc}", file=sys.stderr)
+        print_error(args.command_name, str(exc))
         return 1
     raise AssertionError(f"unhandled token command {args.token_command}")

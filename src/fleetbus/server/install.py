@@ -12,10 +12,13 @@ import argparse
 import json
 import os
 import shlex
+import socket
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+
+from fleetbus.executable import checkout_run_script, fleetbus_argv
 
 DEFAULT_EXEC = "/usr/local/bin/fleetbus"
 SYSTEM_SOCKET = "/run/fleetbus/fleetbus.sock"
@@ -219,16 +222,56 @@ def install(target: Plan, *, force_config: bool = False) -> list[Path]:
 
 
 def default_command() -> str:
-    """How this fleetbus runs: its console script if it sits next to this Python, else `python -m fleetbus`."""
-    script = Path(sys.executable).with_name("fleetbus")
-    if script.exists():
-        return str(script)
-    return f"{shlex.quote(sys.executable)} -m fleetbus"
+    """How this fleetbus runs, as one shell word list: its console script, else `python -m fleetbus`."""
+    return shlex.join(fleetbus_argv())
 
 
-def client_config(command: str, url: str, socket_path: str) -> str:
-    program, *arguments = shlex.split(command)
-    stdio = {"mcpServers": {"fleetbus": {"command": program, "args": [*arguments, "serve"]}}}
+@dataclass(frozen=True)
+class StdioCommand:
+    """The command an MCP client runs to get fleetbus on stdio, and why it is that one."""
+
+    argv: list[str]
+    why: str
+
+
+def stdio_command(program: list[str], *, system_bus_answers: bool, run_script: Path | None) -> StdioCommand:
+    """What works on this machine: `fleetbus serve` where a system bus answers; else the sandbox of real services
+    — through the checkout's scripts/run.sh when there is one (it sets up, then picks), or `fleetbus sandbox run`."""
+    if system_bus_answers:
+        return StdioCommand([*program, "serve"], "A system bus answers here: this serves it.")
+    if run_script is not None:
+        return StdioCommand(
+            [str(run_script)], "No system bus answers here: run.sh serves inside the sandbox of real services (root)."
+        )
+    return StdioCommand(
+        [*program, "sandbox", "run", "--", *program, "serve"],
+        "No system bus answers here: this serves inside the sandbox of real services (needs root).",
+    )
+
+
+def bus_answers(address: str, timeout: float = 1.0) -> bool:
+    """Whether something accepts connections at a D-Bus address; only `unix:` ones are checked."""
+    if not address.startswith("unix:"):
+        return True
+    options = dict(part.split("=", 1) for part in address.removeprefix("unix:").split(",") if "=" in part)
+    if "path" in options:
+        target = options["path"]
+    elif "abstract" in options:
+        target = "\0" + options["abstract"]
+    else:
+        return True
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
+        probe.settimeout(timeout)
+        try:
+            probe.connect(target)
+        except OSError:
+            return False
+    return True
+
+
+def client_config(stdio: StdioCommand, url: str, socket_path: str) -> str:
+    program, *arguments = stdio.argv
+    stdio_block = {"mcpServers": {"fleetbus": {"command": program, "args": arguments}}}
     http = {
         "mcpServers": {
             "fleetbus": {
@@ -240,8 +283,8 @@ def client_config(command: str, url: str, socket_path: str) -> str:
     }
     socat = {"mcpServers": {"fleetbus": {"command": "socat", "args": [f"UNIX-CONNECT:{socket_path}", "STDIO"]}}}
     return f"""\
-# 1. stdio — the client starts fleetbus itself, as the user the client runs as:
-{json.dumps(stdio, indent=2)}
+# 1. stdio — the client starts fleetbus itself, as the user the client runs as. {stdio.why}
+{json.dumps(stdio_block, indent=2)}
 
 # 2. Streamable HTTP — `fleetbus serve --transport http --listen …`; mint a token with
 #    `fleetbus token mint --name my-client --scopes read` and put it in the header:
@@ -275,7 +318,12 @@ def add_parsers(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -
     config = commands.add_parser("client-config", help="print configuration to paste into MCP clients")
     config.add_argument("--url", default="http://127.0.0.1:8765/mcp", help="the HTTP transport's URL")
     config.add_argument("--socket", help="the unix socket (default: the installed socket's path)")
-    config.add_argument("--exec", dest="exec_command", metavar="COMMAND", help="how clients run fleetbus")
+    config.add_argument(
+        "--exec",
+        dest="exec_command",
+        metavar="COMMAND",
+        help="how clients run fleetbus; `serve` is added (scripts/run.sh takes it too). Default: what works here",
+    )
 
 
 def install_main(args: argparse.Namespace) -> int:
@@ -290,7 +338,13 @@ def install_main(args: argparse.Namespace) -> int:
     return 0
 
 
-def client_config_main(args: argparse.Namespace, user_socket: Callable[[], Path]) -> int:
+def client_config_main(args: argparse.Namespace, system_bus: str, user_socket: Callable[[], Path]) -> int:
     socket_path = args.socket or (SYSTEM_SOCKET if os.geteuid() == 0 else str(user_socket()))
-    print(client_config(args.exec_command or default_command(), args.url, socket_path), end="")
+    if args.exec_command:
+        stdio = StdioCommand([*shlex.split(args.exec_command), "serve"], "The command given with --exec.")
+    else:
+        stdio = stdio_command(
+            fleetbus_argv(), system_bus_answers=bus_answers(system_bus), run_script=checkout_run_script()
+        )
+    print(client_config(stdio, args.url, socket_path), end="")
     return 0

@@ -19,7 +19,6 @@ import logging
 import os
 import signal
 import socket
-import sys
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,6 +35,7 @@ from mcp.server.transport_security import TransportSecuritySettings
 from starlette.types import ASGIApp, Receive, Scope, Send
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
+from fleetbus.command_line import print_error
 from fleetbus.config import Settings
 from fleetbus.guard.scopes import ScopeError, parse_scopes
 from fleetbus.runtime import Runtime
@@ -112,7 +112,7 @@ def serve_command(args: argparse.Namespace, settings: Settings) -> int:
     try:
         asyncio.run(serve(settings, options))
     except StartError as exc:
-        print(f"fleetbus: {exc}", file=sys.stderr)
+        print_error(args.command_name, str(exc))
         return 2
     return 0
 
