@@ -131,7 +131,7 @@ async def unit_file(ctx: ToolContext, args: dict[str, Any]) -> dict[str, Any]:
     bus = systemd.bus_of(args)
     unit = systemd.normalize_unit(args["unit"])
     if await systemd.unit_file_state(ctx, bus, unit) is None:
-        raise systemd.unknown_unit(unit, bus)
+        raise systemd.unknown_unit(unit, bus, known=await systemd.known_units(ctx, bus))
     runtime = bool(args.get("runtime", False))
     if action == "enable":
         signature, values = "asbb", [[unit], runtime, bool(args.get("force", False))]
