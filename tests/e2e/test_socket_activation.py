@@ -20,6 +20,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import psutil
 import pytest
 
 from fleetbus.sandbox import Sandbox
@@ -140,7 +141,11 @@ def test_accept_yes_speaks_stdio_framing_one_instance_per_connection(sandbox: Sa
             assert client.hostname() == sandbox.hostname
         first.close()
         second.close()
-        time.sleep(1)
+        # Each instance ends when its connection closes; the activator logs it when it reaps the instance, so
+        # wait (bounded) until it has no child left rather than for a fixed time a loaded machine may overrun.
+        deadline = time.monotonic() + 30
+        while psutil.Process(activator.pid).children() and time.monotonic() < deadline:
+            time.sleep(0.05)
     assert activator.stderr is not None
     log = activator.stderr.read()
     spawned = [line for line in log.splitlines() if line.startswith("Spawned")]
