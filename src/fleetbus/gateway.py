@@ -32,6 +32,7 @@ from fleetbus.guard.audit import AuditLog
 from fleetbus.guard.catalog import Classification, Hints, Risk, classify
 from fleetbus.guard.limits import RateLimited, RateLimiter
 from fleetbus.guard.policy import Decision, Policy, Verdict
+from fleetbus.guard.redact import redact
 from fleetbus.operation import AUDIT_QUERY, DBUS_CALL, DBUS_WATCH, HOST_METRICS, JOURNAL_QUERY, LOCAL_HOST, Operation
 
 INTROSPECTABLE = "org.freedesktop.DBus.Introspectable"
@@ -314,9 +315,7 @@ class Gateway:
             },
             "digest": operation.digest(),
             # Arguments of a secret-handling call are secrets by position, not by a key name redact could see.
-            "args": "«redacted»"
-            if assessment.classification.risk is Risk.SECRET
-            else audit.redact(list(operation.args)),
+            "args": "«redacted»" if assessment.classification.risk is Risk.SECRET else redact(list(operation.args)),
             "decision": {
                 "verdict": decision.verdict.value,
                 "rule": decision.rule,
