@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import fnmatch
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from fleetbus.guard.catalog.entries import (
     CALLER_UNIT,
@@ -15,10 +15,12 @@ from fleetbus.guard.catalog.entries import (
     DANGEROUS_TARGETS,
     JOB_ACTIONS,
     UNIT_PATH_PREFIX,
+    Effect,
     Entry,
     Risk,
     UnitAction,
     lookup,
+    lookup_property,
     unit_name_from_path,
 )
 from fleetbus.operation import AUDIT_QUERY, DBUS_CALL, DBUS_WATCH, HOST_METRICS, JOURNAL_QUERY, Operation
@@ -35,18 +37,36 @@ class Hints:
 
 
 @dataclass(frozen=True)
+class Forbidden:
+    """A refusal no policy rule can lift, with the name it is reported under."""
+
+    rule: str
+    reason: str
+
+
+@dataclass(frozen=True)
 class Classification:
     risk: Risk
     reason: str
     source: str
     """Where the knowledge came from: "catalog:<interface>", "hint:…" or "unclassified"."""
     units: tuple[str, ...] = ()
+    """The units the call names: as given, then (once systemd was asked) every other name they have."""
     unit_action: UnitAction | None = None
     polkit_action: str | None = None
+    effect: Effect = Effect.NONE
+    """Which consequences the gateway works out from the unit graph before deciding."""
+    units_by_path: bool = False
+    """The unit is the object the call is made on (a Unit or Service member), not an argument."""
+    takes_down: tuple[str, ...] = ()
+    """Every name of the other units the call would stop or restart along with the named ones."""
+    runs_code: bool = False
+    """The call runs a command of the caller's choosing (a transient unit, a linked foreign unit file)."""
+    forbidden: Forbidden | None = None
 
     @property
     def is_read(self) -> bool:
-        return self.risk is Risk.READ
+        return self.risk is Risk.READ and self.forbidden is None
 
 
 def _unit_action(entry: Entry, operation: Operation) -> UnitAction | None:
@@ -59,29 +79,76 @@ def _unit_action(entry: Entry, operation: Operation) -> UnitAction | None:
 def _units_named(entry: Entry, operation: Operation, action: UnitAction | None) -> tuple[str, ...]:
     if action is None:
         return ()
-    if entry.unit_arg is None:
+    if not entry.unit_args:
         if operation.path.startswith(UNIT_PATH_PREFIX):
             return (unit_name_from_path(operation.path),)
         return ()
-    if entry.unit_arg >= len(operation.args):
-        return ()
-    value = operation.args[entry.unit_arg]
-    if isinstance(value, str):
-        names: tuple[str, ...] = (value,)
-    elif isinstance(value, list):
-        names = tuple(v for v in value if isinstance(v, str))
-    else:
-        names = ()
+    names: list[str] = []
+    for index in entry.unit_args:
+        value = operation.args[index] if index < len(operation.args) else None
+        if isinstance(value, str):
+            names.append(value)
+        elif isinstance(value, list):
+            names += [v for v in value if isinstance(v, str)]
     # An empty name is the caller's own unit to systemd.
-    return tuple(CALLER_UNIT if name == "" else name for name in names)
+    return tuple(dict.fromkeys(CALLER_UNIT if name == "" else name for name in names))
 
 
 def _classify_entry(entry: Entry, operation: Operation, source: str) -> Classification:
     action = _unit_action(entry, operation)
-    base = Classification(
-        entry.risk, entry.reason, source, _units_named(entry, operation, action), action, entry.polkit_action
+    forbidden = (
+        Forbidden(
+            "own-connection",
+            f"{operation.interface or 'the member'} {operation.member} {entry.reason}; fleetbus's own connection "
+            "belongs to fleetbus, so no client may change it",
+        )
+        if entry.connection
+        else None
     )
-    return _dangerous_targets(base, entry, operation)
+    base = Classification(
+        entry.risk,
+        entry.reason,
+        source,
+        _units_named(entry, operation, action),
+        action,
+        entry.polkit_action,
+        effect=entry.effect_of(action),
+        units_by_path=action is not None and not entry.unit_args,
+        runs_code=entry.runs_code,
+        forbidden=forbidden,
+    )
+    return _dangerous_targets(_foreign_files(base, entry), entry, operation)
+
+
+def _foreign_files(base: Classification, entry: Entry) -> Classification:
+    """A unit file given as a path is linked from wherever it is — what LinkUnitFiles does: its commands would run
+    as the manager's user, and a file named like a unit replaces that unit's definition."""
+    paths = [unit for unit in base.units if "/" in unit] if entry.links_files else []
+    if not paths:
+        return base
+    return replace(
+        base,
+        risk=max(base.risk, Risk.DANGEROUS),
+        reason=f"{base.reason}, linking {', '.join(paths)} from outside the unit directories (its commands would "
+        "run as the service manager's user)",
+        unit_action=UnitAction.CHANGE,
+        effect=Effect.TAKE_DOWN,
+        runs_code=True,
+    )
+
+
+def may_become_dangerous(interface: str, member: str) -> bool:
+    """Whether a call of this member can be dangerous by what it does (the units a start pulls in, what a stop
+    sets off, a foreign unit file) even though the member itself is not: tool listings and annotations must know."""
+    entry = lookup(interface, member)
+    if entry is None:
+        return False
+    effect = entry.effect_of(entry.unit_action)
+    return (
+        entry.job_arg is not None
+        or entry.links_files
+        or effect in (Effect.START, Effect.STOP, Effect.RESTART, Effect.BOOT)
+    )
 
 
 @dataclass(frozen=True)
@@ -119,8 +186,6 @@ def classify(
         base = _property_set(operation)
     elif operation.interface == "org.freedesktop.DBus.Properties" and operation.member not in ("Get", "GetAll"):
         base = Classification(Risk.UNKNOWN, f"Properties.{operation.member} is not a standard member", "unclassified")
-    elif operation.interface == "org.freedesktop.DBus" and operation.member == "AddMatch":
-        base = _add_match(operation)
     elif not operation.interface:
         base = _without_interface(operation)
     else:
@@ -176,21 +241,18 @@ def _without_interface(operation: Operation) -> Classification:
         with_units.units if with_units else (),
         with_units.unit_action if with_units else None,
         strictest.polkit_action,
+        effect=with_units.effect if with_units else Effect.NONE,
+        units_by_path=with_units.units_by_path if with_units else False,
+        runs_code=any(c.runs_code for c in candidates),
+        forbidden=next((c.forbidden for c in candidates if c.forbidden is not None), None),
     )
-
-
-def _add_match(operation: Operation) -> Classification:
-    rule = operation.args[0] if operation.args and isinstance(operation.args[0], str) else ""
-    # eavesdrop=true asks the bus to copy fleetbus every message between other peers, secrets included.
-    if "eavesdrop" in rule:
-        return Classification(
-            Risk.DANGEROUS, "an eavesdropping match rule sees other peers' traffic", "catalog:AddMatch"
-        )
-    return Classification(Risk.READ, "subscribes to signals", "catalog:org.freedesktop.DBus")
 
 
 def _property_set(operation: Operation) -> Classification:
     name = ".".join(str(a) for a in operation.args[:2]) if len(operation.args) >= 2 else "a property"
+    known = lookup_property(str(operation.args[0]), str(operation.args[1])) if len(operation.args) >= 2 else None
+    if known is not None:
+        return Classification(known.risk, f"writes {name}: {known.reason}", "catalog:Properties.Set")
     if operation.bus == "system":
         return Classification(Risk.DANGEROUS, f"writes {name} on the system bus", "catalog:Properties.Set")
     return Classification(Risk.ROUTINE, f"writes {name} on the session bus", "catalog:Properties.Set")
@@ -213,7 +275,7 @@ def _dangerous_targets(base: Classification, entry: Entry, operation: Operation)
         if hits
         else "mode 'isolate' stops every unit the target does not need"
     )
-    return Classification(Risk.DANGEROUS, why, base.source, base.units, base.unit_action, base.polkit_action)
+    return replace(base, risk=Risk.DANGEROUS, reason=why)
 
 
 def _apply_hints(base: Classification, hints: Hints | None) -> Classification:
@@ -227,26 +289,20 @@ def _apply_hints(base: Classification, hints: Hints | None) -> Classification:
         raised, notes = Risk.ROUTINE, [*notes, "introspection marks it no-reply, which a read never is"]
     if raised == base.risk:
         return base
-    return Classification(
-        raised,
-        f"{base.reason}; {'; '.join(notes)}",
-        f"{base.source}+hints",
-        base.units,
-        base.unit_action,
-        base.polkit_action,
-    )
+    return replace(base, risk=raised, reason=f"{base.reason}; {'; '.join(notes)}", source=f"{base.source}+hints")
 
 
 def protected_hits(classification: Classification, protected: Sequence[str]) -> list[str]:
-    """Protected units the operation would stop, restart, disable, mask, freeze, kill or rewrite.
+    """Protected units the operation would stop, restart, disable, mask, freeze, kill or rewrite — named in the
+    call, or taken down with the units it names.
 
     A unit given as a file path (LinkUnitFiles, EnableUnitFiles accept those) is judged by its file name, and
     the caller's own unit is always protected.
     """
-    if classification.unit_action is None or not classification.unit_action.disruptive:
-        return []
+    disruptive = classification.unit_action is not None and classification.unit_action.disruptive
+    touched = (*(classification.units if disruptive else ()), *classification.takes_down)
     return [
         unit
-        for unit in classification.units
+        for unit in dict.fromkeys(touched)
         if unit == CALLER_UNIT or any(fnmatch.fnmatchcase(unit.rsplit("/", 1)[-1], p) for p in protected)
     ]

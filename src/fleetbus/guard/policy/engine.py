@@ -48,6 +48,10 @@ class Policy:
         return cls(preset, (*PRESETS[preset], *extra_rules), protected, tuple(sources), tuple(knowledge))
 
     def decide(self, operation: Operation, classification: Classification) -> Decision:
+        if classification.forbidden is not None:
+            # Above every rule: fleetbus's own connection, or a call whose effects could not be worked out.
+            forbidden = classification.forbidden
+            return Decision(Verdict.DENY, forbidden.rule, forbidden.reason, classification.risk)
         matching = [rule for rule in self.rules if rule.matches(operation, classification)]
         if not matching:
             return Decision(
@@ -75,15 +79,8 @@ class Policy:
         hits = protected_hits(classification, self.protected_units)
         unnamed = [unit for unit in hits if not best.names_unit(unit)]
         if unnamed and best.verdict is not Verdict.DENY:
-            action = classification.unit_action.value if classification.unit_action else "change"
-            labels = [f"the caller's own unit ({unit})" if unit == CALLER_UNIT else unit for unit in unnamed]
             return Decision(
-                Verdict.DENY,
-                "protected-units",
-                f"{', '.join(labels)} {'is a protected unit' if len(unnamed) == 1 else 'are protected units'}"
-                f"; fleetbus will not {action} {'it' if len(unnamed) == 1 else 'them'} unless a policy rule names "
-                f"{'it' if len(unnamed) == 1 else 'each'} explicitly",
-                classification.risk,
+                Verdict.DENY, "protected-units", _protected_reason(unnamed, classification), classification.risk
             )
         return Decision(best.verdict, best.name, best.reason, classification.risk)
 
@@ -135,3 +132,20 @@ class Policy:
 
 class PolicyError(ValueError):
     pass
+
+
+def _protected_reason(unnamed: list[str], classification: Classification) -> str:
+    one = len(unnamed) == 1
+    labels = [f"the caller's own unit ({unit})" if unit == CALLER_UNIT else unit for unit in unnamed]
+    action = classification.unit_action.value if classification.unit_action else "change"
+    subject = f"{', '.join(labels)} {'is a protected unit' if one else 'are protected units'}"
+    lift = f"unless a policy rule names {'it' if one else 'each'} explicitly"
+    disruptive = classification.unit_action is not None and classification.unit_action.disruptive
+    along = [unit for unit in unnamed if not disruptive or unit not in classification.units]
+    if not along:
+        return f"{subject}; fleetbus will not {action} {'it' if one else 'them'} {lift}"
+    named = ", ".join(classification.units[:3]) + (", …" if len(classification.units) > 3 else "")
+    return (
+        f"{subject}; to {action} {named or 'the unit'} would take {'it' if len(along) == 1 else 'them'} down too "
+        f"(it depends on what this call stops, or conflicts with what it starts), and fleetbus will not {lift}"
+    )
