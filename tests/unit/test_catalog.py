@@ -301,3 +301,17 @@ def test_dangerous_targets_and_protected_units_are_unit_names() -> None:
     assert all(u.endswith(suffixes) for u in DEFAULT_PROTECTED_UNITS)
     for unit in ("dbus.service", "sshd.service", "systemd-journald.service", "systemd-logind.service"):
         assert unit in DEFAULT_PROTECTED_UNITS
+
+
+def test_what_keeps_a_host_reachable_is_protected_by_default() -> None:
+    for unit in (
+        "systemd-networkd.service",
+        "NetworkManager.service",
+        "networking.service",
+        "-.slice",
+        "system.slice",
+        "user.slice",
+        "init.scope",
+    ):
+        stop = classify(call(MANAGER, "StopUnit", unit, "replace"))
+        assert protected_hits(stop, DEFAULT_PROTECTED_UNITS) == [unit]

@@ -244,6 +244,12 @@ PROTECTED = (
     "polkit.service",
     "fleetbus.service",
     "init.scope",
+    "systemd-networkd.service",
+    "NetworkManager.service",
+    "networking.service",
+    "-.slice",
+    "system.slice",
+    "user.slice",
     "postgresql.service",
 )
 """The built-in protected units (a glob among them), and one the configuration adds."""

@@ -750,9 +750,17 @@ DEFAULT_PROTECTED_UNITS = (
     "fleetbus.service",
     "fleetbus.socket",
     "fleetbus@*.service",
+    # What keeps the host reachable: its network, and the slices and scope everything runs in.
+    "systemd-networkd.service",
+    "systemd-networkd.socket",
+    "dbus-org.freedesktop.network1.service",
+    "NetworkManager.service",
+    "dbus-org.freedesktop.NetworkManager.service",
+    "networking.service",
     "init.scope",
     "-.slice",
     "system.slice",
+    "user.slice",
     "-.mount",
 )
 """Stopping, restarting, disabling, masking, freezing or killing these can cut off the machine or fleetbus."""
