@@ -177,13 +177,6 @@ class BusLink:
         self.owners[name] = owner
         return owner
 
-    async def names_owned_by(self, unique: str, timeout: float = 5.0) -> list[str]:
-        """The well-known names `unique` owns right now (asks the bus; used only for unique destinations)."""
-        reply = await self.call_bus("ListNames", timeout=timeout)
-        candidates = [str(n) for n in reply.body[0] if not str(n).startswith(":")]
-        owners = await asyncio.gather(*(self.owner_of(n, timeout) for n in candidates))
-        return sorted(name for name, owner in zip(candidates, owners, strict=True) if owner == unique)
-
     def add_owner_listener(self, listener: OwnerListener) -> None:
         self._owner_listeners.append(listener)
 

@@ -114,7 +114,7 @@ async def _reload_if_allowed(ctx: ToolContext, bus: str) -> dict[str, Any]:
     """daemon-reload after a unit-file change, as systemctl does — when the policy lets it run without a second
     approval (or a person can be asked inline); otherwise say what is pending rather than fail the change."""
     operation = dbus_call(systemd.SYSTEMD, systemd.MANAGER_PATH, systemd.MANAGER, "Reload", "", [], bus=bus)
-    assessment = await ctx.gateway.assess(operation)
+    assessment = await ctx.gateway.assess(operation, ctx.caller)
     decision = assessment.decision
     if decision.verdict is Verdict.ALLOW or (decision.verdict is Verdict.CONFIRM and ctx.caller.ask is not None):
         await ctx.gateway.call(operation, ctx.caller)
