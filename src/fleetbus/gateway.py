@@ -34,7 +34,7 @@ from fleetbus.guard.catalog import Classification, Effect, Hints, Risk, classify
 from fleetbus.guard.effects import apply_effects, describe_hazards, unjudged
 from fleetbus.guard.limits import RateLimited, RateLimiter
 from fleetbus.guard.policy import Decision, Policy, Verdict
-from fleetbus.guard.redact import redact
+from fleetbus.guard.redact import REDACTED, audit_arguments
 from fleetbus.operation import AUDIT_QUERY, DBUS_CALL, DBUS_WATCH, HOST_METRICS, JOURNAL_QUERY, LOCAL_HOST, Operation
 
 INTROSPECTABLE = "org.freedesktop.DBus.Introspectable"
@@ -363,7 +363,7 @@ class Gateway:
             "operation": _operation_fields(operation),
             "digest": operation.digest(),
             # Arguments of a secret-handling call are secrets by position, not by a key name redact could see.
-            "args": "«redacted»" if assessment.classification.risk is Risk.SECRET else redact(list(operation.args)),
+            "args": REDACTED if assessment.classification.risk is Risk.SECRET else audit_arguments(operation),
             "decision": {
                 "verdict": decision.verdict.value,
                 "rule": decision.rule,

@@ -35,10 +35,8 @@ SECRET_UNIT_PROPERTIES = {
     "SetCredentialEncrypted": SecretKind.WHOLE,
     "LogExtraFields": SecretKind.ASSIGNMENTS,
 }
-"""Unit properties whose values carry secrets: an environment, credential blobs (`a(say)`: id and data)."""
-
-CREDENTIAL_PROPERTIES = frozenset({"SetCredential", "SetCredentialEncrypted"})
-"""Of those, the credential lists: their ids are names, not secrets, and stay readable."""
+"""Unit properties whose values carry secrets: an environment, credential blobs (`a(say)`: id and data, hidden
+whole)."""
 
 CONNECTION_SECRETS = frozenset(
     {
