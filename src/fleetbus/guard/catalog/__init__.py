@@ -9,6 +9,7 @@ from fleetbus.guard.catalog.classification import (
     LocalKnowledge,
     classify,
     may_become_dangerous,
+    possible_risks,
     protected_hits,
 )
 from fleetbus.guard.catalog.entries import (
@@ -54,6 +55,7 @@ __all__ = [
     "lookup",
     "lookup_property",
     "may_become_dangerous",
+    "possible_risks",
     "protected_hits",
     "unit_name_from_path",
 ]

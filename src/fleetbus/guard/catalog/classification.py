@@ -137,6 +137,15 @@ def _foreign_files(base: Classification, entry: Entry) -> Classification:
     )
 
 
+def possible_risks(operation: Operation, knowledge: Sequence[LocalKnowledge] = ()) -> frozenset[Risk]:
+    """What a call of this member may be classified as, whatever its arguments: its own risk, and dangerous too when
+    what it reaches can make it so. Tool listings and annotations are built from this."""
+    risk = classify(operation, None, knowledge).risk
+    if may_become_dangerous(operation.interface, operation.member):
+        return frozenset({risk, Risk.DANGEROUS})
+    return frozenset({risk})
+
+
 def may_become_dangerous(interface: str, member: str) -> bool:
     """Whether a call of this member can be dangerous by what it does (the units a start pulls in, what a stop
     sets off, a foreign unit file) even though the member itself is not: tool listings and annotations must know."""
