@@ -170,6 +170,7 @@ class Gateway:
         self.approvals = approvals
         self.audit_log = audit_log
         self.limiter = limiter
+        self._read_permissions = lookups.ReadPermissions(policy)
         links.add_owner_listener(self._owner_changed)
 
     # ---- deciding ---------------------------------------------------------------------------------
@@ -185,7 +186,11 @@ class Gateway:
         async def connect() -> BusLink:
             return await self.links.get(operation.host, operation.bus)
 
-        reads = lookups.Lookups(connect, self.policy, operation.host, operation.bus, time.monotonic() + deadline)
+        if self._read_permissions.policy is not self.policy:
+            self._read_permissions = lookups.ReadPermissions(self.policy)
+        reads = lookups.Lookups(
+            connect, self._read_permissions, operation.host, operation.bus, time.monotonic() + deadline
+        )
         try:
             try:
                 async with asyncio.timeout(deadline):

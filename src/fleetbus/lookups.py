@@ -17,7 +17,7 @@ from fleetbus.dbus.errors import RemoteError
 from fleetbus.dbus.link import DBUS_NAME, DBUS_PATH, PROPERTIES, BusLink, Reply
 from fleetbus.dbus.unit_names import UNIT_PATH_PREFIX, could_be_unit_name, unit_object_path
 from fleetbus.guard.catalog import CALLER_UNIT, Classification, Effect, classify
-from fleetbus.guard.effects import Effects, UnitFacts, UnitGraph, explore
+from fleetbus.guard.effects import FACT_PROPERTIES, Effects, UnitFacts, UnitGraph, explore
 from fleetbus.guard.policy import Policy, Verdict
 from fleetbus.operation import DBUS_CALL, Operation
 
@@ -40,13 +40,40 @@ class LookupRefused(Exception):
     """The policy refuses a read the judgement needs."""
 
 
+class ReadPermissions:
+    """Which reads the policy lets the guard make, remembered: a policy never changes, and unit calls read the same
+    units over and over (deciding anew cost more than the reads' own bookkeeping)."""
+
+    MAX_REMEMBERED = 8192
+
+    def __init__(self, policy: Policy) -> None:
+        self.policy = policy
+        self._refusals: dict[Operation, str | None] = {}
+
+    def refusal(self, operation: Operation) -> str | None:
+        """None when the policy allows the read; else why not."""
+        if operation in self._refusals:
+            return self._refusals[operation]
+        decision = self.policy.decide(operation, classify(operation, None, self.policy.knowledge))
+        refusal = (
+            None
+            if decision.verdict is Verdict.ALLOW
+            else f"reading {operation.interface}.{operation.member} on {operation.path} is refused by rule "
+            f"{decision.rule!r}"
+        )
+        if len(self._refusals) >= self.MAX_REMEMBERED:
+            self._refusals.pop(next(iter(self._refusals)))
+        self._refusals[operation] = refusal
+        return refusal
+
+
 @dataclass
 class Lookups:
     """Reads made on one bus of one host to judge one operation."""
 
     connect: Callable[[], Awaitable[BusLink]]
     """The link to read on; made only when a read is needed (most operations need none)."""
-    policy: Policy
+    permissions: ReadPermissions
     host: str
     bus: str
     deadline: float
@@ -69,9 +96,9 @@ class Lookups:
         operation = Operation(
             DBUS_CALL, self.host, self.bus, destination, path, interface, member, signature, tuple(args)
         )
-        decision = self.policy.decide(operation, classify(operation, None, self.policy.knowledge))
-        if decision.verdict is not Verdict.ALLOW:
-            raise LookupRefused(f"reading {interface}.{member} on {path} is refused by rule {decision.rule!r}")
+        refusal = self.permissions.refusal(operation)
+        if refusal is not None:
+            raise LookupRefused(refusal)
         self.made.append(operation)
         async with self._slots:
             link = await self.link()
@@ -165,7 +192,10 @@ async def _read_unit(lookups: Lookups, graph: UnitGraph, key: str, path: str | N
         graph.add_unknown(key)
         return
     values = reply.body[0] if reply.body and isinstance(reply.body[0], dict) else {}
-    facts = UnitFacts.from_properties({name: getattr(value, "value", value) for name, value in values.items()})
+    # Only the properties the graph uses are unwrapped: a unit has over a hundred.
+    facts = UnitFacts.from_properties(
+        {name: getattr(values[name], "value", values[name]) for name in FACT_PROPERTIES if name in values}
+    )
     if not facts.id:
         graph.add_unknown(key)
         return

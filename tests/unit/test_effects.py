@@ -106,17 +106,18 @@ def test_a_start_that_reaches_exit_target_is_a_hazard_by_any_name() -> None:
     assert {h.why for h in started.hazards} == {"a shutdown, reboot, sleep or exit unit", "SuccessAction=exit-force"}
 
 
-def test_a_start_follows_dependencies_through_running_units_but_counts_only_what_starts() -> None:
-    # systemd adds jobs for the dependencies of units that are already up; their own jobs are dropped.
+def test_a_start_pulls_in_through_the_units_it_starts_only() -> None:
+    # systemd drops the jobs of units already up, and the jobs only they pulled in (as the sandbox shows).
     g = graph(
-        unit("app.service", "inactive", Requires=["basic.target"]),
+        unit("app.service", "inactive", Requires=["basic.target", "helper.socket"]),
         unit("basic.target", Wants=["stopped.socket"], FailureAction="reboot", OnFailure=["emergency.target"]),
-        unit("stopped.socket", "inactive", Triggers=["later.service"]),
+        unit("stopped.socket", "inactive", FailureAction="reboot"),
+        unit("helper.socket", "inactive", Triggers=["later.service"]),
         unit("later.service", "inactive", FailureAction="exit"),
         unit("emergency.target", "inactive"),
     )
     started = effects(g, Effect.START, "app.service")
-    assert set(started.started) == {"app.service", "stopped.socket", "later.service"}
+    assert set(started.started) == {"app.service", "helper.socket", "later.service"}
     assert [h.unit for h in started.hazards] == ["later.service"]
 
 

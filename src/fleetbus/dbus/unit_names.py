@@ -4,11 +4,14 @@
 
 from __future__ import annotations
 
+import functools
+
 UNIT_PATH_PREFIX = "/org/freedesktop/systemd1/unit/"
 GLOB_CHARACTERS = frozenset("*?[")
 MAX_UNIT_NAME = 255
 
 
+@functools.lru_cache(maxsize=4096)
 def unit_object_path(name: str) -> str:
     """The object path systemd serves the unit `name` at (sd_bus_path_encode: every byte that is not an ASCII
     letter or digit, and a leading digit, becomes `_xx`)."""

@@ -17,11 +17,12 @@ from fleetbus.guard.catalog import DANGEROUS_TARGETS, Classification, Effect, Fo
 TAKES_DOWN = ("RequiredBy", "BoundBy", "ConsistsOf", "UpheldBy", "PropagatesStopTo", "SliceOf")
 """Stopping (or restarting) a unit stops (or restarts) the units it lists under these properties."""
 PULLS_IN = ("Requires", "Wants", "BindsTo", "Requisite")
-"""A start job adds jobs for these of every unit it reaches, running or not: systemd drops the jobs of units
-already up, but still follows their dependencies."""
+"""A start job adds jobs for these. systemd then drops the jobs of units already up, and with them the jobs only
+they pulled in (checked on the sandbox: starting a service that requires the running basic.target does not start
+a stopped socket sockets.target wants), so only the units that really start pull in more."""
 ONCE_STARTED = ("Upholds", "Triggers", "OnSuccess", "OnFailure")
 """Units a unit starts later, because it came up (Upholds=, a timer's or path's Triggers=) or ended (OnSuccess=,
-OnFailure=): only a unit the job really starts or stops sets these off."""
+OnFailure=)."""
 CONFLICTS = ("Conflicts", "ConflictedBy")
 ACTIONS = ("SuccessAction", "FailureAction", "JobTimeoutAction", "StartLimitAction")
 """A value other than "none" reboots, powers off, halts or ends the manager when the unit ends, fails or stalls."""
@@ -29,6 +30,8 @@ AT_BOOT = ("Upholds", "Triggers")
 BOOT_ACTIONS = ("SuccessAction",)
 """At boot, only what a target makes happen counts; a unit that might fail at some boot is not the call's doing."""
 EDGES = (*TAKES_DOWN, *PULLS_IN, *ONCE_STARTED, *CONFLICTS)
+FACT_PROPERTIES = ("Id", "Names", "ActiveState", *EDGES, *ACTIONS)
+"""The org.freedesktop.systemd1.Unit properties UnitFacts are made of."""
 UP = frozenset({"active", "reloading", "activating", "refreshing"})
 """Active states in which a start job for the unit is redundant and a conflicting start would stop it."""
 
@@ -211,17 +214,16 @@ class _Walk:
         return reached
 
     def starts(self, roots: Iterable[str], forced: set[str], *, at_boot: bool) -> set[str]:
-        """The units a start of `roots` would really start: every unit it reaches that is not up already (or is
-        restarted anyway), following transaction dependencies through every unit and later starts only from
-        units that start."""
-        once = AT_BOOT if at_boot else ONCE_STARTED
+        """The units a start of `roots` would really start: those it reaches that are not up already (or are
+        restarted anyway), following dependencies from the units that start only."""
+        kinds = (*PULLS_IN, *(AT_BOOT if at_boot else ONCE_STARTED))
         reached, frontier, starting = set(roots), list(roots), set()
         while frontier:
             unit = frontier.pop()
-            transitions = at_boot or unit in forced or not self.graph.units[unit].up
-            if transitions:
-                starting.add(unit)
-            for next_unit in self.related(unit, (*PULLS_IN, *(once if transitions else ()))):
+            if not (at_boot or unit in forced or not self.graph.units[unit].up):
+                continue
+            starting.add(unit)
+            for next_unit in self.related(unit, kinds):
                 if next_unit not in reached:
                     reached.add(next_unit)
                     frontier.append(next_unit)
