@@ -4,6 +4,7 @@ every client shares (match rules, owned names, monitoring)."""
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 from pathlib import Path
 
@@ -12,6 +13,7 @@ import pytest
 from fleetbus.dbus.errors import BusError
 from fleetbus.dbus.link import NAME_OWNER_CHANGED_RULE
 from fleetbus.gateway import Caller, GatewayError, OperationDenied, dbus_call
+from fleetbus.operation import DBUS_WATCH, Operation
 from fleetbus.sandbox import Sandbox
 from tests.integration.calls import ok
 from tests.integration.effects_setup import guarded, running, stop
@@ -78,5 +80,35 @@ async def test_no_client_changes_the_connection_fleetbus_shares(sandbox: Sandbox
             with pytest.raises(OperationDenied) as refused:
                 await runtime.gateway.call(monitor, Caller("test"))
             assert refused.value.decision.rule == "own-connection"
+        finally:
+            stop(sandbox, worker)
+
+
+async def test_a_flood_of_signal_watches_leaves_room_for_fleetbus_s_own_match_rules(
+    sandbox: Sandbox, tmp_path: Path
+) -> None:
+    # Each watch with its own filter is a match rule on the shared connection; the bus allows 512 of them.
+    worker = running(sandbox, "worker")
+    reader = Caller("watcher", scopes=frozenset({"read"}))
+    async with guarded(sandbox, tmp_path / "state", read_rate=1e9, read_burst=1e9) as runtime:
+        try:
+            watches = [
+                asyncio.create_task(
+                    runtime.gateway.watch(
+                        Operation(DBUS_WATCH, interface="com.example.Flood", member=f"M{index}"),
+                        reader,
+                        timeout=6,
+                        max_count=1,
+                    )
+                )
+                for index in range(600)
+            ]
+            await asyncio.sleep(2)  # the watches are in place
+            restarted = await ok(runtime, "unit_job", unit=worker, action="restart")
+            assert restarted["result"] == "done"
+            outcomes = await asyncio.gather(*watches, return_exceptions=True)
+            refused = [o for o in outcomes if isinstance(o, BusError)]
+            assert refused, "the watches beyond the cap are refused"
+            assert all("signal watches for clients" in str(o) for o in refused)
         finally:
             stop(sandbox, worker)
