@@ -17,8 +17,9 @@ from typing import Any, TypeVar
 
 import psutil
 
-from fleetbus.dbus import types, unit_names
-from fleetbus.dbus.errors import RemoteError
+from fleetbus import lookups
+from fleetbus.dbus import types
+from fleetbus.dbus.errors import BusError, RemoteError
 from fleetbus.dbus.introspect import IntrospectionCache, ObjectInfo, WalkResult, parse, walk
 from fleetbus.dbus.jobs import MANAGER, MANAGER_PATH, SYSTEMD, JobOutcome, JobWatch
 from fleetbus.dbus.link import PROPERTIES, BusLink, LinkPool, Reply
@@ -29,9 +30,11 @@ from fleetbus.executors.command import CommandError
 from fleetbus.guard import audit, scopes
 from fleetbus.guard.approvals import Approval, ApprovalStore, DecisionCommands, utc_time
 from fleetbus.guard.audit import AuditLog
-from fleetbus.guard.catalog import Classification, Hints, Risk, classify
+from fleetbus.guard.catalog import Classification, Effect, Hints, Risk, classify
+from fleetbus.guard.effects import apply_effects, describe_hazards, unjudged
 from fleetbus.guard.limits import RateLimited, RateLimiter
 from fleetbus.guard.policy import Decision, Policy, Verdict
+from fleetbus.guard.redact import REDACTED, audit_arguments
 from fleetbus.operation import AUDIT_QUERY, DBUS_CALL, DBUS_WATCH, HOST_METRICS, JOURNAL_QUERY, LOCAL_HOST, Operation
 
 INTROSPECTABLE = "org.freedesktop.DBus.Introspectable"
@@ -180,35 +183,94 @@ class Gateway:
         self.approvals = approvals
         self.audit_log = audit_log
         self.limiter = limiter
+        self._read_permissions = lookups.ReadPermissions(policy)
         links.add_owner_listener(self._owner_changed)
 
     # ---- deciding ---------------------------------------------------------------------------------
 
-    async def assess(self, operation: Operation) -> Assessment:
-        resolved = await self._resolve(operation)
-        classification = classify(resolved, self._hints(resolved), self.policy.knowledge)
-        classification = await self._with_unit_aliases(resolved, classification)
-        return Assessment(resolved, classification, self.policy.decide(resolved, classification))
+    async def assess(self, operation: Operation, caller: Caller | None = None) -> Assessment:
+        """Classify and decide, after the reads that show what the call would do: the names a unique destination
+        owns, the units a unit call reaches. Those reads are decided by the policy and recorded in the audit log
+        (for `caller`); when they cannot be made in time, the call is refused."""
+        if operation.kind != DBUS_CALL:
+            return self._decided(operation, classify(operation, None, self.policy.knowledge))
+        deadline = self.deadlines.default
 
-    async def _with_unit_aliases(self, operation: Operation, classification: Classification) -> Classification:
-        """A disruptive unit call is judged on every name systemd has for its units, so an alias of a protected
-        unit is protected too (and a rule must name the protected unit itself to let the call through)."""
-        action = classification.unit_action
-        if operation.kind != DBUS_CALL or operation.destination != SYSTEMD or action is None or not action.disruptive:
-            return classification
-        link = await self.links.get(operation.host, operation.bus)
-        names = await unit_names.all_names(link, classification.units)
-        return classification if names == classification.units else replace(classification, units=names)
+        async def connect() -> BusLink:
+            return await self.links.get(operation.host, operation.bus)
 
-    async def _resolve(self, operation: Operation) -> Operation:
-        """Policy matches well-known names; a call addressed to a unique name is judged as its owner's names."""
-        if operation.kind != DBUS_CALL or not operation.destination.startswith(":"):
-            return operation
-        link = await self.links.get(operation.host, operation.bus)
-        names = await link.names_owned_by(operation.destination)
-        if len(names) == 1:
-            return replace(operation, destination=names[0])
-        return operation
+        if self._read_permissions.policy is not self.policy:
+            self._read_permissions = lookups.ReadPermissions(self.policy)
+        reads = lookups.Lookups(
+            connect, self._read_permissions, operation.host, operation.bus, time.monotonic() + deadline
+        )
+        try:
+            try:
+                async with asyncio.timeout(deadline):
+                    candidates = await self._resolve(operation, reads)
+            except (TimeoutError, BusError, lookups.LookupRefused) as exc:
+                base = classify(operation, None, self.policy.knowledge)
+                why = _lookup_failure(exc, deadline, f"which names {operation.destination} owns")
+                return self._decided(operation, unjudged(base, why))
+            judged = [await self._judge(candidate, reads) for candidate in candidates]
+        finally:
+            self._record_lookups(operation, caller, reads)
+        # A unique name owning several well-known names is held to the strictest verdict among them.
+        return max(judged, key=lambda a: (a.decision.verdict.strictness, a.classification.risk))
+
+    def _decided(self, operation: Operation, classification: Classification) -> Assessment:
+        return Assessment(operation, classification, self.policy.decide(operation, classification))
+
+    async def _judge(self, operation: Operation, reads: lookups.Lookups) -> Assessment:
+        """The classification by name, then — for a unit call that is not refused already — by its effects."""
+        first = self._decided(operation, classify(operation, self._hints(operation), self.policy.knowledge))
+        classification = first.classification
+        if (
+            operation.destination != SYSTEMD
+            or classification.effect is Effect.NONE
+            or first.decision.verdict is Verdict.DENY
+        ):
+            return first
+        try:
+            async with asyncio.timeout(max(reads.remaining(), 0)):
+                effects = await lookups.unit_effects(
+                    reads, lookups.references(operation, classification), classification.effect
+                )
+            judged, hazards = apply_effects(classification, effects), describe_hazards(classification, effects)
+        except (TimeoutError, BusError, lookups.LookupRefused) as exc:
+            judged = unjudged(classification, _lookup_failure(exc, self.deadlines.default, "what its units reach"))
+            hazards = None
+        second = self._decided(operation, judged)
+        # Effects only ever make a verdict stricter; a policy that would relax it for a riskier class does not.
+        if second.decision.verdict.strictness < first.decision.verdict.strictness:
+            return first
+        if hazards is not None and second.decision.verdict is not Verdict.DENY:
+            # The person asked to approve must see what the call would set off, not only the preset's rule.
+            decided = replace(second.decision, reason=f"{second.decision.reason}: {hazards}")
+            return replace(second, decision=decided)
+        return second
+
+    async def _resolve(self, operation: Operation, reads: lookups.Lookups) -> list[Operation]:
+        """Policy matches well-known names; a call addressed to a unique name is judged as each name it owns."""
+        if not operation.destination.startswith(":"):
+            return [operation]
+        names = await lookups.names_owned_by(reads, operation.destination)
+        return [replace(operation, destination=name) for name in names] or [operation]
+
+    def _record_lookups(self, operation: Operation, caller: Caller | None, reads: lookups.Lookups) -> None:
+        if not reads.made:
+            return
+        self.audit_log.append(
+            {
+                "client": caller.client if caller is not None else "fleetbus",
+                "host": operation.host,
+                "event": "looked-up",
+                "operation": _operation_fields(operation),
+                "digest": operation.digest(),
+                "lookups": reads.summary(),
+                "count": len(reads.made),
+            }
+        )
 
     def _hints(self, operation: Operation) -> Hints | None:
         """Introspection hints from the cache only: deciding never costs an extra call."""
@@ -244,7 +306,7 @@ class Gateway:
 
     async def run(self, operation: Operation, caller: Caller, execute: Callable[[Operation], Awaitable[T]]) -> T:
         """Decide, limit, approve, audit, execute, audit: the only path from a tool to a host."""
-        assessment = await self.assess(operation)
+        assessment = await self.assess(operation, caller)
         resolved, decision = assessment.operation, assessment.decision
         record = self._record_base(resolved, caller, assessment)
         if decision.verdict is Verdict.DENY:
@@ -316,20 +378,10 @@ class Gateway:
         return {
             "client": caller.client,
             "host": operation.host,
-            "operation": {
-                "kind": operation.kind,
-                "bus": operation.bus,
-                "destination": operation.destination,
-                "path": operation.path,
-                "interface": operation.interface,
-                "member": operation.member,
-                "signature": operation.signature,
-            },
+            "operation": _operation_fields(operation),
             "digest": operation.digest(),
             # Arguments of a secret-handling call are secrets by position, not by a key name redact could see.
-            "args": "«redacted»"
-            if assessment.classification.risk is Risk.SECRET
-            else audit.redact(list(operation.args)),
+            "args": REDACTED if assessment.classification.risk is Risk.SECRET else audit_arguments(operation),
             "decision": {
                 "verdict": decision.verdict.value,
                 "rule": decision.rule,
@@ -563,3 +615,22 @@ async def _send(link: BusLink, operation: Operation, deadline: float) -> Reply:
         body,
         timeout=deadline,
     )
+
+
+def _operation_fields(operation: Operation) -> dict[str, str]:
+    """The operation as an audit record names it (its arguments are kept apart, redacted)."""
+    return {
+        "kind": operation.kind,
+        "bus": operation.bus,
+        "destination": operation.destination,
+        "path": operation.path,
+        "interface": operation.interface,
+        "member": operation.member,
+        "signature": operation.signature,
+    }
+
+
+def _lookup_failure(exc: BaseException, deadline: float, what: str) -> str:
+    if isinstance(exc, TimeoutError):
+        return f"the bus did not tell {what} within {deadline:g} s"
+    return f"asking {what} failed: {exc}"

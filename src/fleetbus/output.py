@@ -34,14 +34,60 @@ TOON_DELIMITER = "\t"
 tables under cl100k)."""
 
 _ANSI = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)|\x1b[@-_]")
-# C0/C1 controls except tab and newline, DEL, and the Unicode bidi overrides/isolates/marks that can make
-# text read differently from what it is.
-_UNSAFE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+_ASCII_UNSAFE = re.compile("[\x00-\x08\x0b-\x1f\x7f]")
+"""C0 controls except tab and newline, and DEL: all an ASCII string can hide."""
+INVISIBLE = (
+    # Controls except tab and newline: C0, DEL, C1.
+    (0x00, 0x08),
+    (0x0B, 0x1F),
+    (0x7F, 0x9F),
+    # Format characters (Unicode category Cf): soft hyphen, Arabic and Syriac format marks, zero-width space,
+    # joiners and marks, bidi embeddings, overrides and isolates, word joiner and invisible operators, BOM,
+    # interlinear annotation, and the format controls of later planes.
+    (0xAD, 0xAD),
+    (0x0600, 0x0605),
+    (0x061C, 0x061C),
+    (0x06DD, 0x06DD),
+    (0x070F, 0x070F),
+    (0x0890, 0x0891),
+    (0x08E2, 0x08E2),
+    (0x180E, 0x180E),
+    (0x200B, 0x200F),
+    (0x2028, 0x202E),  # with the line and paragraph separators (Zl, Zp)
+    (0x2060, 0x2064),
+    (0x2066, 0x206F),
+    (0xFEFF, 0xFEFF),
+    (0xFFF9, 0xFFFB),
+    (0x110BD, 0x110BD),
+    (0x110CD, 0x110CD),
+    (0x13430, 0x1343F),
+    (0x1BCA0, 0x1BCA3),
+    (0x1D173, 0x1D17A),
+    (0xE0000, 0xE007F),  # tag characters ("ASCII smuggling"), the unassigned ones too
+    # Not Cf, but invisible all the same: variation selectors (they can carry bytes no one sees), the
+    # combining grapheme joiner, Hangul fillers, Khmer inherent vowels, Mongolian selectors.
+    (0x034F, 0x034F),
+    (0x115F, 0x1160),
+    (0x17B4, 0x17B5),
+    (0x180B, 0x180D),
+    (0x180F, 0x180F),
+    (0x3164, 0x3164),
+    (0xFE00, 0xFE0F),
+    (0xFFA0, 0xFFA0),
+    (0xE0100, 0xE01EF),
+)
+"""Every character a person cannot see that could still carry instructions. A test checks that it covers every
+Cc, Cf, Zl and Zp character of this Python's Unicode tables; written out so importing costs nothing."""
+_UNSAFE = re.compile("[" + "".join(f"{re.escape(chr(a))}-{re.escape(chr(b))}" for a, b in INVISIBLE) + "]")
 
 
 def clean_text(text: str) -> str:
-    """System-supplied text is data: drop escape sequences, control and bidi characters."""
-    return _UNSAFE.sub("", _ANSI.sub("", text))
+    """System-supplied text is data: drop escape sequences, controls, and every invisible formatting character
+    (bidi controls, zero-width characters, tag characters, line/paragraph separators, BOM)."""
+    if "\x1b" in text:
+        text = _ANSI.sub("", text)
+    # Most strings are ASCII, where only controls can hide; the full class costs more to scan.
+    return _ASCII_UNSAFE.sub("", text) if text.isascii() else _UNSAFE.sub("", text)
 
 
 def clean(value: Any) -> Any:

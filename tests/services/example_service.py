@@ -76,11 +76,12 @@ class Fleet(ServiceInterface):
 async def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--address", required=True)
-    parser.add_argument("--name", default="com.example.Fleet")
+    parser.add_argument("--name", action="append", help="a bus name to own (repeatable; default com.example.Fleet)")
     args = parser.parse_args()
     bus = await MessageBus(bus_address=args.address, bus_type=BusType.SYSTEM).connect()
     bus.export(PATH, Fleet())
-    await bus.request_name(args.name)
+    for name in args.name or ["com.example.Fleet"]:
+        await bus.request_name(name)
     print("ready", flush=True)
     await bus.wait_for_disconnect()  # type: ignore[no-untyped-call]
     return 0

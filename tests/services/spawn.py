@@ -12,9 +12,11 @@ ROOT = Path(__file__).resolve().parent.parent.parent
 
 
 @contextmanager
-def example_service(bus_address: str, name: str) -> Iterator[subprocess.Popen[str]]:
-    """The example service owning `name` on `bus_address`; yields once it has said "ready", stops it by PID."""
-    command = [sys.executable, "-m", "tests.services.example_service", "--address", bus_address, "--name", name]
+def example_service(bus_address: str, name: str, *also: str) -> Iterator[subprocess.Popen[str]]:
+    """The example service owning `name` (and the names `also`) on `bus_address`; yields once it has said "ready",
+    stops it by PID."""
+    names = [argument for owned in (name, *also) for argument in ("--name", owned)]
+    command = [sys.executable, "-m", "tests.services.example_service", "--address", bus_address, *names]
     process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True, cwd=ROOT)
     try:
         assert process.stdout is not None

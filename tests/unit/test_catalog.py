@@ -88,11 +88,20 @@ def test_other_kinds_are_unknown_except_known_reads() -> None:
 
 
 def test_property_set_depends_on_the_bus_and_names_the_property() -> None:
-    system = classify(call("org.freedesktop.DBus.Properties", "Set", MANAGER, "LogLevel", "debug"))
+    system = classify(call("org.freedesktop.DBus.Properties", "Set", "org.x.App", "Theme", "dark"))
     session = classify(call("org.freedesktop.DBus.Properties", "Set", "org.x.App", "Theme", "dark", bus="session"))
     assert (system.risk, session.risk) == (Risk.DANGEROUS, Risk.ROUTINE)
-    assert system.reason == f"writes {MANAGER}.LogLevel on the system bus"
+    assert system.reason == "writes org.x.App.Theme on the system bus"
     assert session.reason == "writes org.x.App.Theme on the session bus"
+
+
+def test_known_writable_properties_are_judged_by_the_catalog_on_any_bus() -> None:
+    props = "org.freedesktop.DBus.Properties"
+    watchdog = classify(call(props, "Set", MANAGER, "RuntimeWatchdogUSec", 0, bus="session"))
+    assert watchdog.risk is Risk.DANGEROUS
+    assert "watchdog" in watchdog.reason
+    wall = classify(call(props, "Set", "org.freedesktop.login1.Manager", "WallMessage", "bye"))
+    assert wall.risk is Risk.ROUTINE
 
 
 def test_unit_named_by_argument_list_and_path() -> None:
@@ -170,10 +179,25 @@ def test_ordinary_starts_stay_routine(operation: Operation) -> None:
     assert classify(operation).risk is Risk.ROUTINE
 
 
-def test_add_match_is_a_read_unless_it_eavesdrops() -> None:
-    bus = "org.freedesktop.DBus"
-    assert classify(call(bus, "AddMatch", "type='signal',member='JobRemoved'")).risk is Risk.READ
-    assert classify(call(bus, "AddMatch", "eavesdrop=true,type='method_call'")).risk is Risk.DANGEROUS
+@pytest.mark.parametrize(
+    ("interface", "member"),
+    [
+        ("org.freedesktop.DBus", "AddMatch"),
+        ("org.freedesktop.DBus", "RemoveMatch"),
+        ("org.freedesktop.DBus", "RequestName"),
+        ("org.freedesktop.DBus", "ReleaseName"),
+        ("org.freedesktop.DBus", "Hello"),
+        ("org.freedesktop.DBus.Monitoring", "BecomeMonitor"),
+        ("", "AddMatch"),
+    ],
+)
+def test_members_that_change_fleetbus_s_own_connection_are_forbidden(interface: str, member: str) -> None:
+    # Every client's calls share one connection per bus: a match rule, an owned name or a monitor is fleetbus's.
+    classification = classify(call(interface, member, "type='signal',member='JobRemoved'"))
+    assert classification.forbidden is not None
+    assert classification.forbidden.rule == "own-connection"
+    assert "fleetbus's own connection" in classification.forbidden.reason
+    assert not classification.is_read
 
 
 def test_a_call_without_interface_is_judged_by_the_strictest_member_of_that_name() -> None:
@@ -255,17 +279,19 @@ def test_catalog_has_no_duplicate_exact_members_and_valid_entries() -> None:
             assert entry.reason, f"{interface}.{entry.member} has no reason"
             if entry.polkit_action is not None:
                 assert entry.polkit_action.startswith("org.freedesktop."), entry.polkit_action
-            if entry.job_arg is None and entry.unit_arg is not None:
+            if entry.job_arg is None and entry.unit_args:
                 assert entry.unit_action is not None, f"{interface}.{entry.member} names a unit but no action"
 
 
 def test_every_disruptive_unit_member_really_names_its_unit() -> None:
     # A member that acts on a unit but names none would slip past protection: either an argument names the
     # unit, or the member lives on a unit's own object, whose path names it.
-    per_unit_objects = {UNIT, "org.freedesktop.systemd1.Service", "org.freedesktop.systemd1.Scope"}
+    per_unit_objects = {UNIT} | {
+        f"org.freedesktop.systemd1.{kind}" for kind in ("Service", "Scope", "Socket", "Slice", "Mount", "Swap")
+    }
     for interface, entries in CATALOG.items():
         for entry in entries:
-            if entry.unit_action is not None and entry.unit_arg is None:
+            if entry.unit_action is not None and not entry.unit_args:
                 assert interface in per_unit_objects, f"{interface}.{entry.member}"
 
 
@@ -275,3 +301,17 @@ def test_dangerous_targets_and_protected_units_are_unit_names() -> None:
     assert all(u.endswith(suffixes) for u in DEFAULT_PROTECTED_UNITS)
     for unit in ("dbus.service", "sshd.service", "systemd-journald.service", "systemd-logind.service"):
         assert unit in DEFAULT_PROTECTED_UNITS
+
+
+def test_what_keeps_a_host_reachable_is_protected_by_default() -> None:
+    for unit in (
+        "systemd-networkd.service",
+        "NetworkManager.service",
+        "networking.service",
+        "-.slice",
+        "system.slice",
+        "user.slice",
+        "init.scope",
+    ):
+        stop = classify(call(MANAGER, "StopUnit", unit, "replace"))
+        assert protected_hits(stop, DEFAULT_PROTECTED_UNITS) == [unit]

@@ -79,12 +79,6 @@ NO_HINTS = None
 CATALOG_CASES: list[tuple[str, Operation, Hints | None, Risk]] = [
     # reads
     ("DBus.ListNames", call("org.freedesktop.DBus", "/", "org.freedesktop.DBus", "ListNames"), NO_HINTS, R),
-    (
-        "DBus.AddMatch-signal",
-        call("org.freedesktop.DBus", "/", "org.freedesktop.DBus", "AddMatch", "type='signal'"),
-        NO_HINTS,
-        R,
-    ),
     ("Introspect", call(SD, SD_PATH, "org.freedesktop.DBus.Introspectable", "Introspect"), NO_HINTS, R),
     ("Peer.Ping", call(SD, SD_PATH, "org.freedesktop.DBus.Peer", "Ping"), NO_HINTS, R),
     ("Properties.Get", call(SD, SD_PATH, PROPERTIES, "Get", MANAGER, "Version"), NO_HINTS, R),
@@ -174,19 +168,6 @@ CATALOG_CASES: list[tuple[str, Operation, Hints | None, Risk]] = [
     ),
     ("PackageKit.InstallPackages", call(PK, "/1", PK_TX, "InstallPackages", 0, ["nc;1;x86_64;deb"]), NO_HINTS, D),
     ("PackageKit.RemovePackages", call(PK, "/1", PK_TX, "RemovePackages", 0, ["bash"], True, True), NO_HINTS, D),
-    ("DBus.RequestName", call("org.freedesktop.DBus", "/", "org.freedesktop.DBus", "RequestName", "x", 0), None, D),
-    (
-        "DBus.AddMatch-eavesdrop",
-        call("org.freedesktop.DBus", "/", "org.freedesktop.DBus", "AddMatch", "eavesdrop='true'"),
-        NO_HINTS,
-        D,
-    ),
-    (
-        "Monitoring.BecomeMonitor",
-        call("org.freedesktop.DBus", "/", "org.freedesktop.DBus.Monitoring", "BecomeMonitor", [], 0),
-        NO_HINTS,
-        D,
-    ),
     ("Properties.Set-system-bus", call(SD, SD_PATH, PROPERTIES, "Set", MANAGER, "LogLevel", "debug"), None, D),
     # secrets
     (
@@ -201,7 +182,7 @@ CATALOG_CASES: list[tuple[str, Operation, Hints | None, Risk]] = [
     # unknown: never a read, whatever the name says
     ("unknown.GetThing", call("com.example.Foo", "/", "com.example.Foo", "GetThing"), NO_HINTS, U),
     ("unknown.ListAll", call("com.example.Foo", "/", "com.example.Foo", "ListAll"), NO_HINTS, U),
-    ("systemd.unlisted-member", manager("SetShowStatus", "yes"), NO_HINTS, U),
+    ("systemd.unlisted-member", manager("FrobnicateUnits", "yes"), NO_HINTS, U),
     ("Properties.nonstandard", call(SD, SD_PATH, PROPERTIES, "Frobnicate"), NO_HINTS, U),
     ("kind.unknown", Operation("exec.run", args=("rm", "-rf", "/")), NO_HINTS, U),
     ("no-interface.unknown-member", call("com.example.Foo", "/", "", "Ping2"), NO_HINTS, U),
@@ -212,6 +193,20 @@ CATALOG_CASES: list[tuple[str, Operation, Hints | None, Risk]] = [
     ("hint.on-dangerous", manager("PowerOff"), Hints(privileged=True, no_reply=True), D),
     ("hint.on-secret", call(SECRETS, SECRET_PATH, "org.freedesktop.Secret.Service", "GetSecrets"), Hints(True), S),
 ]
+
+
+BUS_DAEMON = ("org.freedesktop.DBus", "/org/freedesktop/DBus", "org.freedesktop.DBus")
+OWN_CONNECTION: list[tuple[str, Operation]] = [
+    ("DBus.AddMatch-signal", call(*BUS_DAEMON, "AddMatch", "type='signal'")),
+    ("DBus.AddMatch-eavesdrop", call(*BUS_DAEMON, "AddMatch", "eavesdrop='true'")),
+    ("DBus.RemoveMatch", call(*BUS_DAEMON, "RemoveMatch", "type='signal'")),
+    ("DBus.RequestName", call(*BUS_DAEMON, "RequestName", "x", 0)),
+    ("DBus.ReleaseName", call(*BUS_DAEMON, "ReleaseName", "x")),
+    ("DBus.Hello", call(*BUS_DAEMON, "Hello")),
+    ("DBus.AddMatch-no-interface", call(BUS_DAEMON[0], BUS_DAEMON[1], "", "AddMatch", "type='signal'")),
+    ("Monitoring.BecomeMonitor", call(*BUS_DAEMON[:2], "org.freedesktop.DBus.Monitoring", "BecomeMonitor", [], 0)),
+]
+"""Members that change fleetbus's own connection, which every client shares: refused under every preset."""
 
 
 # ---- protected units ---------------------------------------------------------------------------------------
@@ -249,6 +244,12 @@ PROTECTED = (
     "polkit.service",
     "fleetbus.service",
     "init.scope",
+    "systemd-networkd.service",
+    "NetworkManager.service",
+    "networking.service",
+    "-.slice",
+    "system.slice",
+    "user.slice",
     "postgresql.service",
 )
 """The built-in protected units (a glob among them), and one the configuration adds."""
@@ -455,6 +456,10 @@ def _cases() -> Iterator[Any]:
         for preset in PRESETS:
             verdict, rule = BY_RISK[risk][preset]
             yield case(f"catalog/{name}/{preset}", preset, operation, verdict, rule, risk, hints)
+
+    for name, operation in OWN_CONNECTION:
+        for preset in PRESETS:
+            yield case(f"own-connection/{name}/{preset}", preset, operation, DENY, "own-connection", Risk.DANGEROUS)
 
     for unit in PROTECTED:
         for disruption in DISRUPTIONS:

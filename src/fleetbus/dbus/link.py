@@ -23,6 +23,9 @@ DBUS_PATH = "/org/freedesktop/DBus"
 PROPERTIES = "org.freedesktop.DBus.Properties"
 NAME_OWNER_CHANGED_RULE = f"type='signal',sender='{DBUS_NAME}',interface='{DBUS_NAME}',member='NameOwnerChanged'"
 
+MAX_CLIENT_MATCHES = 256
+"""Match rules clients' signal watches may hold on one connection; a stock bus allows 512 per connection."""
+
 OwnerListener = Callable[[str, str, str], None]
 """(name, old_owner, new_owner); empty strings mean 'none'."""
 SignalListener = Callable[[Message], None]
@@ -60,6 +63,7 @@ class BusLink:
         self._owner_listeners: list[OwnerListener] = []
         self._signal_listeners: list[SignalListener] = []
         self._match_counts: dict[str, int] = {}
+        self._client_rules: set[str] = set()
 
     @property
     def key(self) -> str:
@@ -88,6 +92,7 @@ class BusLink:
         bus.add_message_handler(self._on_message)
         self._bus = bus
         self._match_counts.clear()
+        self._client_rules.clear()
         try:
             await self.add_match(NAME_OWNER_CHANGED_RULE)
         except BusError:
@@ -177,13 +182,6 @@ class BusLink:
         self.owners[name] = owner
         return owner
 
-    async def names_owned_by(self, unique: str, timeout: float = 5.0) -> list[str]:
-        """The well-known names `unique` owns right now (asks the bus; used only for unique destinations)."""
-        reply = await self.call_bus("ListNames", timeout=timeout)
-        candidates = [str(n) for n in reply.body[0] if not str(n).startswith(":")]
-        owners = await asyncio.gather(*(self.owner_of(n, timeout) for n in candidates))
-        return sorted(name for name, owner in zip(candidates, owners, strict=True) if owner == unique)
-
     def add_owner_listener(self, listener: OwnerListener) -> None:
         self._owner_listeners.append(listener)
 
@@ -194,16 +192,27 @@ class BusLink:
         with contextlib.suppress(ValueError):
             self._signal_listeners.remove(listener)
 
-    async def add_match(self, rule: str, timeout: float = 5.0) -> None:
+    async def add_match(self, rule: str, timeout: float = 5.0, *, for_clients: bool = False) -> None:
+        """Add a match rule (counted: the bus sees each rule once). Rules `for_clients` (their signal watches) are
+        capped below the bus's per-connection limit, so the connection keeps room for fleetbus's own rules
+        (job results, name owners) however many watches clients open."""
         count = self._match_counts.get(rule, 0)
         if count == 0:
+            if for_clients and len(self._client_rules) >= MAX_CLIENT_MATCHES:
+                raise BusError(
+                    f"the {self.label} bus connection already carries {MAX_CLIENT_MATCHES} signal watches for "
+                    "clients; wait for one to end (the rest of the bus's match rules are fleetbus's own)"
+                )
             await self.call_bus("AddMatch", "s", rule, timeout=timeout)
+        if for_clients:
+            self._client_rules.add(rule)
         self._match_counts[rule] = count + 1
 
     async def remove_match(self, rule: str, timeout: float = 5.0) -> None:
         count = self._match_counts.get(rule, 0)
         if count <= 1:
             self._match_counts.pop(rule, None)
+            self._client_rules.discard(rule)
             if count == 1 and self.connected:
                 with contextlib.suppress(BusError):
                     await self.call_bus("RemoveMatch", "s", rule, timeout=timeout)

@@ -95,7 +95,7 @@ class Subscription:
             await self.link.owner_of(self.selector.sender)
         self.link.add_signal_listener(self._on_message)
         try:
-            await self.link.add_match(self._rule)
+            await self.link.add_match(self._rule, for_clients=True)
         except BaseException:
             self.link.remove_signal_listener(self._on_message)
             raise
@@ -150,7 +150,7 @@ async def collect(link: BusLink, selector: SignalFilter, *, timeout: float, max_
     started = time.monotonic()
     link.add_signal_listener(on_signal)
     try:
-        await link.add_match(rule)
+        await link.add_match(rule, for_clients=True)
         try:
             await asyncio.wait_for(enough.wait(), timeout)
         except TimeoutError:

@@ -1,49 +1,37 @@
-"""Every name systemd knows a unit by. A unit can be reached through its aliases (a symlink in a unit
-directory, `Alias=`, names systemd adds itself), and protection that went by the name in the call alone would
-let `StopUnit("alias.service")` stop a protected unit."""
+"""Unit names and the object paths systemd serves units at. systemd escapes a unit name into its path (`_2e` for
+"."), but a path is not a name: systemd also serves every unit at `unit/<invocation id>` and the caller's own at
+`unit/self`, so who a path means is asked of systemd (its `Id` and `Names`), never read off the path."""
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-from collections.abc import Iterable
+import functools
 
-from fleetbus.dbus.errors import BusError
-from fleetbus.dbus.jobs import MANAGER, MANAGER_PATH, SYSTEMD, UNIT
-from fleetbus.dbus.link import PROPERTIES, BusLink
-
-MAX_LOOKUPS = 32
-"""Units looked up per call; a call naming more (EnableUnitFiles takes a list) is judged on the first ones'
-aliases and every name it gave."""
+UNIT_PATH_PREFIX = "/org/freedesktop/systemd1/unit/"
+GLOB_CHARACTERS = frozenset("*?[")
+MAX_UNIT_NAME = 255
 
 
-def _lookable(name: str) -> bool:
-    # File paths are judged by their file name already, and globs or "" (the caller's own unit) name no one unit.
-    return bool(name) and "/" not in name and not any(c in name for c in "*?[")
+@functools.lru_cache(maxsize=4096)
+def unit_object_path(name: str) -> str:
+    """The object path systemd serves the unit `name` at (sd_bus_path_encode: every byte that is not an ASCII
+    letter or digit, and a leading digit, becomes `_xx`)."""
+    encoded = "".join(
+        char if char.isascii() and char.isalnum() and not (index == 0 and char.isdigit()) else _escape(char)
+        for index, char in enumerate(name)
+    )
+    return UNIT_PATH_PREFIX + (encoded or "_")
 
 
-async def _names_of(link: BusLink, unit: str, timeout: float) -> list[str]:
-    path = (await link.call(SYSTEMD, MANAGER_PATH, MANAGER, "LoadUnit", "s", [unit], timeout=timeout)).body[0]
-    reply = await link.call(SYSTEMD, str(path), PROPERTIES, "Get", "ss", [UNIT, "Names"], timeout=timeout)
-    return [str(name) for name in reply.body[0].value]
+def _escape(char: str) -> str:
+    return "".join(f"_{byte:02x}" for byte in char.encode())
 
 
-async def all_names(link: BusLink, units: Iterable[str], timeout: float = 2.0) -> tuple[str, ...]:
-    """`units` followed by every other name systemd has for them, without repeats.
-
-    A lookup that fails (no such unit, a manager that does not answer in time) adds nothing: the names given are
-    still judged, and a manager that cannot answer this cannot run the call either.
-    """
-    given = list(units)
-    lookups = [unit for unit in dict.fromkeys(given) if _lookable(unit)][:MAX_LOOKUPS]
-    found: list[list[str]] = []
-    with contextlib.suppress(TimeoutError):
-        async with asyncio.timeout(timeout):
-            answers = await asyncio.gather(*(_names_of(link, u, timeout) for u in lookups), return_exceptions=True)
-            for answer in answers:
-                if isinstance(answer, BusError | AttributeError | IndexError | TypeError):
-                    continue
-                if isinstance(answer, BaseException):
-                    raise answer
-                found.append(answer)
-    return tuple(dict.fromkeys([*given, *(name for names in found for name in names)]))
+def could_be_unit_name(reference: str) -> bool:
+    """Whether systemd could know a unit by this name. Every unit name has a type suffix, so it has a "."; that
+    also keeps a name from escaping into `self` or an invocation id, which systemd reads as other units."""
+    return (
+        "." in reference
+        and "/" not in reference
+        and not GLOB_CHARACTERS & set(reference)
+        and 0 < len(reference) <= MAX_UNIT_NAME
+    )

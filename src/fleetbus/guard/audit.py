@@ -33,9 +33,6 @@ ROTATED = re.compile(r"^audit-(\d{12})\.log$")
 MESSAGE_ID = "6b1c0f8e3d2a4e7fb0c5d9a1e2f3a4b5"
 """journald MESSAGE_ID of every fleetbus audit record: `journalctl MESSAGE_ID=6b1c0f8e…` finds them all."""
 JOURNAL_SOCKET = Path("/run/systemd/journal/socket")
-SECRET_KEY = re.compile(r"pass|secret|token|key|cred|auth|cookie|private", re.IGNORECASE)
-MAX_ARG_CHARS = 256
-MAX_ARG_ITEMS = 64
 
 
 def canonical(record: Mapping[str, Any]) -> bytes:
@@ -44,22 +41,6 @@ def canonical(record: Mapping[str, Any]) -> bytes:
 
 def record_hash(record: Mapping[str, Any]) -> str:
     return hashlib.sha256(canonical({k: v for k, v in record.items() if k != "hash"})).hexdigest()
-
-
-def redact(value: Any, key: str = "") -> Any:
-    """Arguments as the log keeps them: values under secret-looking keys hidden, long strings and lists shortened."""
-    if key and SECRET_KEY.search(key):
-        return "«redacted»"
-    if isinstance(value, str):
-        return value if len(value) <= MAX_ARG_CHARS else f"{value[:MAX_ARG_CHARS]}…({len(value)} chars)"
-    if isinstance(value, list):
-        kept = [redact(v) for v in value[:MAX_ARG_ITEMS]]
-        return kept if len(value) <= MAX_ARG_ITEMS else [*kept, f"…({len(value)} items)"]
-    if isinstance(value, dict):
-        if set(value) == {"signature", "value"}:
-            return {"signature": value["signature"], "value": redact(value["value"], key)}
-        return {k: redact(v, str(k)) for k, v in value.items()}
-    return value
 
 
 def _now() -> str:

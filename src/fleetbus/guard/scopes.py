@@ -65,12 +65,12 @@ def required(operation: Operation, classification: Classification) -> Requiremen
     """What `operation`, as the catalog classified it, needs.
 
     Reads need `read`; routine start/stop/restart/reload/enable/disable… of named units need `units:write`;
-    commands and transient units need `exec`; anything else that changes, unknown or dangerous members,
-    secrets and fleetbus's own audit log need `admin`.
+    commands, transient units and unit files linked from a path need `exec`; anything else that changes, unknown
+    or dangerous members, secrets and fleetbus's own audit log need `admin`.
     """
     if operation.kind == AUDIT_QUERY:
         return Requirement(ADMIN)
-    if operation.kind.startswith(EXEC_KIND_PREFIX) or _starts_transient_unit(operation):
+    if operation.kind.startswith(EXEC_KIND_PREFIX) or classification.runs_code or _starts_transient_unit(operation):
         return Requirement(EXEC)
     if classification.risk is Risk.READ:
         return Requirement(READ)

@@ -21,7 +21,7 @@ POLKIT_INTERFACE = "org.freedesktop.PolicyKit1.Authority"
 
 async def explain(ctx: ToolContext, args: dict[str, Any]) -> dict[str, Any]:
     operation, _ = await resolve_call(ctx, args)
-    assessment = await ctx.gateway.assess(operation)
+    assessment = await ctx.gateway.assess(operation, ctx.caller)
     resolved, classification, decision = assessment.operation, assessment.classification, assessment.decision
     result: dict[str, Any] = {
         "operation": {

@@ -12,15 +12,15 @@ from typing import Any
 from fleetbus import output
 from fleetbus.dbus.errors import RemoteError
 from fleetbus.gateway import dbus_call
-from fleetbus.guard.catalog import Risk
+from fleetbus.guard.catalog import possible_risks
 from fleetbus.guard.policy import OperationPattern, Verdict
+from fleetbus.operation import DBUS_CALL, Operation
 from fleetbus.tools import schema as s
 from fleetbus.tools import systemd
 from fleetbus.tools.journal import MainProcess, recent_rows
 from fleetbus.tools.registry import Annotations, ToolContext, ToolError, ToolSpec
 from fleetbus.tools.units import unit_state
 
-CHANGES = frozenset({Risk.ROUTINE, Risk.DANGEROUS, Risk.UNKNOWN})
 JOB_ACTIONS = {
     "start": "StartUnit",
     "stop": "StopUnit",
@@ -37,8 +37,16 @@ JOB_FAILURES = {"failed", "dependency", "timeout", "canceled", "invalid"}
 
 
 def _patterns(*members: str) -> tuple[OperationPattern, ...]:
+    # The risks are the catalog's: a start or restart may be dangerous by what it reaches, a reset never is.
     return tuple(
-        OperationPattern(destination=systemd.SYSTEMD, interface=systemd.MANAGER, member=member, risks=CHANGES)
+        OperationPattern(
+            destination=systemd.SYSTEMD,
+            interface=systemd.MANAGER,
+            member=member,
+            risks=possible_risks(
+                Operation(DBUS_CALL, destination=systemd.SYSTEMD, interface=systemd.MANAGER, member=member)
+            ),
+        )
         for member in members
     )
 
@@ -114,7 +122,7 @@ async def _reload_if_allowed(ctx: ToolContext, bus: str) -> dict[str, Any]:
     """daemon-reload after a unit-file change, as systemctl does — when the policy lets it run without a second
     approval (or a person can be asked inline); otherwise say what is pending rather than fail the change."""
     operation = dbus_call(systemd.SYSTEMD, systemd.MANAGER_PATH, systemd.MANAGER, "Reload", "", [], bus=bus)
-    assessment = await ctx.gateway.assess(operation)
+    assessment = await ctx.gateway.assess(operation, ctx.caller)
     decision = assessment.decision
     if decision.verdict is Verdict.ALLOW or (decision.verdict is Verdict.CONFIRM and ctx.caller.ask is not None):
         await ctx.gateway.call(operation, ctx.caller)

@@ -19,7 +19,7 @@ from fleetbus.dbus import types
 from fleetbus.dbus.introspect import Interface, Method, ObjectInfo
 from fleetbus.dbus.link import PROPERTIES
 from fleetbus.gateway import dbus_call
-from fleetbus.guard.catalog import LocalKnowledge, Risk, classify
+from fleetbus.guard.catalog import LocalKnowledge, Risk, possible_risks
 from fleetbus.guard.policy import OperationPattern
 from fleetbus.operation import Operation
 from fleetbus.tools import schema as s
@@ -117,11 +117,9 @@ def risks_of(
     bus: str, service: str, path: str, interface: str, member: str, knowledge: Sequence[LocalKnowledge] = ()
 ) -> frozenset[Risk]:
     """What a call of this member may be classified as, whatever its arguments, given the operator's knowledge."""
-    risk = classify(Operation("dbus.call", "local", bus, service, path, interface, member), None, knowledge).risk
-    # Starting a unit becomes dangerous for shutdown targets; listing must know it could.
-    if member.startswith(("StartUnit", "EnqueueUnitJob")) or member in ("Start", "SetDefaultTarget"):
-        return frozenset({risk, Risk.DANGEROUS})
-    return frozenset({risk})
+    # A unit job is dangerous by what it reaches (a start pulling in poweroff.target, a stop ending a unit with
+    # SuccessAction=, an enable of a foreign file): listings and annotations must know it could be.
+    return possible_risks(Operation("dbus.call", "local", bus, service, path, interface, member), knowledge)
 
 
 def build_tools(

@@ -1,5 +1,5 @@
-"""Built-in knowledge: which well-known D-Bus members read, change routinely, or are dangerous; which units are
-protected; and which polkit action guards what. Pure data and lookups — the policy decides, this informs.
+"""The catalog's data: which well-known D-Bus members read, change routinely, or are dangerous; which units are
+protected; which targets shut a machine down; and which polkit action guards what.
 
 A member the catalog does not know is UNKNOWN, never a read: the shape of a name proves nothing
 (`GetSecrets` starts with "Get").
@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import enum
 import fnmatch
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from fleetbus.operation import AUDIT_QUERY, DBUS_CALL, DBUS_WATCH, HOST_METRICS, JOURNAL_QUERY, Operation
+from fleetbus.guard.catalog.secrets import SecretArg, SecretKind
 
 
 class Risk(enum.IntEnum):
@@ -50,6 +50,39 @@ class UnitAction(enum.Enum):
         return self not in (UnitAction.START, UnitAction.RELOAD, UnitAction.RESET)
 
 
+class Effect(enum.Enum):
+    """Which consequences of a unit call the guard works out from the unit graph (guard/effects.py)."""
+
+    NONE = "none"
+    """Nothing beyond the named units changes now: reload, reset, thaw, enable or unmask by name."""
+    START = "start"
+    """The units the start pulls in, the ones they conflict with, and what those set off."""
+    STOP = "stop"
+    """The units the stop takes down with it, and what their ending sets off."""
+    RESTART = "restart"
+    """Both: every unit taken down is started again."""
+    TAKE_DOWN = "take-down"
+    """The units depending on the named ones, for their protection; nothing starts or stops now (disable, mask,
+    freeze, clean, rewrite)."""
+    BOOT = "boot"
+    """What starting the unit at boot would start (SetDefaultTarget)."""
+
+
+ACTION_EFFECTS = {
+    UnitAction.START: Effect.START,
+    UnitAction.RELOAD: Effect.NONE,
+    UnitAction.STOP: Effect.STOP,
+    UnitAction.RESTART: Effect.RESTART,
+    UnitAction.KILL: Effect.STOP,
+    UnitAction.DISABLE: Effect.TAKE_DOWN,
+    UnitAction.MASK: Effect.TAKE_DOWN,
+    UnitAction.FREEZE: Effect.TAKE_DOWN,
+    UnitAction.CHANGE: Effect.TAKE_DOWN,
+    UnitAction.RESET: Effect.NONE,
+}
+"""The effect of a unit action unless an entry says otherwise."""
+
+
 @dataclass(frozen=True)
 class Entry:
     """Knowledge about one member (or a glob of members) of one interface."""
@@ -58,38 +91,30 @@ class Entry:
     risk: Risk
     reason: str
     unit_action: UnitAction | None = None
-    unit_arg: int | None = None
-    """Index of the argument naming the unit(s); None with a unit_action means the object path names it."""
+    unit_args: tuple[int, ...] = ()
+    """Indexes of the arguments naming the unit(s) or unit files; none with a unit_action: the object path names
+    the unit."""
     polkit_action: str | None = None
     mode_arg: int | None = None
     """Index of the job-mode argument ("replace", "isolate", …) of members that queue a job."""
     job_arg: int | None = None
     """Index of the job-type argument ("start", "stop", …) of members that queue any kind of job."""
+    effect: Effect | None = None
+    """What the guard works out from the unit graph; None: the unit action's usual effect (ACTION_EFFECTS)."""
+    links_files: bool = False
+    """A unit-file argument given as a path (anything with "/") links that foreign file into the unit
+    directories: its commands would run as the manager's user."""
+    runs_code: bool = False
+    """Runs a command of the caller's choosing (a transient unit): it needs the `exec` scope."""
+    connection: bool = False
+    """Changes the state of fleetbus's own bus connection, which every client shares: always refused."""
+    secrets: tuple[SecretArg, ...] = ()
+    """Arguments that carry secrets, for the audit log to hide."""
 
-
-@dataclass(frozen=True)
-class Hints:
-    """What introspection says about the member being called; it can raise a classification, not lower it."""
-
-    privileged: bool = False
-    no_reply: bool = False
-    property_access: str | None = None
-    """For Properties.Set/Get: the target property's access ("read", "write", "readwrite")."""
-
-
-@dataclass(frozen=True)
-class Classification:
-    risk: Risk
-    reason: str
-    source: str
-    """Where the knowledge came from: "catalog:<interface>", "hint:…" or "unclassified"."""
-    units: tuple[str, ...] = ()
-    unit_action: UnitAction | None = None
-    polkit_action: str | None = None
-
-    @property
-    def is_read(self) -> bool:
-        return self.risk is Risk.READ
+    def effect_of(self, action: UnitAction | None) -> Effect:
+        if self.effect is not None:
+            return self.effect
+        return ACTION_EFFECTS[action] if action is not None else Effect.NONE
 
 
 def _entries(risk: Risk, reason: str, members: Iterable[str], **extra: Any) -> list[Entry]:
@@ -105,7 +130,31 @@ def _unit(
     member: str, risk: Risk, reason: str, action: UnitAction, polkit: str | None = SD_UNITS, **extra: Any
 ) -> Entry:
     """A member whose first argument names the unit(s) it acts on."""
-    return Entry(member, risk, reason, unit_action=action, unit_arg=0, polkit_action=polkit, **extra)
+    return Entry(member, risk, reason, unit_action=action, unit_args=(0,), polkit_action=polkit, **extra)
+
+
+def _processes(*, mounts: bool) -> list[Entry]:
+    """The members of a unit with processes: listing them, moving processes in, and (services) mounting into it."""
+    entries = [
+        Entry("GetProcesses", R, "lists the unit's processes"),
+        # Moving a protected service's processes into this unit lets stopping this unit kill them.
+        Entry(
+            "AttachProcesses",
+            D,
+            "moves arbitrary processes into the unit",
+            unit_action=UnitAction.CHANGE,
+            polkit_action=SD_UNITS,
+        ),
+    ]
+    if mounts:
+        entries += _entries(
+            D,
+            "mounts into this unit's namespace",
+            ["BindMount", "MountImage"],
+            unit_action=UnitAction.CHANGE,
+            polkit_action=SD_UNITS,
+        )
+    return entries
 
 
 CATALOG: dict[str, list[Entry]] = {
@@ -125,19 +174,28 @@ CATALOG: dict[str, list[Entry]] = {
                 "GetAdtAuditSessionData",
                 "GetConnectionSELinuxSecurityContext",
                 "GetId",
-                "AddMatch",
-                "RemoveMatch",
             ],
         ),
         Entry("StartServiceByName", C, "starts a bus-activatable service"),
         Entry("ReloadConfig", C, "makes the bus daemon reload its configuration"),
+        Entry("UpdateActivationEnvironment", D, "changes the environment of every service the bus activates"),
+        # Every client's calls share fleetbus's one connection per bus: a client's match rules count against its
+        # limit (and fill its queue), a name it owns speaks for fleetbus, a monitor stops it calling at all.
         *_entries(
             D,
-            "could impersonate a service or change what every activated service sees",
-            ["RequestName", "ReleaseName", "UpdateActivationEnvironment"],
+            "adds or removes a match rule on the connection every client shares (fleetbus's signal subscriptions "
+            "live there)",
+            ["AddMatch", "RemoveMatch"],
+            connection=True,
         ),
+        *_entries(
+            D, "makes fleetbus's connection own or give up a bus name", ["RequestName", "ReleaseName"], connection=True
+        ),
+        Entry("Hello", D, "registers a connection with the bus again", connection=True),
     ],
-    "org.freedesktop.DBus.Monitoring": [Entry("*", D, "eavesdrops on all traffic on the bus")],
+    "org.freedesktop.DBus.Monitoring": [
+        Entry("*", D, "turns the connection every client shares into a monitor of all traffic", connection=True)
+    ],
     "org.freedesktop.DBus.Debug.Stats": [Entry("*", R, "bus daemon statistics")],
     "org.freedesktop.DBus.Introspectable": [Entry("Introspect", R, "describes an object")],
     "org.freedesktop.DBus.Peer": [Entry("*", R, "ping or machine id")],
@@ -151,30 +209,66 @@ CATALOG: dict[str, list[Entry]] = {
         Entry("Subscribe", R, "asks systemd to emit job and unit signals"),
         Entry("Unsubscribe", R, "stops systemd's job and unit signals for this client"),
         *_entries(R, "reads the service manager's state", ["Get*", "List*", "Lookup*", "Dump*"]),
-        _unit("StartTransientUnit", D, "runs an arbitrary command as a new unit", UnitAction.START),
-        _unit("SetUnitProperties", D, "rewrites unit properties", UnitAction.CHANGE),
+        # LoadUnit reads a unit file into memory to answer; it starts, stops and changes nothing.
+        Entry("LoadUnit", R, "loads a unit's definition to describe it"),
+        _unit(
+            "StartTransientUnit",
+            D,
+            "runs an arbitrary command as a new unit",
+            UnitAction.START,
+            runs_code=True,
+            secrets=(SecretArg(2, SecretKind.UNIT_PROPERTIES), SecretArg(3, SecretKind.AUX_UNITS)),
+        ),
+        _unit(
+            "SetUnitProperties",
+            D,
+            "rewrites unit properties",
+            UnitAction.CHANGE,
+            secrets=(SecretArg(2, SecretKind.UNIT_PROPERTIES),),
+        ),
         *_entries(
             D,
             "powers off, reboots or replaces the running system",
             ["KExec", "PowerOff", "Reboot", "Halt", "SoftReboot", "SwitchRoot", "Exit"],
             polkit_action="org.freedesktop.systemd1.manage-units",
         ),
-        *_entries(
+        Entry(
+            "SetEnvironment",
             D,
             "changes the environment of every unit started from now on",
-            ["SetEnvironment", "UnsetEnvironment", "UnsetAndSetEnvironment"],
             polkit_action="org.freedesktop.systemd1.set-environment",
+            secrets=(SecretArg(0, SecretKind.ASSIGNMENTS),),
+        ),
+        Entry(
+            "UnsetEnvironment",
+            D,
+            "changes the environment of every unit started from now on",
+            polkit_action="org.freedesktop.systemd1.set-environment",
+        ),
+        Entry(
+            "UnsetAndSetEnvironment",
+            D,
+            "changes the environment of every unit started from now on",
+            polkit_action="org.freedesktop.systemd1.set-environment",
+            secrets=(SecretArg(1, SecretKind.ASSIGNMENTS),),
         ),
         *_entries(
             D,
             "mounts into a running unit's namespace",
             ["BindMountUnit", "MountImageUnit"],
-            unit_arg=0,
+            unit_args=(0,),
             unit_action=UnitAction.CHANGE,
             polkit_action=SD_UNITS,
         ),
         _unit("MaskUnitFiles", D, "masks units so they cannot start", UnitAction.MASK, polkit=SD_FILES),
-        _unit("LinkUnitFiles", D, "links unit files from arbitrary paths", UnitAction.CHANGE, polkit=SD_FILES),
+        _unit(
+            "LinkUnitFiles",
+            D,
+            "links unit files from arbitrary paths",
+            UnitAction.CHANGE,
+            polkit=SD_FILES,
+            links_files=True,
+        ),
         Entry("PresetAllUnitFiles", D, "re-applies presets to every unit", polkit_action=SD_FILES),
         _unit("StartUnit", C, "starts a unit", UnitAction.START, mode_arg=1),
         _unit("StartUnitWithFlags", C, "starts a unit", UnitAction.START, mode_arg=1),
@@ -182,7 +276,7 @@ CATALOG: dict[str, list[Entry]] = {
             "StartUnitReplace",
             C,
             "replaces a unit's job",
-            unit_arg=1,
+            unit_args=(1,),
             unit_action=UnitAction.START,
             polkit_action=SD_UNITS,
             mode_arg=2,
@@ -196,23 +290,44 @@ CATALOG: dict[str, list[Entry]] = {
         _unit("KillUnit", C, "sends a signal to a unit's processes", UnitAction.KILL),
         _unit("QueueSignalUnit", C, "sends a signal to a unit's processes", UnitAction.KILL),
         _unit("FreezeUnit", C, "freezes a unit's processes", UnitAction.FREEZE),
-        _unit("ThawUnit", C, "thaws a unit's processes", UnitAction.START),
+        _unit("ThawUnit", C, "thaws a unit's processes", UnitAction.START, effect=Effect.NONE),
         _unit("CleanUnit", C, "removes a unit's state, cache or logs", UnitAction.CHANGE),
         _unit("ResetFailedUnit", C, "clears a unit's failed state", UnitAction.RESET),
         Entry("ResetFailed", C, "clears every unit's failed state", polkit_action=SD_UNITS),
-        _unit("EnableUnitFiles", C, "enables units", UnitAction.START, polkit=SD_FILES),
-        _unit("EnableUnitFilesWithFlags", C, "enables units", UnitAction.START, polkit=SD_FILES),
+        # Enabling by name starts nothing now; enabling a path links a foreign file (links_files).
+        *(
+            _unit(member, C, "enables units", UnitAction.START, polkit=SD_FILES, effect=Effect.NONE, links_files=True)
+            for member in ("EnableUnitFiles", "EnableUnitFilesWithFlags")
+        ),
         _unit("DisableUnitFiles", C, "disables units", UnitAction.DISABLE, polkit=SD_FILES),
         _unit("DisableUnitFilesWithFlags", C, "disables units", UnitAction.DISABLE, polkit=SD_FILES),
         _unit("DisableUnitFilesWithFlagsAndInstallInfo", C, "disables units", UnitAction.DISABLE, polkit=SD_FILES),
-        _unit("ReenableUnitFiles", C, "re-enables units", UnitAction.CHANGE, polkit=SD_FILES),
+        _unit("ReenableUnitFiles", C, "re-enables units", UnitAction.CHANGE, polkit=SD_FILES, links_files=True),
         _unit("RevertUnitFiles", C, "drops local changes to units", UnitAction.CHANGE, polkit=SD_FILES),
-        _unit("PresetUnitFiles", C, "applies presets to units", UnitAction.CHANGE, polkit=SD_FILES),
-        _unit("PresetUnitFilesWithMode", C, "applies presets to units", UnitAction.CHANGE, polkit=SD_FILES),
-        _unit("UnmaskUnitFiles", C, "unmasks units", UnitAction.START, polkit=SD_FILES),
-        _unit("AddDependencyUnitFiles", C, "adds unit dependencies", UnitAction.CHANGE, polkit=SD_FILES),
-        # The new default is a unit too: making reboot.target the default is a boot loop (see _dangerous_targets).
-        _unit("SetDefaultTarget", C, "changes the default boot target", UnitAction.CHANGE, polkit=SD_FILES),
+        *(
+            _unit(member, C, "applies presets to units", UnitAction.CHANGE, polkit=SD_FILES, links_files=True)
+            for member in ("PresetUnitFiles", "PresetUnitFilesWithMode")
+        ),
+        _unit("UnmaskUnitFiles", C, "unmasks units", UnitAction.START, polkit=SD_FILES, effect=Effect.NONE),
+        # AddDependencyUnitFiles(files, target, type, …) rewrites the target too: it gains a dependency on files.
+        Entry(
+            "AddDependencyUnitFiles",
+            C,
+            "adds unit dependencies",
+            unit_action=UnitAction.CHANGE,
+            unit_args=(0, 1),
+            polkit_action=SD_FILES,
+            links_files=True,
+        ),
+        # The new default is started at every boot: what that would start is judged (Effect.BOOT).
+        _unit(
+            "SetDefaultTarget",
+            C,
+            "changes the default boot target",
+            UnitAction.CHANGE,
+            polkit=SD_FILES,
+            effect=Effect.BOOT,
+        ),
         Entry(
             "Reload",
             C,
@@ -222,11 +337,19 @@ CATALOG: dict[str, list[Entry]] = {
         Entry(
             "Reexecute", C, "re-executes the service manager", polkit_action="org.freedesktop.systemd1.reload-daemon"
         ),
+        Entry("SetShowStatus", C, "turns the manager's boot-status messages on or off", polkit_action=SD_UNITS),
+        Entry("SetExitCode", C, "sets the code a user manager exits with when it ends"),
         *_entries(C, "changes jobs or unit references", ["CancelJob", "ClearJobs", "RefUnit", "UnrefUnit"]),
         _unit("AbandonScope", C, "abandons a scope unit", UnitAction.CHANGE, polkit=None),
         # EnqueueUnitJob(name, job_type, job_mode) can be any job, so what it does to the unit depends on job_type.
         Entry(
-            "EnqueueUnitJob", C, "queues a job for a unit", unit_arg=0, job_arg=1, mode_arg=2, polkit_action=SD_UNITS
+            "EnqueueUnitJob",
+            C,
+            "queues a job for a unit",
+            unit_args=(0,),
+            job_arg=1,
+            mode_arg=2,
+            polkit_action=SD_UNITS,
         ),
         # Moving a protected service's processes into another unit lets stopping that unit kill them.
         _unit("AttachProcessesToUnit", D, "moves arbitrary processes into a unit", UnitAction.CHANGE),
@@ -259,31 +382,29 @@ CATALOG: dict[str, list[Entry]] = {
             polkit_action=SD_UNITS,
         ),
         Entry("Freeze", C, "freezes this unit", unit_action=UnitAction.FREEZE, polkit_action=SD_UNITS),
-        Entry("Thaw", C, "thaws this unit", unit_action=UnitAction.START, polkit_action=SD_UNITS),
+        Entry("Thaw", C, "thaws this unit", unit_action=UnitAction.START, polkit_action=SD_UNITS, effect=Effect.NONE),
         Entry(
             "ResetFailed", C, "clears this unit's failed state", unit_action=UnitAction.RESET, polkit_action=SD_UNITS
         ),
         Entry("Clean", C, "removes this unit's state", unit_action=UnitAction.CHANGE, polkit_action=SD_UNITS),
         *_entries(C, "changes this unit's references", ["Ref", "Unref"]),
         Entry(
-            "SetProperties", D, "rewrites this unit's properties", unit_action=UnitAction.CHANGE, polkit_action=SD_UNITS
-        ),
-        *_entries(
+            "SetProperties",
             D,
-            "mounts into this unit's namespace",
-            ["BindMount", "MountImage"],
+            "rewrites this unit's properties",
             unit_action=UnitAction.CHANGE,
             polkit_action=SD_UNITS,
+            secrets=(SecretArg(1, SecretKind.UNIT_PROPERTIES),),
         ),
     ],
-    "org.freedesktop.systemd1.Service": [
-        Entry("GetProcesses", R, "lists the unit's processes"),
-        Entry("AttachProcesses", D, "moves arbitrary processes into the unit", unit_action=UnitAction.CHANGE),
-    ],
+    # The unit types with processes share these members: twins of the Manager's *Unit members, on the unit's object.
+    **{
+        f"org.freedesktop.systemd1.{unit_type}": _processes(mounts=unit_type == "Service")
+        for unit_type in ("Service", "Socket", "Slice", "Mount", "Swap")
+    },
     "org.freedesktop.systemd1.Scope": [
-        Entry("GetProcesses", R, "lists the unit's processes"),
+        *_processes(mounts=False),
         Entry("Abandon", C, "abandons the scope", unit_action=UnitAction.CHANGE),
-        Entry("AttachProcesses", D, "moves arbitrary processes into the unit", unit_action=UnitAction.CHANGE),
     ],
     "org.freedesktop.systemd1.Job": [
         *_entries(R, "reads job relations", ["GetAfter", "GetBefore"]),
@@ -356,9 +477,20 @@ CATALOG: dict[str, list[Entry]] = {
         Entry("CancelScheduledShutdown", C, "cancels a scheduled shutdown"),
     ],
     "org.freedesktop.login1.Session": [
-        *_entries(D, "ends the session or kills its processes", ["Terminate", "Kill", "TakeControl", "TakeDevice"]),
+        *_entries(D, "ends the session or kills its processes", ["Terminate", "Kill"]),
+        # Taking control of a session hands its devices (keyboard, display) to the caller.
+        *_entries(
+            D,
+            "takes or gives up control of the session's devices",
+            ["TakeControl", "ReleaseControl", "TakeDevice", "ReleaseDevice", "PauseDeviceComplete"],
+        ),
         *_entries(
             C, "locks, unlocks or activates the session", ["Lock", "Unlock", "Activate", "SetIdleHint", "SetLockedHint"]
+        ),
+        *_entries(
+            C,
+            "changes the session's type, display, terminal or brightness",
+            ["SetType", "SetDisplay", "SetTTY", "SetClass", "SetBrightness"],
         ),
     ],
     "org.freedesktop.login1.User": [Entry("*", D, "ends the user's sessions or kills their processes")],
@@ -435,6 +567,12 @@ CATALOG: dict[str, list[Entry]] = {
         Entry("SetProxy", D, "changes the package download proxy"),
         Entry("SuggestDaemonQuit", C, "asks PackageKit to exit"),
     ],
+    "org.freedesktop.PackageKit.Offline": [
+        Entry("GetPrepared", R, "lists the packages prepared for an offline update"),
+        # The prepared update is installed at the next boot, and Trigger's action reboots (or powers off) for it.
+        *_entries(D, "reboots the machine into an offline update or upgrade", ["Trigger", "TriggerUpgrade"]),
+        *_entries(C, "cancels or clears a prepared offline update", ["Cancel", "ClearResults"]),
+    ],
     "org.freedesktop.PackageKit.Transaction": [
         *_entries(
             R,
@@ -489,6 +627,55 @@ CATALOG: dict[str, list[Entry]] = {
             polkit_action="org.freedesktop.packagekit.system-sources-configure",
         ),
     ],
+    "org.freedesktop.NetworkManager": [
+        *_entries(R, "reads network devices and connections", ["Get*", "CheckConnectivity", "state"]),
+        # Cutting a host's network cuts fleetbus (and SSH) off it.
+        *_entries(
+            D,
+            "changes or cuts the host's network",
+            [
+                "ActivateConnection",
+                "AddAndActivateConnection",
+                "AddAndActivateConnection2",
+                "DeactivateConnection",
+                "Enable",
+                "Sleep",
+                "Reload",
+                "SetLogging",
+                "Checkpoint*",
+            ],
+            secrets=(SecretArg(0, SecretKind.CONNECTION_SETTINGS),),
+        ),
+    ],
+    "org.freedesktop.NetworkManager.Settings": [
+        *_entries(R, "lists saved connections", ["ListConnections", "GetConnectionByUuid"]),
+        *_entries(
+            D,
+            "adds or reloads network connections",
+            ["AddConnection", "AddConnectionUnsaved", "AddConnection2", "LoadConnections", "ReloadConnections"],
+            secrets=(SecretArg(0, SecretKind.CONNECTION_SETTINGS),),
+        ),
+        Entry("SaveHostname", C, "saves the host name"),
+    ],
+    "org.freedesktop.NetworkManager.Settings.Connection": [
+        Entry("GetSettings", R, "reads a connection's settings (without secrets)"),
+        Entry("GetSecrets", S, "reveals a connection's secrets"),
+        *_entries(
+            D,
+            "rewrites, deletes or clears a network connection",
+            ["Update", "UpdateUnsaved", "Update2", "Delete", "Save", "ClearSecrets"],
+            secrets=(SecretArg(0, SecretKind.CONNECTION_SETTINGS),),
+        ),
+    ],
+    "org.freedesktop.NetworkManager.Device": [
+        *_entries(R, "reads a network device", ["GetAppliedConnection"]),
+        *_entries(
+            D,
+            "reconfigures or disconnects a network device",
+            ["Reapply", "Disconnect", "Delete"],
+            secrets=(SecretArg(0, SecretKind.CONNECTION_SETTINGS),),
+        ),
+    ],
     "org.freedesktop.machine1.Manager": [
         *_entries(R, "reads machines and images", ["Get*", "List*"]),
         *_entries(D, "runs commands in, changes or ends machines", ["*"]),
@@ -528,8 +715,19 @@ DANGEROUS_TARGETS = (
     "systemd-kexec.service",
     "systemd-suspend.service",
     "systemd-hibernate.service",
+    "systemd-hybrid-sleep.service",
+    "systemd-suspend-then-hibernate.service",
+    "systemd-soft-reboot.service",
+    "systemd-exit.service",
+    "runlevel0.target",
+    "runlevel1.target",
+    "runlevel6.target",
+    "umount.target",
+    "system-update.target",
 )
-"""Starting one of these powers off, reboots, suspends or drops the machine to a rescue shell."""
+"""Starting one of these powers off, reboots, suspends, ends the manager or drops the machine to a rescue shell.
+Judged by name where systemd cannot be asked (a unit file not loaded); on a live manager the guard also follows
+what a start pulls in (guard/effects.py), so an alias or a unit that requires one of these counts too."""
 
 DEFAULT_PROTECTED_UNITS = (
     "dbus.service",
@@ -552,12 +750,49 @@ DEFAULT_PROTECTED_UNITS = (
     "fleetbus.service",
     "fleetbus.socket",
     "fleetbus@*.service",
+    # What keeps the host reachable: its network, and the slices and scope everything runs in.
+    "systemd-networkd.service",
+    "systemd-networkd.socket",
+    "dbus-org.freedesktop.network1.service",
+    "NetworkManager.service",
+    "dbus-org.freedesktop.NetworkManager.service",
+    "networking.service",
     "init.scope",
     "-.slice",
     "system.slice",
+    "user.slice",
     "-.mount",
 )
 """Stopping, restarting, disabling, masking, freezing or killing these can cut off the machine or fleetbus."""
+
+
+@dataclass(frozen=True)
+class PropertyEntry:
+    """Knowledge about writing one property (or a glob of them) of one interface."""
+
+    name: str
+    risk: Risk
+    reason: str
+
+
+PROPERTIES: dict[str, list[PropertyEntry]] = {
+    "org.freedesktop.systemd1.Manager": [
+        # A watchdog the hardware is not fed for reboots the machine; LogTarget=null silences the manager.
+        PropertyEntry("*Watchdog*", D, "changes the hardware or service watchdogs, which reboot the machine"),
+        PropertyEntry("Log*", D, "changes or silences the service manager's logging"),
+    ],
+    "org.freedesktop.LogControl1": [PropertyEntry("*", D, "changes or silences a service's logging")],
+    "org.freedesktop.login1.Manager": [
+        PropertyEntry("*WallMessage*", C, "changes the message users see before a shutdown")
+    ],
+}
+"""Writable properties of the catalog's services. Properties.Set of one not listed here is dangerous on the system
+bus and routine on a session bus."""
+
+
+def lookup_property(interface: str, name: str) -> PropertyEntry | None:
+    return next((e for e in PROPERTIES.get(interface, ()) if fnmatch.fnmatchcase(name, e.name)), None)
+
 
 CALLER_UNIT = "self"
 """The unit of whoever makes the call: systemd reads an empty unit name, and the object path
@@ -582,7 +817,7 @@ JOB_ACTIONS = {
 """systemd job types and what they do to a unit; a type not listed counts as a disruptive change."""
 
 
-def _lookup(interface: str, member: str) -> Entry | None:
+def lookup(interface: str, member: str) -> Entry | None:
     entries = CATALOG.get(interface, ())
     exact = next((e for e in entries if e.member == member), None)
     if exact is not None:
@@ -604,206 +839,3 @@ def unit_name_from_path(path: str) -> str:
         out.append(encoded[index])
         index += 1
     return "".join(out)
-
-
-def _unit_action(entry: Entry, operation: Operation) -> UnitAction | None:
-    if entry.job_arg is None:
-        return entry.unit_action
-    job = operation.args[entry.job_arg] if entry.job_arg < len(operation.args) else None
-    return JOB_ACTIONS.get(job, UnitAction.CHANGE) if isinstance(job, str) else UnitAction.CHANGE
-
-
-def _units_named(entry: Entry, operation: Operation, action: UnitAction | None) -> tuple[str, ...]:
-    if action is None:
-        return ()
-    if entry.unit_arg is None:
-        if operation.path.startswith(UNIT_PATH_PREFIX):
-            return (unit_name_from_path(operation.path),)
-        return ()
-    if entry.unit_arg >= len(operation.args):
-        return ()
-    value = operation.args[entry.unit_arg]
-    if isinstance(value, str):
-        names: tuple[str, ...] = (value,)
-    elif isinstance(value, list):
-        names = tuple(v for v in value if isinstance(v, str))
-    else:
-        names = ()
-    # An empty name is the caller's own unit to systemd.
-    return tuple(CALLER_UNIT if name == "" else name for name in names)
-
-
-def _classify_entry(entry: Entry, operation: Operation, source: str) -> Classification:
-    action = _unit_action(entry, operation)
-    base = Classification(
-        entry.risk, entry.reason, source, _units_named(entry, operation, action), action, entry.polkit_action
-    )
-    return _dangerous_targets(base, entry, operation)
-
-
-@dataclass(frozen=True)
-class LocalKnowledge:
-    """What an operator tells fleetbus about services the built-in catalog does not know (`[[classify]]` in a
-    policy file). It fills gaps only: a member the catalog knows keeps its built-in classification."""
-
-    interface: tuple[str, ...]
-    member: tuple[str, ...]
-    risk: Risk
-    reason: str
-    origin: str
-    destination: tuple[str, ...] | None = None
-
-    def matches(self, operation: Operation) -> bool:
-        return (
-            any(fnmatch.fnmatchcase(operation.interface, p) for p in self.interface)
-            and any(fnmatch.fnmatchcase(operation.member, p) for p in self.member)
-            and (
-                self.destination is None or any(fnmatch.fnmatchcase(operation.destination, p) for p in self.destination)
-            )
-        )
-
-
-def classify(
-    operation: Operation, hints: Hints | None = None, knowledge: Sequence[LocalKnowledge] = ()
-) -> Classification:
-    """What `operation` would do, from the catalog, then the operator's knowledge for what the catalog does not
-    cover, and (only to make it stricter) introspection hints."""
-    if operation.kind in READ_KINDS:
-        return Classification(Risk.READ, READ_KINDS[operation.kind], f"kind:{operation.kind}")
-    if operation.kind != DBUS_CALL:
-        return Classification(Risk.UNKNOWN, f"operation kind {operation.kind!r} is not in the catalog", "unclassified")
-    if operation.interface == "org.freedesktop.DBus.Properties" and operation.member == "Set":
-        base = _property_set(operation)
-    elif operation.interface == "org.freedesktop.DBus.Properties" and operation.member not in ("Get", "GetAll"):
-        base = Classification(Risk.UNKNOWN, f"Properties.{operation.member} is not a standard member", "unclassified")
-    elif operation.interface == "org.freedesktop.DBus" and operation.member == "AddMatch":
-        base = _add_match(operation)
-    elif not operation.interface:
-        base = _without_interface(operation)
-    else:
-        entry = _lookup(operation.interface, operation.member)
-        local = next((k for k in knowledge if k.matches(operation)), None) if entry is None else None
-        if local is not None:
-            base = Classification(local.risk, local.reason, f"classify:{local.origin}")
-        elif entry is None:
-            base = Classification(
-                Risk.UNKNOWN, f"{operation.interface}.{operation.member} is not in the catalog", "unclassified"
-            )
-        else:
-            base = _classify_entry(entry, operation, f"catalog:{operation.interface}")
-    return _apply_hints(base, hints)
-
-
-READ_KINDS = {
-    DBUS_WATCH: "watches signals",
-    AUDIT_QUERY: "reads fleetbus's own audit log",
-    # The journal executor accepts only query options (never --rotate, --vacuum-*, --flush…), so this holds.
-    JOURNAL_QUERY: "reads the journal",
-    HOST_METRICS: "reads resource figures (load, memory, disks, processes, sockets)",
-}
-"""Operation kinds other than method calls that only read."""
-
-
-def _without_interface(operation: Operation) -> Classification:
-    """A call without an interface reaches whichever interface of the object has the member, so it is judged as
-    the strictest catalog entry of that name (never below unknown): leaving the interface out must not turn
-    `GetSecrets` into a mere unknown or slip `StopUnit` past unit protection."""
-    candidates = [
-        _classify_entry(entry, operation, f"catalog:{interface}")
-        for interface, entries in CATALOG.items()
-        for entry in entries
-        if entry.member == operation.member
-    ]
-    floor = Classification(
-        Risk.UNKNOWN,
-        f"{operation.member} is called without an interface, so what it reaches is unknown",
-        "unclassified",
-    )
-    strictest = max(candidates, key=lambda c: c.risk, default=floor)
-    with_units = next((c for c in candidates if c.unit_action is not None and c.unit_action.disruptive), None)
-    with_units = with_units or next((c for c in candidates if c.unit_action is not None), None)
-    return Classification(
-        max(strictest.risk, Risk.UNKNOWN),
-        (
-            f"{operation.member} is called without an interface; the strictest member of that name {strictest.reason}"
-            if candidates
-            else floor.reason
-        ),
-        f"{strictest.source}?no-interface" if candidates else floor.source,
-        with_units.units if with_units else (),
-        with_units.unit_action if with_units else None,
-        strictest.polkit_action,
-    )
-
-
-def _add_match(operation: Operation) -> Classification:
-    rule = operation.args[0] if operation.args and isinstance(operation.args[0], str) else ""
-    # eavesdrop=true asks the bus to copy fleetbus every message between other peers, secrets included.
-    if "eavesdrop" in rule:
-        return Classification(
-            Risk.DANGEROUS, "an eavesdropping match rule sees other peers' traffic", "catalog:AddMatch"
-        )
-    return Classification(Risk.READ, "subscribes to signals", "catalog:org.freedesktop.DBus")
-
-
-def _property_set(operation: Operation) -> Classification:
-    name = ".".join(str(a) for a in operation.args[:2]) if len(operation.args) >= 2 else "a property"
-    if operation.bus == "system":
-        return Classification(Risk.DANGEROUS, f"writes {name} on the system bus", "catalog:Properties.Set")
-    return Classification(Risk.ROUTINE, f"writes {name} on the session bus", "catalog:Properties.Set")
-
-
-def _dangerous_targets(base: Classification, entry: Entry, operation: Operation) -> Classification:
-    """Starting (or restarting, or making the default) a shutdown-like target, or any `isolate` job, is dangerous."""
-    if base.unit_action not in (UnitAction.START, UnitAction.RESTART) and entry.member != "SetDefaultTarget":
-        return base
-    hits = [u for u in base.units if u.rsplit("/", 1)[-1] in DANGEROUS_TARGETS]
-    mode = (
-        operation.args[entry.mode_arg] if entry.mode_arg is not None and entry.mode_arg < len(operation.args) else None
-    )
-    isolate = mode == "isolate"
-    if not hits and not isolate:
-        return base
-    why = (
-        f"{'making' if entry.member == 'SetDefaultTarget' else 'starting'} {', '.join(hits)} powers off, reboots "
-        "or rescues the machine"
-        if hits
-        else "mode 'isolate' stops every unit the target does not need"
-    )
-    return Classification(Risk.DANGEROUS, why, base.source, base.units, base.unit_action, base.polkit_action)
-
-
-def _apply_hints(base: Classification, hints: Hints | None) -> Classification:
-    if hints is None:
-        return base
-    raised = base.risk
-    notes: list[str] = []
-    if hints.privileged and raised < Risk.ROUTINE:
-        raised, notes = Risk.ROUTINE, [*notes, "introspection marks it privileged"]
-    if hints.no_reply and raised < Risk.ROUTINE:
-        raised, notes = Risk.ROUTINE, [*notes, "introspection marks it no-reply, which a read never is"]
-    if raised == base.risk:
-        return base
-    return Classification(
-        raised,
-        f"{base.reason}; {'; '.join(notes)}",
-        f"{base.source}+hints",
-        base.units,
-        base.unit_action,
-        base.polkit_action,
-    )
-
-
-def protected_hits(classification: Classification, protected: Sequence[str]) -> list[str]:
-    """Protected units the operation would stop, restart, disable, mask, freeze, kill or rewrite.
-
-    A unit given as a file path (LinkUnitFiles, EnableUnitFiles accept those) is judged by its file name, and
-    the caller's own unit is always protected.
-    """
-    if classification.unit_action is None or not classification.unit_action.disruptive:
-        return []
-    return [
-        unit
-        for unit in classification.units
-        if unit == CALLER_UNIT or any(fnmatch.fnmatchcase(unit.rsplit("/", 1)[-1], p) for p in protected)
-    ]
