@@ -158,13 +158,15 @@ class AuditLog:
     def _discard_partial_tail(self) -> list[str]:
         current = self.directory / CURRENT
         try:
-            data = current.read_bytes()
+            with open(current, "rb") as handle:
+                cut = _end_of_last_line(handle)
+                size = handle.seek(0, os.SEEK_END)
+                if cut == size:
+                    return []
+                handle.seek(cut)
+                tail = handle.read()
         except FileNotFoundError:
             return []
-        cut = data.rfind(b"\n") + 1
-        if cut == len(data):
-            return []
-        tail = data[cut:]
         os.truncate(current, cut)
         return [
             f"discarded {len(tail)} bytes (sha256 {hashlib.sha256(tail).hexdigest()}) of an incomplete record at "
@@ -265,8 +267,9 @@ class AuditLog:
     def _rotate(self) -> None:
         current = self.directory / CURRENT
         try:
-            first = next(iter_file(current, tolerate_partial=True), None)
-            start = int(first[1]["seq"]) if first else self._seq + 1
+            with open(current, "rb") as handle:
+                first = handle.readline()  # only the first record names the file: never read all 64 MiB
+            start = int(json.loads(first)["seq"]) if first.endswith(b"\n") else self._seq + 1
         except (ValueError, KeyError, TypeError):
             start = self._seq
         target = self.directory / f"audit-{start:012d}.log"
@@ -341,18 +344,64 @@ def read_head(directory: Path) -> tuple[int, str] | None:
 
 
 def _last_record_and(directory: Path, seq: int | None) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
-    """The last record on disk and the record numbered `seq`, reading files newest first and stopping early."""
+    """The last record on disk and the record numbered `seq`, reading files newest first and each from its end,
+    stopping early: opening (and catching up with another writer) costs the last records, not the whole log."""
     last: dict[str, Any] | None = None
     for path in reversed(log_files(directory)):
-        records = [record for _, record in iter_file(path, tolerate_partial=True)]
-        if last is None and records:
-            last = records[-1]
-        for record in reversed(records):
-            if seq is None or record.get("seq") == seq:
-                return last, (record if seq is not None else None)
-            if isinstance(record.get("seq"), int) and record["seq"] < seq:
-                return last, None
+        with open(path, "rb") as handle:
+            for offset, raw in _lines_from_end(handle):
+                if not raw.strip():
+                    continue
+                try:
+                    record = _parse(path, 0, raw)
+                except ValueError:
+                    # Name the line as a forward reader would: count the lines before it (only on this rare path).
+                    handle.seek(0)
+                    number = handle.read(offset).count(b"\n") + 1
+                    raise ValueError(str(_parse_error(path, number, raw))) from None
+                if last is None:
+                    last = record
+                if seq is None or record.get("seq") == seq:
+                    return last, (record if seq is not None else None)
+                if isinstance(record.get("seq"), int) and record["seq"] < seq:
+                    return last, None
     return last, None
+
+
+TAIL_CHUNK = 64 * 1024
+
+
+def _end_of_last_line(handle: BinaryIO) -> int:
+    """The offset just after the last newline (0 when there is none): what follows is a record a crash cut."""
+    position = handle.seek(0, os.SEEK_END)
+    while position > 0:
+        size = min(TAIL_CHUNK, position)
+        position -= size
+        handle.seek(position)
+        cut = handle.read(size).rfind(b"\n")
+        if cut >= 0:
+            return position + cut + 1
+    return 0
+
+
+def _lines_from_end(handle: BinaryIO) -> Iterator[tuple[int, bytes]]:
+    """(offset, line) for each complete line, last first, reading backwards in chunks; the unterminated tail a cut
+    leaves is skipped, as forward readers skip it."""
+    end = _end_of_last_line(handle)
+    position, buffer = end, b""
+    while position > 0:
+        size = min(TAIL_CHUNK, position)
+        position -= size
+        handle.seek(position)
+        buffer = handle.read(size) + buffer
+        # buffer ends with a newline; the bytes before its first newline may begin in an earlier chunk.
+        start = 0 if position == 0 else buffer.find(b"\n") + 1
+        lines = buffer[start:].split(b"\n")[:-1]
+        offset = position + len(buffer)
+        for line in reversed(lines):
+            offset -= len(line) + 1
+            yield offset, line
+        buffer = buffer[:start]
 
 
 def _fsync_dir(directory: Path) -> None:
@@ -454,11 +503,19 @@ def _split_lines(path: Path, handle: BinaryIO | None = None) -> tuple[list[tuple
 def _parse(path: Path, number: int, raw: bytes) -> dict[str, Any]:
     try:
         record = json.loads(raw)
-    except ValueError as exc:
-        raise ValueError(f"{path.name} line {number} is not a JSON record ({exc})") from None
+    except ValueError:
+        raise _parse_error(path, number, raw) from None
     if not isinstance(record, dict):
-        raise ValueError(f"{path.name} line {number} is not a JSON object")
+        raise _parse_error(path, number, raw)
     return record
+
+
+def _parse_error(path: Path, number: int, raw: bytes) -> ValueError:
+    try:
+        json.loads(raw)
+    except ValueError as exc:
+        return ValueError(f"{path.name} line {number} is not a JSON record ({exc})")
+    return ValueError(f"{path.name} line {number} is not a JSON object")
 
 
 def iter_file(

@@ -25,7 +25,6 @@ from fleetbus.server.app import build_server
 from fleetbus.server.auth import (
     PEER_EXTENSION,
     Identify,
-    IssuedTokens,
     StoredTokens,
     TokenError,
     TokenRecord,
@@ -71,7 +70,11 @@ def http_auth(
             f"HTTP needs bearer tokens and {settings.tokens_path} has none: mint one with "
             "`fleetbus token mint --name NAME --scopes read`, or pass --insecure-no-auth on a loopback address"
         )
-    issued = IssuedTokens(settings.jwt, f"http://{url_host}{MCP_PATH}") if settings.jwt is not None else None
+    issued = None
+    if settings.jwt is not None:
+        from fleetbus.server.issuer import IssuedTokens  # noqa: PLC0415 — PyJWT, cryptography: only if asked
+
+        issued = IssuedTokens(settings.jwt, f"http://{url_host}{MCP_PATH}")
     return identify_token(), Verifiers(StoredTokens(store), issued)
 
 

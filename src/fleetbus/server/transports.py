@@ -21,7 +21,6 @@ from fleetbus.guard.scopes import ScopeError
 from fleetbus.runtime import Runtime
 from fleetbus.server import systemd
 from fleetbus.server.auth import PeerScopes, identify_peer
-from fleetbus.server.http import http_auth, serve_http
 from fleetbus.server.sockets import (
     StartError,
     bind_tcp,
@@ -82,19 +81,25 @@ async def serve(settings: Settings, options: ServeOptions) -> None:
     passed = systemd.listen_fds()
     if passed:
         await _serve_passed(settings, options, passed)
-    elif options.transport == "http":
+        return
+    if options.transport == "stdio":
+        await serve_stdio(Runtime.build(settings), settings)
+        return
+    # The HTTP transport is imported only when it serves: stdio (what most clients start) never loads uvicorn's
+    # protocol, h11 or the token machinery, and starts faster and smaller for it.
+    from fleetbus.server import http  # noqa: PLC0415
+
+    if options.transport == "http":
         host, port = parse_listen(options.listen)
         # Authentication is settled before anything listens: a refused start never opens a port.
         public = url_host(host, port)
-        identify, verifier = http_auth(settings, options.insecure_no_auth, is_loopback(host), public)
-        await serve_http(settings, [bind_tcp(host, port)], identify, verifier, public)
-    elif options.transport == "unix":
-        path = options.socket_path or default_socket_path()
-        peers = _peer_scopes(settings)
-        with bound_unix_socket(path, settings.socket_group) as sock:
-            await serve_http(settings, [sock], identify_peer(peers), None, "localhost", unix=True)
-    else:
-        await serve_stdio(Runtime.build(settings), settings)
+        identify, verifier = http.http_auth(settings, options.insecure_no_auth, is_loopback(host), public)
+        await http.serve_http(settings, [bind_tcp(host, port)], identify, verifier, public)
+        return
+    path = options.socket_path or default_socket_path()
+    peers = _peer_scopes(settings)
+    with bound_unix_socket(path, settings.socket_group) as sock:
+        await http.serve_http(settings, [sock], identify_peer(peers), None, "localhost", unix=True)
 
 
 async def _serve_passed(settings: Settings, options: ServeOptions, passed: list[systemd.PassedSocket]) -> None:
@@ -105,17 +110,19 @@ async def _serve_passed(settings: Settings, options: ServeOptions, passed: list[
             raise StartError(f"socket activation passed {len(passed)} sockets with Accept=yes; expected one")
         await serve_connection(settings, connections[0].sock, _peer_scopes(settings))
         return
+    from fleetbus.server import http  # noqa: PLC0415 — only now, as in serve()
+
     families = {p.sock.family for p in passed}
     if families == {socket.AF_UNIX}:
         identify = identify_peer(_peer_scopes(settings))
-        await serve_http(settings, [p.sock for p in passed], identify, None, "localhost", unix=True)
+        await http.serve_http(settings, [p.sock for p in passed], identify, None, "localhost", unix=True)
         return
     if families <= {socket.AF_INET, socket.AF_INET6}:
         addresses = [p.sock.getsockname() for p in passed]
         loopback = all(is_loopback(str(address[0])) for address in addresses)
         public = url_host(str(addresses[0][0]), addresses[0][1])
-        identify, verifier = http_auth(settings, options.insecure_no_auth, loopback, public)
-        await serve_http(settings, [p.sock for p in passed], identify, verifier, public)
+        identify, verifier = http.http_auth(settings, options.insecure_no_auth, loopback, public)
+        await http.serve_http(settings, [p.sock for p in passed], identify, verifier, public)
         return
     raise StartError(
         "socket activation passed both unix and TCP sockets; give fleetbus.socket one kind (unix sockets identify "
