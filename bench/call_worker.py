@@ -1,6 +1,7 @@
 """One MCP client in a process of its own, for bench_call_overhead.py: it connects to every server it is given (over
 stdio, with the SDK's `ClientSession`, whose API the 1.x and 2.x SDKs share), says "ready", then for each "go" line
-on stdin makes `calls` timed calls to each server in turn and prints one JSON line {server: [seconds…]}.
+on stdin makes `calls` timed calls to each server, one server after the other, and prints one JSON line
+{server: [seconds…]}.
 
 It runs under this project's venv (the 2.x client) or bench/.venv-mcp1 (the 1.x client), so it imports nothing of
 fleetbus. Run by bench_call_overhead.py: python bench/call_worker.py CONFIG_JSON
@@ -42,10 +43,11 @@ async def main(config: dict[str, Any]) -> None:
                 await call(name)
         print("ready", flush=True)
         while await asyncio.to_thread(sys.stdin.readline):
-            samples: dict[str, list[float]] = {}
-            for name in sessions:
-                taken = samples[name] = []
-                for _ in range(config["calls"]):
+            samples: dict[str, list[float]] = {name: [] for name in sessions}
+            # One call to each server in turn: every server's samples are taken under the same load, however
+            # the machine's load drifts during the round.
+            for _ in range(config["calls"]):
+                for name, taken in samples.items():
                     started = time.perf_counter()
                     await call(name)
                     taken.append(time.perf_counter() - started)

@@ -16,8 +16,6 @@ import hashlib
 import json
 import os
 import re
-import socket
-import struct
 import time
 from collections import deque
 from collections.abc import Iterator, Mapping
@@ -26,24 +24,38 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, BinaryIO
 
+from fleetbus.guard.journald import JournalMirror, audit_datagram
+
 GENESIS = "0" * 64
 CURRENT = "audit.log"
 HEAD = "audit.head"
 ROTATED = re.compile(r"^audit-(\d{12})\.log$")
-MESSAGE_ID = "6b1c0f8e3d2a4e7fb0c5d9a1e2f3a4b5"
-"""journald MESSAGE_ID of every fleetbus audit record: `journalctl MESSAGE_ID=6b1c0f8e…` finds them all."""
 JOURNAL_SOCKET = Path("/run/systemd/journal/socket")
 SECRET_KEY = re.compile(r"pass|secret|token|key|cred|auth|cookie|private", re.IGNORECASE)
 MAX_ARG_CHARS = 256
 MAX_ARG_ITEMS = 64
 
 
+_encode = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode
+
+
 def canonical(record: Mapping[str, Any]) -> bytes:
-    return json.dumps(record, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+    return _encode(record).encode()
 
 
 def record_hash(record: Mapping[str, Any]) -> str:
     return hashlib.sha256(canonical({k: v for k, v in record.items() if k != "hash"})).hexdigest()
+
+
+def seal(record: Mapping[str, Any]) -> tuple[str, bytes]:
+    """`record_hash(record)` and the canonical JSON of the record with that hash, encoding its content once (the
+    writer's hot path): with sorted keys, `hash` sits between the keys that sort before it and those after."""
+    before = _encode({k: v for k, v in record.items() if k < "hash"})[:-1]  # "{…" — or "{" when none
+    after = _encode({k: v for k, v in record.items() if k > "hash"})[1:]  # "…}" — or "}" when none
+    opened, closes = len(before) > 1, len(after) > 1
+    digest = hashlib.sha256((before + ("," if opened and closes else "") + after).encode()).hexdigest()
+    line = before + ("," if opened else "") + f'"hash":"{digest}"' + ("," if closes else "") + after
+    return digest, line.encode()
 
 
 def redact(value: Any, key: str = "") -> Any:
@@ -101,6 +113,7 @@ class AuditLog:
         is on disk before `append` returns, and any other record within `sync_within` seconds (group commit:
         a read's record need not cost two disk flushes, a change's record must be there before it runs)."""
         self.directory = directory
+        self._current_path = str(directory / CURRENT)
         self.max_bytes = max_bytes
         self.journal = journal
         self.fsync = fsync
@@ -109,7 +122,7 @@ class AuditLog:
         self._pending = False
         directory.mkdir(parents=True, exist_ok=True, mode=0o700)
         self._lock_fd = os.open(directory / ".lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-        self._journal_socket: socket.socket | None = None
+        self._mirror = JournalMirror(journal) if journal is not None else None
         self._head_fd = os.open(directory / HEAD, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
         with self._locked():
             notes = self._discard_partial_tail()
@@ -117,9 +130,8 @@ class AuditLog:
             self._fd = self._open_current()
             self._known = self._position()
             if notes or resume_notes:
-                self._append_locked(
-                    {"event": "recovered", "client": "fleetbus", "note": "; ".join([*notes, *resume_notes])}
-                )
+                note = {"event": "recovered", "client": "fleetbus", "note": "; ".join([*notes, *resume_notes])}
+                self._append_locked(note, self._known[1])
 
     @contextlib.contextmanager
     def _locked(self) -> Iterator[None]:
@@ -134,21 +146,24 @@ class AuditLog:
         info = os.fstat(self._fd)
         return info.st_ino, info.st_size
 
-    def _catch_up(self) -> None:
-        """Continue from what other writers appended (or rotated) since this one last wrote."""
-        current = self.directory / CURRENT
+    def _catch_up(self) -> int:
+        """Continue from what other writers appended (or rotated) since this one last wrote; the current file's
+        size. One stat tells both: the file at audit.log is still ours (same inode) and how long it is now."""
         try:
-            on_disk = os.stat(current)
+            on_disk = os.stat(self._current_path)
         except FileNotFoundError:
             on_disk = None
-        if on_disk is None or on_disk.st_ino != os.fstat(self._fd).st_ino:
+        if on_disk is None or on_disk.st_ino != self._known[0]:
             old, self._fd = self._fd, self._open_current()
             os.close(old)
-        if self._position() == self._known:
-            return
-        last, _ = _last_record_and(self.directory, None)
-        if last is not None:
-            self._seq, self._prev = int(last["seq"]), str(last["hash"])
+            position = self._position()
+        else:
+            position = (on_disk.st_ino, on_disk.st_size)
+        if position != self._known:
+            last, _ = _last_record_and(self.directory, None)
+            if last is not None:
+                self._seq, self._prev = int(last["seq"]), str(last["hash"])
+        return position[1]
 
     @property
     def seq(self) -> int:
@@ -212,37 +227,42 @@ class AuditLog:
         return os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o600)
 
     def append(self, fields: Mapping[str, Any], *, durable: bool = False) -> dict[str, Any]:
-        with self._locked():
-            self._catch_up()
-            record = self._append_locked(fields)
-            self._known = self._position()
+        fcntl.flock(self._lock_fd, fcntl.LOCK_EX)  # as _locked(), without a generator on every call
+        try:
+            record, line = self._append_locked(fields, self._catch_up())
             self._pending = True
             if self.fsync and (durable or time.monotonic() - self._synced_at >= self.sync_within):
                 self._sync_locked()
-        self._to_journal(record)
+        finally:
+            fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
+        if self._mirror is not None:
+            # A change's copy is in journald before the change runs, as its record is on disk; a read's never
+            # waits for journald.
+            self._mirror.send(record, line[:-1], wait=durable)
         return record
 
-    def _append_locked(self, fields: Mapping[str, Any]) -> dict[str, Any]:
+    def _append_locked(self, fields: Mapping[str, Any], size: int) -> tuple[dict[str, Any], bytes]:
+        """Write one record to the current file, `size` bytes long (we hold the lock: nobody else writes)."""
         clash = RESERVED & set(fields)
         if clash:
             raise AuditError(f"audit fields {sorted(clash)} are set by the audit log itself")
         record: dict[str, Any] = {"seq": self._seq + 1, "time": _now(), **fields, "prev": self._prev}
-        record["hash"] = record_hash(record)
-        line = canonical(record) + b"\n"
-        size = os.fstat(self._fd).st_size
+        record["hash"], sealed = seal(record)
+        line = sealed + b"\n"
         # Never rotate an empty file: its name would be that of the file holding the last record.
         if size and size + len(line) > self.max_bytes:
             self._rotate()
-        self._write_line(line)
+            size = 0
+        self._write_line(line, size)
+        self._known = (self._known[0], size + len(line))
         # The record is in the file now: the chain goes on from it even if fsync or the head fails below,
         # or the next record would repeat its number.
         self._seq, self._prev = record["seq"], record["hash"]
         self._write_head()
-        return record
+        return record, line
 
-    def _write_line(self, line: bytes) -> None:
+    def _write_line(self, line: bytes, size: int) -> None:
         """All of `line` or none of it: a short write (disk full, signal) is rolled back, not left half-written."""
-        size = os.fstat(self._fd).st_size
         try:
             _write_all(self._fd, line)
         except BaseException:
@@ -281,6 +301,7 @@ class AuditLog:
         current.rename(target)
         old, self._fd = self._fd, self._open_current()
         os.close(old)
+        self._known = self._position()
         _fsync_dir(self.directory)
 
     def _write_head(self) -> None:
@@ -290,20 +311,6 @@ class AuditLog:
         if os.pwrite(self._head_fd, data, 0) != len(data):
             raise AuditError(f"short write to {self.directory / HEAD}")
 
-    def _to_journal(self, record: Mapping[str, Any]) -> None:
-        if self.journal is None or not self.journal.exists():
-            return
-        try:
-            if self._journal_socket is None:
-                self._journal_socket = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC)
-            self._journal_socket.sendto(journal_datagram(record), str(self.journal))
-        except OSError:
-            # journald is a mirror: the file is the record of truth, and it was written already.
-            with contextlib.suppress(OSError):
-                if self._journal_socket is not None:
-                    self._journal_socket.close()
-            self._journal_socket = None
-
     def close(self) -> None:
         if self.fsync:
             with contextlib.suppress(OSError):
@@ -311,9 +318,8 @@ class AuditLog:
         for fd in (self._fd, self._head_fd, self._lock_fd):
             with contextlib.suppress(OSError):
                 os.close(fd)
-        if self._journal_socket is not None:
-            self._journal_socket.close()
-            self._journal_socket = None
+        if self._mirror is not None:
+            self._mirror.close()  # journald is a copy: the file above is complete whatever it gets
 
 
 def _write_all(fd: int, data: bytes) -> None:
@@ -413,34 +419,8 @@ def _fsync_dir(directory: Path) -> None:
 
 
 def journal_datagram(record: Mapping[str, Any]) -> bytes:
-    """journald's native protocol: KEY=value lines, or KEY, a 64-bit length and raw bytes for multi-line values."""
-    operation = record.get("operation") or {}
-    target = f"{operation.get('interface', '')}.{operation.get('member', '')}".strip(".") or operation.get("kind", "")
-    fields = {
-        "MESSAGE": f"fleetbus {record.get('event')}: {target} on {record.get('host')} for {record.get('client')}",
-        "MESSAGE_ID": MESSAGE_ID,
-        "PRIORITY": "5" if record.get("event") in ("denied", "failed", "rate-limited", "rejected") else "6",
-        "SYSLOG_IDENTIFIER": "fleetbus",
-        "FLEETBUS_SEQ": str(record.get("seq")),
-        "FLEETBUS_EVENT": str(record.get("event")),
-        "FLEETBUS_CLIENT": str(record.get("client")),
-        "FLEETBUS_HOST": str(record.get("host")),
-        "FLEETBUS_TARGET": target,
-        "FLEETBUS_VERDICT": str((record.get("decision") or {}).get("verdict", "")),
-        "FLEETBUS_RULE": str((record.get("decision") or {}).get("rule", "")),
-        "FLEETBUS_APPROVAL": str(record.get("approval") or ""),
-        "FLEETBUS_HASH": str(record.get("hash")),
-        "FLEETBUS_PREV": str(record.get("prev")),
-        "FLEETBUS_RECORD": canonical(record).decode(),
-    }
-    out = bytearray()
-    for key, value in fields.items():
-        data = value.encode()
-        if b"\n" in data:
-            out += key.encode() + b"\n" + struct.pack("<Q", len(data)) + data + b"\n"
-        else:
-            out += key.encode() + b"=" + data + b"\n"
-    return bytes(out)
+    """A record as the journal entry the mirror sends for it."""
+    return audit_datagram(record, canonical(record))
 
 
 # ---- reading and verifying ----------------------------------------------------------------------

@@ -7,6 +7,7 @@ import fcntl
 import logging
 import os
 import socket
+import stat
 from typing import Any, cast
 
 import anyio
@@ -81,20 +82,21 @@ class _Lines:
             return b""
 
 
-class _SocketWriter:
-    """The write half of a connection, for the SDK's stdio framing (which awaits `write` then `flush`)."""
+class _Writer:
+    """The write half of a non-blocking pipe or socket, for the SDK's stdio framing (which awaits `write` then
+    `flush`). It writes at once and waits only while the client is not reading: the SDK's own stdout writer hands
+    every line to a worker thread twice (write, then flush), two thread hops per answer."""
 
-    def __init__(self, sock: socket.socket) -> None:
-        self.sock = sock
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
 
     async def write(self, text: str) -> None:
         data = memoryview(text.encode())
         while data:
-            await anyio.wait_writable(self.sock)
             try:
-                data = data[self.sock.send(data) :]
+                data = data[os.write(self.fd, data) :]
             except BlockingIOError:
-                continue
+                await anyio.wait_writable(self.fd)
 
     async def flush(self) -> None:
         return None
@@ -104,10 +106,14 @@ async def serve_stdio(runtime: Runtime, settings: Settings | None = None) -> Non
     """MCP over this process's stdin and stdout, as the operator (no scope restriction)."""
     server = build_server(runtime, client="stdio")
     stdin_fd = _divert_stdin()
+    stdout_fd = _divert_stdout()
+    writer = _Writer(stdout_fd) if stdout_fd is not None else None
     try:
-        await _serve_streams(runtime, server, _Lines(stdin_fd), None, settings or runtime.settings, "stdio")
+        await _serve_streams(runtime, server, _Lines(stdin_fd), writer, settings or runtime.settings, "stdio")
     finally:
         os.close(stdin_fd)
+        if stdout_fd is not None:
+            os.close(stdout_fd)
 
 
 def _divert_stdin() -> int:
@@ -117,6 +123,23 @@ def _divert_stdin() -> int:
     null = os.open(os.devnull, os.O_RDONLY)
     os.dup2(null, 0)
     os.close(null)
+    return private
+
+
+def _divert_stdout() -> int | None:
+    """A private, non-blocking copy of fd 1 for the protocol when it is a pipe or a socket (what MCP clients give),
+    and fd 1 itself pointed at stderr, so nothing else (a print, a child process) can write into the protocol
+    stream. Anything else (a terminal, a file) is left to the SDK's writer: making it non-blocking would change it
+    for every other process that shares it."""
+    try:
+        mode = os.fstat(1).st_mode
+    except OSError:
+        return None
+    if not (stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode)):
+        return None
+    private = fcntl.fcntl(1, fcntl.F_DUPFD_CLOEXEC, 3)
+    os.set_blocking(private, False)
+    os.dup2(2, 1)
     return private
 
 
@@ -133,17 +156,12 @@ async def serve_connection(settings: Settings, sock: socket.socket, peers: PeerS
     runtime = Runtime.build(settings)
     server = build_server(runtime, client=caller.client, identify=lambda ctx: caller)
     log.info("serving one connection from %s (pid %d)", caller.client, credentials.pid)
-    await _serve_streams(runtime, server, _Lines(sock.fileno()), _SocketWriter(sock), settings, caller.client)
+    await _serve_streams(runtime, server, _Lines(sock.fileno()), _Writer(sock.fileno()), settings, caller.client)
     sock.close()
 
 
 async def _serve_streams(
-    runtime: Runtime,
-    server: Server[Any],
-    reader: _Lines,
-    writer: _SocketWriter | None,
-    settings: Settings,
-    description: str,
+    runtime: Runtime, server: Server[Any], reader: _Lines, writer: _Writer | None, settings: Settings, description: str
 ) -> None:
     calls = InFlight()
     server.middleware.append(calls)
