@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import logging
 import socket
+import sys
 from collections.abc import Iterator
 from typing import Any, cast
 
@@ -33,6 +34,8 @@ from fleetbus.server.auth import (
     identify_token,
     peer_credentials,
 )
+from fleetbus.server.banner import http_banner, unix_banner
+from fleetbus.server.discovery import BearerChallenge, Discovery
 from fleetbus.server.sockets import MCP_PATH, StartError, describe
 from fleetbus.server.stopping import InFlight, Stop, ready, watchdog
 
@@ -112,15 +115,21 @@ class _Server(uvicorn.Server):
 
 
 def http_app(
-    server: Server[Any], verifier: Verifiers | None, url_host: str, allowed_hosts: list[str], origins: list[str]
+    server: Server[Any],
+    verifier: Verifiers | None,
+    url_host: str,
+    allowed_hosts: list[str],
+    origins: list[str],
+    issuer: str | None = None,
 ) -> ASGIApp:
+    """The SDK's Streamable HTTP app; with tokens, wrapped so a 401 and OAuth discovery say what is true here
+    (server/discovery.py): an external `issuer` is the authorization server, else there is none."""
     base = f"http://{url_host}"
-    auth = (
-        AuthSettings(issuer_url=base, resource_server_url=f"{base}{MCP_PATH}", validate_token_resource=False)  # type: ignore[arg-type]
-        if verifier is not None
-        else None
-    )
-    return server.streamable_http_app(
+    discovery = Discovery(f"{base}{MCP_PATH}", issuer)
+    # resource_server_url=None: the resource metadata (and the challenge) are discovery's, not the SDK's, which
+    # would name this server as its own authorization server.
+    auth = AuthSettings(issuer_url=issuer or base, resource_server_url=None) if verifier is not None else None  # type: ignore[arg-type]
+    app = server.streamable_http_app(
         streamable_http_path=MCP_PATH,
         # Sessions are kept (not stateless, not JSON-only): handshake-era clients need the back-channel for
         # notifications and elicitation.
@@ -131,7 +140,9 @@ def http_app(
         ),
         auth=auth,
         token_verifier=verifier,
+        custom_starlette_routes=discovery.routes() if verifier is not None else None,
     )
+    return BearerChallenge(app, discovery) if verifier is not None else app
 
 
 async def serve_http(
@@ -159,7 +170,8 @@ async def serve_http(
     else:
         hosts = [*LOOPBACK_HOSTS, url_host, *settings.http_allowed_hosts]
         origins = [*LOOPBACK_ORIGINS, f"http://{url_host}", *(f"http://{h}" for h in settings.http_allowed_hosts)]
-    app = http_app(server, verifier, url_host, hosts, origins)
+    issuer = settings.jwt.issuer if verifier is not None and verifier.issued is not None and settings.jwt else None
+    app = http_app(server, verifier, url_host, hosts, origins, issuer)
     config = uvicorn.Config(
         app,
         http=_PeerCredentialsProtocol if unix else "h11",
@@ -182,6 +194,8 @@ async def serve_http(
                 raise StartError(f"HTTP server on {description} stopped while starting")
             async with watchdog():
                 ready(description)
+                banner = _banner(settings, sockets, verifier, url_host, issuer, unix=unix)
+                print(banner, end="", file=sys.stderr, flush=True)
                 waiting = asyncio.create_task(stop.requested.wait())
                 await asyncio.wait({waiting, serving}, return_when=asyncio.FIRST_COMPLETED)
                 waiting.cancel()
@@ -193,3 +207,17 @@ async def serve_http(
             await serving
     finally:
         runtime.close()
+
+
+def _banner(
+    settings: Settings,
+    sockets: list[socket.socket],
+    verifier: Verifiers | None,
+    url_host: str,
+    issuer: str | None,
+    *,
+    unix: bool,
+) -> str:
+    if unix:
+        return unix_banner(settings, [str(sock.getsockname() or "(unnamed)") for sock in sockets])
+    return http_banner(settings, f"http://{url_host}{MCP_PATH}", authenticated=verifier is not None, issuer=issuer)
