@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import hashlib
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
 LOCAL_HOST = "local"
@@ -47,7 +48,10 @@ class Operation:
     # Computed once: an operation is decided, audited and matched against approvals several times.
     @functools.cached_property
     def _canonical(self) -> bytes:
-        return json.dumps(asdict(self), sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+        # The fields by name, as asdict() gives them but without its deep copy (every call is hashed once):
+        # args are JSON values, and a tuple encodes as the list asdict() would make of it.
+        fields = {f.name: getattr(self, f.name) for f in _FIELDS}
+        return json.dumps(fields, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
 
     @functools.cached_property
     def _digest(self) -> str:
@@ -57,3 +61,6 @@ class Operation:
         """Short human form, e.g. `system org.freedesktop.systemd1 /org/freedesktop/systemd1 ….Manager.StartUnit`."""
         target = f"{self.interface}.{self.member}" if self.interface else self.member
         return f"{self.host}:{self.bus} {self.destination} {self.path} {target}".strip()
+
+
+_FIELDS = dataclasses.fields(Operation)

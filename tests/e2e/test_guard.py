@@ -17,7 +17,7 @@ import mcp_types as types
 import pytest
 from mcp.client.context import ClientRequestContext
 
-from fleetbus.guard.audit import MESSAGE_ID
+from fleetbus.guard.journald import MESSAGE_ID
 from fleetbus.sandbox import Sandbox
 from tests.e2e.client import ERAS, call, serve, server_env, text
 

@@ -258,7 +258,7 @@ async def test_the_socket_unit_starts_the_service_on_the_first_connection(manage
 
     # Under systemd, fleetbus logs to journald natively, with structured fields.
     entries = [json.loads(line) for line in manager.journal("SYSLOG_IDENTIFIER=fleetbus", "-o", "json").splitlines()]
-    serving = [e for e in entries if e.get("FLEETBUS_LOGGER") == "fleetbus.server.transports"]
+    serving = [e for e in entries if e.get("FLEETBUS_LOGGER") == "fleetbus.server.stopping"]
     assert any(e["MESSAGE"].startswith("fleetbus serving") and e["PRIORITY"] == "6" for e in serving), entries[-5:]
     assert all("CODE_FILE" in e for e in serving)
 

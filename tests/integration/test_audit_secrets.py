@@ -15,7 +15,7 @@ import pytest
 
 from fleetbus.dbus.errors import BusError
 from fleetbus.gateway import Caller, GatewayError, dbus_call
-from fleetbus.guard.audit import MESSAGE_ID
+from fleetbus.guard.journald import MESSAGE_ID
 from fleetbus.operation import Operation
 from fleetbus.sandbox import Sandbox
 from tests.integration.effects_setup import MANAGER, MANAGER_PATH, SD, fresh, guarded

@@ -17,7 +17,8 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from jwt.algorithms import RSAAlgorithm
 
 from fleetbus.config import JwtSettings
-from fleetbus.server.auth import IssuedTokens, StoredTokens, TokenStore, Verifiers
+from fleetbus.server.auth import StoredTokens, TokenStore, Verifiers
+from fleetbus.server.issuer import IssuedTokens
 
 ISSUER = "https://idp.example"
 AUDIENCE = "http://127.0.0.1:8765/mcp"

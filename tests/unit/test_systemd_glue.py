@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from fleetbus.server import install, systemd
-from fleetbus.server.transports import StartError, is_loopback, parse_listen
+from fleetbus.server.sockets import StartError, is_loopback, parse_listen
 
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy" / "systemd"

@@ -16,8 +16,6 @@ import hashlib
 import json
 import os
 import re
-import socket
-import struct
 import time
 from collections import deque
 from collections.abc import Iterator, Mapping
@@ -26,21 +24,35 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, BinaryIO
 
+from fleetbus.guard.journald import JournalMirror, audit_datagram
+
 GENESIS = "0" * 64
 CURRENT = "audit.log"
 HEAD = "audit.head"
 ROTATED = re.compile(r"^audit-(\d{12})\.log$")
-MESSAGE_ID = "6b1c0f8e3d2a4e7fb0c5d9a1e2f3a4b5"
-"""journald MESSAGE_ID of every fleetbus audit record: `journalctl MESSAGE_ID=6b1c0f8e…` finds them all."""
 JOURNAL_SOCKET = Path("/run/systemd/journal/socket")
 
 
+_encode = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode
+
+
 def canonical(record: Mapping[str, Any]) -> bytes:
-    return json.dumps(record, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+    return _encode(record).encode()
 
 
 def record_hash(record: Mapping[str, Any]) -> str:
     return hashlib.sha256(canonical({k: v for k, v in record.items() if k != "hash"})).hexdigest()
+
+
+def seal(record: Mapping[str, Any]) -> tuple[str, bytes]:
+    """`record_hash(record)` and the canonical JSON of the record with that hash, encoding its content once (the
+    writer's hot path): with sorted keys, `hash` sits between the keys that sort before it and those after."""
+    before = _encode({k: v for k, v in record.items() if k < "hash"})[:-1]  # "{…" — or "{" when none
+    after = _encode({k: v for k, v in record.items() if k > "hash"})[1:]  # "…}" — or "}" when none
+    opened, closes = len(before) > 1, len(after) > 1
+    digest = hashlib.sha256((before + ("," if opened and closes else "") + after).encode()).hexdigest()
+    line = before + ("," if opened else "") + f'"hash":"{digest}"' + ("," if closes else "") + after
+    return digest, line.encode()
 
 
 def _now() -> str:
@@ -82,13 +94,14 @@ class AuditLog:
         is on disk before `append` returns, and any other record within `sync_within` seconds (group commit:
         a read's record need not cost two disk flushes, a change's record must be there before it runs)."""
         self.directory = directory
+        self._current_path = str(directory / CURRENT)
         self.max_bytes = max_bytes
         self.journal = journal
         self.fsync = fsync
         self.sync_within = sync_within
         self._synced_at = time.monotonic()
         self._pending = False
-        self._journal_socket: socket.socket | None = None
+        self._mirror: JournalMirror | None = None
         self._opened = False
 
     def open(self) -> None:
@@ -100,6 +113,7 @@ class AuditLog:
         directory = self.directory
         directory.mkdir(parents=True, exist_ok=True, mode=0o700)
         self._lock_fd = os.open(directory / ".lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        self._mirror = JournalMirror(self.journal) if self.journal is not None else None
         self._head_fd = os.open(directory / HEAD, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
         try:
             with self._locked():
@@ -108,12 +122,13 @@ class AuditLog:
                 self._fd = self._open_current()
                 self._known = self._position()
                 if notes or resume_notes:
-                    self._append_locked(
-                        {"event": "recovered", "client": "fleetbus", "note": "; ".join([*notes, *resume_notes])}
-                    )
+                    note = {"event": "recovered", "client": "fleetbus", "note": "; ".join([*notes, *resume_notes])}
+                    self._append_locked(note, self._known[1])
         except BaseException:
             for fd in (self._head_fd, self._lock_fd):
                 os.close(fd)
+            if self._mirror is not None:
+                self._mirror.close()
             raise
         self._opened = True
 
@@ -130,21 +145,24 @@ class AuditLog:
         info = os.fstat(self._fd)
         return info.st_ino, info.st_size
 
-    def _catch_up(self) -> None:
-        """Continue from what other writers appended (or rotated) since this one last wrote."""
-        current = self.directory / CURRENT
+    def _catch_up(self) -> int:
+        """Continue from what other writers appended (or rotated) since this one last wrote; the current file's
+        size. One stat tells both: the file at audit.log is still ours (same inode) and how long it is now."""
         try:
-            on_disk = os.stat(current)
+            on_disk = os.stat(self._current_path)
         except FileNotFoundError:
             on_disk = None
-        if on_disk is None or on_disk.st_ino != os.fstat(self._fd).st_ino:
+        if on_disk is None or on_disk.st_ino != self._known[0]:
             old, self._fd = self._fd, self._open_current()
             os.close(old)
-        if self._position() == self._known:
-            return
-        last, _ = _last_record_and(self.directory, None)
-        if last is not None:
-            self._seq, self._prev = int(last["seq"]), str(last["hash"])
+            position = self._position()
+        else:
+            position = (on_disk.st_ino, on_disk.st_size)
+        if position != self._known:
+            last, _ = _last_record_and(self.directory, None)
+            if last is not None:
+                self._seq, self._prev = int(last["seq"]), str(last["hash"])
+        return position[1]
 
     @property
     def seq(self) -> int:
@@ -155,13 +173,15 @@ class AuditLog:
     def _discard_partial_tail(self) -> list[str]:
         current = self.directory / CURRENT
         try:
-            data = current.read_bytes()
+            with open(current, "rb") as handle:
+                cut = _end_of_last_line(handle)
+                size = handle.seek(0, os.SEEK_END)
+                if cut == size:
+                    return []
+                handle.seek(cut)
+                tail = handle.read()
         except FileNotFoundError:
             return []
-        cut = data.rfind(b"\n") + 1
-        if cut == len(data):
-            return []
-        tail = data[cut:]
         os.truncate(current, cut)
         return [
             f"discarded {len(tail)} bytes (sha256 {hashlib.sha256(tail).hexdigest()}) of an incomplete record at "
@@ -208,37 +228,42 @@ class AuditLog:
 
     def append(self, fields: Mapping[str, Any], *, durable: bool = False) -> dict[str, Any]:
         self.open()
-        with self._locked():
-            self._catch_up()
-            record = self._append_locked(fields)
-            self._known = self._position()
+        fcntl.flock(self._lock_fd, fcntl.LOCK_EX)  # as _locked(), without a generator on every call
+        try:
+            record, line = self._append_locked(fields, self._catch_up())
             self._pending = True
             if self.fsync and (durable or time.monotonic() - self._synced_at >= self.sync_within):
                 self._sync_locked()
-        self._to_journal(record)
+        finally:
+            fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
+        if self._mirror is not None:
+            # A change's copy is in journald before the change runs, as its record is on disk; a read's never
+            # waits for journald.
+            self._mirror.send(record, line[:-1], wait=durable)
         return record
 
-    def _append_locked(self, fields: Mapping[str, Any]) -> dict[str, Any]:
+    def _append_locked(self, fields: Mapping[str, Any], size: int) -> tuple[dict[str, Any], bytes]:
+        """Write one record to the current file, `size` bytes long (we hold the lock: nobody else writes)."""
         clash = RESERVED & set(fields)
         if clash:
             raise AuditError(f"audit fields {sorted(clash)} are set by the audit log itself")
         record: dict[str, Any] = {"seq": self._seq + 1, "time": _now(), **fields, "prev": self._prev}
-        record["hash"] = record_hash(record)
-        line = canonical(record) + b"\n"
-        size = os.fstat(self._fd).st_size
+        record["hash"], sealed = seal(record)
+        line = sealed + b"\n"
         # Never rotate an empty file: its name would be that of the file holding the last record.
         if size and size + len(line) > self.max_bytes:
             self._rotate()
-        self._write_line(line)
+            size = 0
+        self._write_line(line, size)
+        self._known = (self._known[0], size + len(line))
         # The record is in the file now: the chain goes on from it even if fsync or the head fails below,
         # or the next record would repeat its number.
         self._seq, self._prev = record["seq"], record["hash"]
         self._write_head()
-        return record
+        return record, line
 
-    def _write_line(self, line: bytes) -> None:
+    def _write_line(self, line: bytes, size: int) -> None:
         """All of `line` or none of it: a short write (disk full, signal) is rolled back, not left half-written."""
-        size = os.fstat(self._fd).st_size
         try:
             _write_all(self._fd, line)
         except BaseException:
@@ -265,8 +290,9 @@ class AuditLog:
     def _rotate(self) -> None:
         current = self.directory / CURRENT
         try:
-            first = next(iter_file(current, tolerate_partial=True), None)
-            start = int(first[1]["seq"]) if first else self._seq + 1
+            with open(current, "rb") as handle:
+                first = handle.readline()  # only the first record names the file: never read all 64 MiB
+            start = int(json.loads(first)["seq"]) if first.endswith(b"\n") else self._seq + 1
         except (ValueError, KeyError, TypeError):
             start = self._seq
         target = self.directory / f"audit-{start:012d}.log"
@@ -278,6 +304,7 @@ class AuditLog:
         current.rename(target)
         old, self._fd = self._fd, self._open_current()
         os.close(old)
+        self._known = self._position()
         _fsync_dir(self.directory)
 
     def _write_head(self) -> None:
@@ -286,20 +313,6 @@ class AuditLog:
         data = json.dumps({"seq": self._seq, "hash": self._prev}).encode().ljust(HEAD_BYTES)
         if os.pwrite(self._head_fd, data, 0) != len(data):
             raise AuditError(f"short write to {self.directory / HEAD}")
-
-    def _to_journal(self, record: Mapping[str, Any]) -> None:
-        if self.journal is None or not self.journal.exists():
-            return
-        try:
-            if self._journal_socket is None:
-                self._journal_socket = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC)
-            self._journal_socket.sendto(journal_datagram(record), str(self.journal))
-        except OSError:
-            # journald is a mirror: the file is the record of truth, and it was written already.
-            with contextlib.suppress(OSError):
-                if self._journal_socket is not None:
-                    self._journal_socket.close()
-            self._journal_socket = None
 
     def close(self) -> None:
         if self.fsync:
@@ -310,9 +323,8 @@ class AuditLog:
                 with contextlib.suppress(OSError):
                     os.close(fd)
             self._opened = False
-        if self._journal_socket is not None:
-            self._journal_socket.close()
-            self._journal_socket = None
+            if self._mirror is not None:
+                self._mirror.close()  # journald is a copy: the file above is complete whatever it gets
 
 
 def _write_all(fd: int, data: bytes) -> None:
@@ -343,18 +355,64 @@ def read_head(directory: Path) -> tuple[int, str] | None:
 
 
 def _last_record_and(directory: Path, seq: int | None) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
-    """The last record on disk and the record numbered `seq`, reading files newest first and stopping early."""
+    """The last record on disk and the record numbered `seq`, reading files newest first and each from its end,
+    stopping early: opening (and catching up with another writer) costs the last records, not the whole log."""
     last: dict[str, Any] | None = None
     for path in reversed(log_files(directory)):
-        records = [record for _, record in iter_file(path, tolerate_partial=True)]
-        if last is None and records:
-            last = records[-1]
-        for record in reversed(records):
-            if seq is None or record.get("seq") == seq:
-                return last, (record if seq is not None else None)
-            if isinstance(record.get("seq"), int) and record["seq"] < seq:
-                return last, None
+        with open(path, "rb") as handle:
+            for offset, raw in _lines_from_end(handle):
+                if not raw.strip():
+                    continue
+                try:
+                    record = _parse(path, 0, raw)
+                except ValueError:
+                    # Name the line as a forward reader would: count the lines before it (only on this rare path).
+                    handle.seek(0)
+                    number = handle.read(offset).count(b"\n") + 1
+                    raise ValueError(str(_parse_error(path, number, raw))) from None
+                if last is None:
+                    last = record
+                if seq is None or record.get("seq") == seq:
+                    return last, (record if seq is not None else None)
+                if isinstance(record.get("seq"), int) and record["seq"] < seq:
+                    return last, None
     return last, None
+
+
+TAIL_CHUNK = 64 * 1024
+
+
+def _end_of_last_line(handle: BinaryIO) -> int:
+    """The offset just after the last newline (0 when there is none): what follows is a record a crash cut."""
+    position = handle.seek(0, os.SEEK_END)
+    while position > 0:
+        size = min(TAIL_CHUNK, position)
+        position -= size
+        handle.seek(position)
+        cut = handle.read(size).rfind(b"\n")
+        if cut >= 0:
+            return position + cut + 1
+    return 0
+
+
+def _lines_from_end(handle: BinaryIO) -> Iterator[tuple[int, bytes]]:
+    """(offset, line) for each complete line, last first, reading backwards in chunks; the unterminated tail a cut
+    leaves is skipped, as forward readers skip it."""
+    end = _end_of_last_line(handle)
+    position, buffer = end, b""
+    while position > 0:
+        size = min(TAIL_CHUNK, position)
+        position -= size
+        handle.seek(position)
+        buffer = handle.read(size) + buffer
+        # buffer ends with a newline; the bytes before its first newline may begin in an earlier chunk.
+        start = 0 if position == 0 else buffer.find(b"\n") + 1
+        lines = buffer[start:].split(b"\n")[:-1]
+        offset = position + len(buffer)
+        for line in reversed(lines):
+            offset -= len(line) + 1
+            yield offset, line
+        buffer = buffer[:start]
 
 
 def _fsync_dir(directory: Path) -> None:
@@ -366,34 +424,8 @@ def _fsync_dir(directory: Path) -> None:
 
 
 def journal_datagram(record: Mapping[str, Any]) -> bytes:
-    """journald's native protocol: KEY=value lines, or KEY, a 64-bit length and raw bytes for multi-line values."""
-    operation = record.get("operation") or {}
-    target = f"{operation.get('interface', '')}.{operation.get('member', '')}".strip(".") or operation.get("kind", "")
-    fields = {
-        "MESSAGE": f"fleetbus {record.get('event')}: {target} on {record.get('host')} for {record.get('client')}",
-        "MESSAGE_ID": MESSAGE_ID,
-        "PRIORITY": "5" if record.get("event") in ("denied", "failed", "rate-limited", "rejected") else "6",
-        "SYSLOG_IDENTIFIER": "fleetbus",
-        "FLEETBUS_SEQ": str(record.get("seq")),
-        "FLEETBUS_EVENT": str(record.get("event")),
-        "FLEETBUS_CLIENT": str(record.get("client")),
-        "FLEETBUS_HOST": str(record.get("host")),
-        "FLEETBUS_TARGET": target,
-        "FLEETBUS_VERDICT": str((record.get("decision") or {}).get("verdict", "")),
-        "FLEETBUS_RULE": str((record.get("decision") or {}).get("rule", "")),
-        "FLEETBUS_APPROVAL": str(record.get("approval") or ""),
-        "FLEETBUS_HASH": str(record.get("hash")),
-        "FLEETBUS_PREV": str(record.get("prev")),
-        "FLEETBUS_RECORD": canonical(record).decode(),
-    }
-    out = bytearray()
-    for key, value in fields.items():
-        data = value.encode()
-        if b"\n" in data:
-            out += key.encode() + b"\n" + struct.pack("<Q", len(data)) + data + b"\n"
-        else:
-            out += key.encode() + b"=" + data + b"\n"
-    return bytes(out)
+    """A record as the journal entry the mirror sends for it."""
+    return audit_datagram(record, canonical(record))
 
 
 # ---- reading and verifying ----------------------------------------------------------------------
@@ -456,11 +488,19 @@ def _split_lines(path: Path, handle: BinaryIO | None = None) -> tuple[list[tuple
 def _parse(path: Path, number: int, raw: bytes) -> dict[str, Any]:
     try:
         record = json.loads(raw)
-    except ValueError as exc:
-        raise ValueError(f"{path.name} line {number} is not a JSON record ({exc})") from None
+    except ValueError:
+        raise _parse_error(path, number, raw) from None
     if not isinstance(record, dict):
-        raise ValueError(f"{path.name} line {number} is not a JSON object")
+        raise _parse_error(path, number, raw)
     return record
+
+
+def _parse_error(path: Path, number: int, raw: bytes) -> ValueError:
+    try:
+        json.loads(raw)
+    except ValueError as exc:
+        return ValueError(f"{path.name} line {number} is not a JSON record ({exc})")
+    return ValueError(f"{path.name} line {number} is not a JSON object")
 
 
 def iter_file(

@@ -28,18 +28,19 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import anyio
-import jwt
 from mcp.server import ServerRequestContext
 from mcp.server.auth.middleware.bearer_auth import AuthenticatedUser
 from mcp.server.auth.provider import AccessToken
 
 from fleetbus.command_line import print_error
-from fleetbus.config import JwtSettings
 from fleetbus.gateway import Caller
 from fleetbus.guard.scopes import READ, ScopeError, parse_scopes
+
+if TYPE_CHECKING:
+    # Only its type: JWT support (PyJWT, cryptography) is imported when HTTP is served with `[jwt]` configured.
+    from fleetbus.server.issuer import IssuedTokens
 
 log = logging.getLogger(__name__)
 
@@ -239,56 +240,6 @@ class StoredTokens:
             expires_at=int(record.expires),
             claims={"hosts": record.hosts, "token_id": record.id},
         )
-
-
-class IssuedTokens:
-    """JWTs from an external issuer (its keys fetched from its JWKS and cached), mapped to fleetbus scopes: the
-    scope claim's values that are fleetbus scopes count, anything else (`openid`, `email`…) is ignored."""
-
-    def __init__(self, settings: JwtSettings, default_audience: str) -> None:
-        self.settings = settings
-        self.audience = settings.audience or default_audience
-        url = settings.jwks_url or settings.issuer.rstrip("/") + "/.well-known/jwks.json"
-        self.keys = jwt.PyJWKClient(url, cache_keys=True, lifespan=300, timeout=10)
-
-    async def verify_token(self, token: str) -> AccessToken | None:
-        try:
-            # Fetching the issuer's keys is blocking I/O (cached after the first time).
-            key = await anyio.to_thread.run_sync(self.keys.get_signing_key_from_jwt, token)
-            claims: dict[str, Any] = jwt.decode(
-                token,
-                key.key,
-                algorithms=self.settings.algorithms,
-                audience=self.audience,
-                issuer=self.settings.issuer,
-                options={"require": ["exp", "iss", "aud"]},
-            )
-        except jwt.PyJWTError as exc:
-            log.info("refused a JWT: %s", exc)
-            return None
-        name = claims.get(self.settings.name_claim)
-        if not isinstance(name, str) or not name:
-            log.info("refused a JWT without a %r claim", self.settings.name_claim)
-            return None
-        raw = claims.get(self.settings.scope_claim, [])
-        offered = raw.split() if isinstance(raw, str) else [str(s) for s in raw] if isinstance(raw, list) else []
-        hosts = claims.get(self.settings.hosts_claim) if self.settings.hosts_claim else None
-        return AccessToken(
-            token=f"jwt:{claims.get('jti', '')}",
-            client_id=f"jwt:{name}",
-            scopes=sorted(s for s in offered if _is_scope(s)),
-            expires_at=int(claims["exp"]),
-            subject=name,
-            claims={"iss": self.settings.issuer, "hosts": hosts if isinstance(hosts, list) else None},
-        )
-
-
-def _is_scope(value: str) -> bool:
-    try:
-        parse_scopes([value])
-    except ScopeError:
-        return False
-    return True
 
 
 class Verifiers:

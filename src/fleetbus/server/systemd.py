@@ -11,11 +11,12 @@ import contextlib
 import logging
 import os
 import socket
-import struct
 import traceback
 from collections.abc import MutableMapping
 from dataclasses import dataclass
 from pathlib import Path
+
+from fleetbus.guard.journald import native_fields
 
 LISTEN_FDS_START = 3
 JOURNAL_SOCKET = Path("/run/systemd/journal/socket")
@@ -115,19 +116,6 @@ def stderr_is_journal(environ: MutableMapping[str, str] | None = None) -> bool:
     return info.st_dev == int(device) and info.st_ino == int(inode)
 
 
-def journal_fields(fields: dict[str, str]) -> bytes:
-    """The native journal protocol: KEY=value lines, or KEY, a 64-bit little-endian length and raw bytes when the
-    value has a newline."""
-    out = bytearray()
-    for key, value in fields.items():
-        data = value.encode(errors="replace")
-        if b"\n" in data:
-            out += key.encode() + b"\n" + struct.pack("<Q", len(data)) + data + b"\n"
-        else:
-            out += key.encode() + b"=" + data + b"\n"
-    return bytes(out)
-
-
 class JournalHandler(logging.Handler):
     """Log records as journal entries with PRIORITY, CODE_*, the logger's name, and any `journal` extra fields
     (`log.info("…", extra={"journal": {"FLEETBUS_CLIENT": "ci"}})`)."""
@@ -155,7 +143,7 @@ class JournalHandler(logging.Handler):
             extra = getattr(record, "journal", None)
             if isinstance(extra, dict):
                 fields.update({str(k).upper(): str(v) for k, v in extra.items()})
-            self._sock.sendto(journal_fields(fields), str(self.path))
+            self._sock.sendto(native_fields(fields), str(self.path))
         except Exception:
             self.handleError(record)
 

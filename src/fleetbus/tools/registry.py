@@ -151,11 +151,21 @@ class ToolRegistry:
         self._put(spec)
 
     def _put(self, spec: ToolSpec) -> None:
-        Draft202012Validator.check_schema(spec.input_schema)
-        if spec.output_schema is not None:
-            Draft202012Validator.check_schema(spec.output_schema)
         self._tools[spec.name] = spec
-        self._validators[spec.name] = Draft202012Validator(spec.input_schema)
+        # The validator (and the check of both schemas against the metaschema, ~3 ms each) waits for the tool's
+        # first call: most of the ~200 tools are never called in a session, and checking them all cost most of
+        # the server's start (tests check every built-in tool's schemas).
+        self._validators.pop(spec.name, None)
+
+    def _validator(self, name: str) -> Draft202012Validator:
+        validator = self._validators.get(name)
+        if validator is None:
+            spec = self._tools[name]
+            Draft202012Validator.check_schema(spec.input_schema)
+            if spec.output_schema is not None:
+                Draft202012Validator.check_schema(spec.output_schema)
+            validator = self._validators[name] = Draft202012Validator(spec.input_schema)
+        return validator
 
     def add_listener(self, listener: Callable[[], None]) -> None:
         """Called whenever the set of tools changes (packs following services as they come and go)."""
@@ -172,7 +182,7 @@ class ToolRegistry:
             return False
         for name in old:
             del self._tools[name]
-            del self._validators[name]
+            self._validators.pop(name, None)
             self._listings.pop(name, None)
         for spec in specs:
             self._put(spec)
@@ -245,7 +255,7 @@ class ToolRegistry:
         return ordered
 
     def validate(self, name: str, arguments: Mapping[str, Any]) -> None:
-        error = best_match(self._validators[name].iter_errors(arguments))
+        error = best_match(self._validator(name).iter_errors(arguments))
         if error is not None:
             raise ToolError(describe_validation_error(error, name))
 

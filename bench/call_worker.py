@@ -1,0 +1,58 @@
+"""One MCP client in a process of its own, for bench_call_overhead.py: it connects to every server it is given (over
+stdio, with the SDK's `ClientSession`, whose API the 1.x and 2.x SDKs share), says "ready", then for each "go" line
+on stdin makes `calls` timed calls to each server, one server after the other, and prints one JSON line
+{server: [seconds…]}.
+
+It runs under this project's venv (the 2.x client) or bench/.venv-mcp1 (the 1.x client), so it imports nothing of
+fleetbus. Run by bench_call_overhead.py: python bench/call_worker.py CONFIG_JSON
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+import time
+from contextlib import AsyncExitStack
+from typing import Any
+
+from mcp import ClientSession, StdioServerParameters
+from mcp.client.stdio import stdio_client
+
+
+async def main(config: dict[str, Any]) -> None:
+    async with AsyncExitStack() as stack:
+        sessions = {}
+        for name, server in config["servers"].items():
+            parameters = StdioServerParameters(command=server["argv"][0], args=server["argv"][1:], env=server["env"])
+            read, write = await stack.enter_async_context(stdio_client(parameters))
+            session = await stack.enter_async_context(ClientSession(read, write))
+            await session.initialize()
+            await session.list_tools()  # the SDK checks results against the output schemas it has listed
+            sessions[name] = session
+
+        async def call(name: str) -> None:
+            server = config["servers"][name]
+            result = await sessions[name].call_tool(server["tool"], server["arguments"])
+            # 2.x says is_error, 1.x isError.
+            if getattr(result, "is_error", None) or getattr(result, "isError", None):
+                raise SystemExit(f"{name}: {server['tool']} failed: {result.content}")
+
+        for name in sessions:
+            for _ in range(config["warmup"]):
+                await call(name)
+        print("ready", flush=True)
+        while await asyncio.to_thread(sys.stdin.readline):
+            samples: dict[str, list[float]] = {name: [] for name in sessions}
+            # One call to each server in turn: every server's samples are taken under the same load, however
+            # the machine's load drifts during the round.
+            for _ in range(config["calls"]):
+                for name, taken in samples.items():
+                    started = time.perf_counter()
+                    await call(name)
+                    taken.append(time.perf_counter() - started)
+            print(json.dumps(samples), flush=True)
+
+
+if __name__ == "__main__":
+    asyncio.run(main(json.loads(sys.argv[1])))
