@@ -38,7 +38,9 @@ INSTRUCTIONS = (
     "Parameters shared by many tools: bus = system (default, the host's services) or session; manager = system "
     "or user (which systemd); format = toon (compact tables, the default for lists) or json, while "
     "structuredContent is always JSON; variants = plain (values only) or typed (keeps D-Bus types so a value "
-    "can be passed back). Lists take limit and cursor (pass next_cursor to continue). More tools than are listed: "
+    "can be passed back). Lists take limit and cursor (pass next_cursor to continue); max_chars caps an answer's "
+    "size, the rest following in pages, and call_method's select (JMESPath) keeps only what you need. More tools "
+    "than are listed: "
     "find_tools searches every tool and known D-Bus method and says how to call it; enable_toolset lists a "
     "toolset's tools (find_tools with no query shows the toolsets)."
 )
