@@ -6,6 +6,8 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from fleetbus.guard import redact as redaction
 from fleetbus.guard.redact import audit_arguments, redact, redact_text
@@ -136,3 +138,13 @@ def test_a_named_value_with_a_secret_like_name_is_hidden() -> None:
     assert redact([["ApiToken", {"signature": "s", "value": "abc"}]]) == [["ApiToken", "«redacted»"]]
     # A pair of plain strings is not a (name, value) property: a unit named "keyring.service" keeps its mode.
     assert redact(["keyring.service", "replace"]) == ["keyring.service", "replace"]
+
+
+PIECES = [*"aZ09_.-/=: \t@", "eyJ", "-----BEGIN ", "PRIVATE KEY-----", "pass", "token", "Bearer ", "://u:", "@h"]
+
+
+@given(st.lists(st.sampled_from(PIECES), max_size=30).map("".join))
+def test_the_cheap_search_never_skips_a_string_a_pattern_would_change(text: str) -> None:
+    shown = redact_text(text)
+    if shown != redaction.REDACTED:  # the blob rule comes first, on its own terms
+        assert shown == redaction.substitute_secrets(text)

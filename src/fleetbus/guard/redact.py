@@ -33,6 +33,10 @@ _PRIVATE_KEY = re.compile(
 )
 _JWT = re.compile(r"\beyJ[\w-]{8,}\.[\w-]{8,}\.[\w-]{8,}")
 _BLOB = re.compile(r"^[A-Za-z0-9+/=_-]{40,}$")
+_MAY_CARRY = re.compile(r"[=:@ \t]|-----BEGIN|eyJ")
+"""What every pattern above but _BLOB needs somewhere in the text: an assignment's `=`/`:`, a scheme's blank, a URL's
+`@`, a PEM header, a JWT's start. Most arguments (bus names, paths, unit names) have none, and one search instead
+of five substitutions keeps redaction off the per-call bill."""
 
 
 def audit_arguments(operation: Operation) -> list[Any]:
@@ -153,6 +157,14 @@ def redact_text(text: str) -> str:
     """`text` with the secrets it visibly carries replaced by «redacted»."""
     if _BLOB.match(text) and not text.startswith("/") and _mixed(text):
         return REDACTED  # a key, a token or a credential blob on its own
+    if not _MAY_CARRY.search(text):
+        return text
+    return substitute_secrets(text)
+
+
+def substitute_secrets(text: str) -> str:
+    """Every secret pattern's replacement applied to `text` (what redact_text does once the cheap search says a
+    pattern could match)."""
     text = _PRIVATE_KEY.sub(lambda m: f"-----BEGIN {m['kind']}-----{REDACTED}", text)
     text = _JWT.sub(REDACTED, text)
     text = _URL_PASSWORD.sub(lambda m: f"{m['head']}{REDACTED}{m['at']}", text)
