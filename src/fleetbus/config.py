@@ -53,6 +53,19 @@ class JwtSettings(BaseModel):
     hosts_claim: str | None = Field(None, description="A claim listing host globs the token may touch.")
 
 
+class HostSettings(BaseModel):
+    """One host of the `[hosts]` table (`[hosts.web-01]`), for fleets too small to need an inventory file."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    address: str | None = Field(None, min_length=1, description="Where to connect (default: the host's name).")
+    port: int | None = Field(None, ge=1, le=65535, description="SSH port (default: SSH's own).")
+    user: str | None = Field(None, min_length=1, description="SSH user (default: SSH's own).")
+    identity_file: Path | None = Field(None, description="SSH private key (default: SSH's own).")
+    groups: list[str] = Field(default_factory=list, description="Inventory groups the host belongs to.")
+    vars: dict[str, Any] = Field(default_factory=dict, description="Host variables, as in an inventory.")
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="FLEETBUS_", extra="forbid", populate_by_name=True)
 
@@ -127,6 +140,14 @@ class Settings(BaseSettings):
     )
     shutdown_timeout: float = Field(20.0, gt=0, description="Seconds a stop lets calls in flight finish.")
     jwt: JwtSettings | None = Field(None, description="Also accept JWTs from this issuer on HTTP.")
+
+    # Hosts (F9): read by fleetbus.hosts.inventory.load_inventory(inventory, hosts) when the server starts.
+    inventory: Path | None = Field(
+        None, description="Ansible inventory: INI, YAML (.yml/.yaml) or the JSON of `ansible-inventory --list` (.json)."
+    )
+    hosts: dict[str, HostSettings] = Field(
+        default_factory=dict, description="Hosts named in this file ([hosts.NAME]), besides the inventory's."
+    )
 
     @model_validator(mode="after")
     def _deadlines_agree(self) -> Settings:
