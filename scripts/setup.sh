@@ -15,10 +15,10 @@ fi
 
 packages=(dbus dbus-daemon dbus-bin systemd polkitd util-linux python3 python3-venv python3-pip)
 # The tests also drive the server with curl, as a user who cannot read this checkout, and start simulated hosts
-# (sandbox --hosts): an sshd each in its own network namespace, reached with ssh through nsenter and nc, faults
-# made with iptables.
+# (sandbox --hosts): an sshd each in its own network namespace, reached with ssh through nsenter and socat,
+# faults made with iptables.
 if [ $dev -eq 1 ]; then
-  packages+=(curl openssh-server openssh-client netcat-openbsd iptables iproute2)
+  packages+=(curl openssh-server openssh-client socat iptables iproute2)
 fi
 missing=()
 for package in "${packages[@]}"; do

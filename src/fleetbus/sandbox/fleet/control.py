@@ -27,7 +27,7 @@ KEEPER_MODULE = "fleetbus.sandbox.fleet.host_keeper"
 DROP_SYS_TIME = ["setpriv", "--inh-caps=-sys_time", "--bounding-set=-sys_time", "--"]
 """No process on a simulated host may set the machine's clock, which is not namespaced."""
 HOST_NAMESPACES = ["--net", "--mount", "--uts", "--ipc", "--pid", "--fork", "--mount-proc", "--propagation", "private"]
-REQUIRED_PROGRAMS = ("sshd", "ssh", "ssh-keygen", "nc", "iptables", "ip")
+REQUIRED_PROGRAMS = ("sshd", "ssh", "ssh-keygen", "socat", "iptables", "ip")
 SYSTEM_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 
@@ -38,8 +38,8 @@ class FleetError(RuntimeError):
 def missing_requirements() -> list[str]:
     """What keeps simulated hosts from starting here, beyond what the sandbox itself needs."""
     return [
-        f"program {program!r} not found (simulated hosts need openssh-server, openssh-client, netcat-openbsd, "
-        "iptables and iproute2)"
+        f"program {program!r} not found (simulated hosts need openssh-server, openssh-client, socat, iptables "
+        "and iproute2)"
         for program in REQUIRED_PROGRAMS
         if shutil.which(program, path=SYSTEM_PATH) is None
     ]

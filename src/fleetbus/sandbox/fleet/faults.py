@@ -69,7 +69,7 @@ def clear(fleet: Fleet, host: SimulatedHost) -> None:
 
 def sshd_answers(host: SimulatedHost) -> bool:
     result = subprocess.run(
-        host.in_network(["nc", "-z", "-w", "1", host.address, str(SSH_PORT)]),
+        host.in_network(["socat", "-u", "OPEN:/dev/null", f"TCP:{host.address}:{SSH_PORT},connect-timeout=1"]),
         capture_output=True,
         timeout=5,
         check=False,

@@ -54,10 +54,10 @@ Subsystem sftp internal-sftp
 
 
 def proxy_command(netns: str) -> str:
-    # The host's address is bound only inside its network namespace: nc opens the TCP connection from
-    # in there. No fd passing (ProxyUseFdpass), so asyncssh, which runs ProxyCommand over pipes, can use
-    # the same line as OpenSSH. -N passes the client's EOF on, so sshd ends the session when a client dies.
-    return f"nsenter --net={netns} nc -N %h %p"
+    # The host's address is bound only inside its network namespace: socat opens the TCP connection from in
+    # there. Over pipes, not fd passing (ProxyUseFdpass), so asyncssh, which runs ProxyCommand itself, takes
+    # the same line as OpenSSH; `nodelay`, because a relay hop with Nagle's algorithm on costs ~40 ms a call.
+    return f"nsenter --net={netns} socat STDIO TCP:%h:%p,nodelay"
 
 
 def ssh_config(hosts: Sequence[HostEntry], known_hosts: Path, client_key: Path) -> str:
