@@ -54,7 +54,7 @@ async def test_the_relay_socket_is_private_and_gone_with_the_connection(fleet: F
     directory = path.parent.stat()
     assert stat.S_IMODE(directory.st_mode) == 0o700
     assert directory.st_uid == os.geteuid()
-    assert stat.S_ISSOCK(path.stat().st_mode)
+    assert stat.S_ISSOCK(os.stat(path).st_mode)
     assert await connection.bus_address("system") == address  # one relay per bus, however many links
     await host.close()
     assert not path.parent.exists()
