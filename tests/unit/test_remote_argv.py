@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from fleetbus.hosts.remote_process import REPORT_PID, reporting_pid
 from fleetbus.hosts.runner import remote_command
 
-WORDS = st.lists(st.text(st.characters(blacklist_characters="\0", blacklist_categories=("Cs",))), min_size=1)
+WORDS = st.lists(st.text(st.characters(codec="utf-8", exclude_characters="\0")), min_size=1)
 
 
 @pytest.mark.parametrize(
