@@ -140,6 +140,20 @@ async def test_a_killed_sshd_loses_the_connection_and_after_clear_a_new_one_work
     await host.close()
 
 
+async def test_keepalives_close_a_connection_whose_host_stopped_answering(fleet: Fleet, healthy: SshConnection) -> None:
+    host = ssh_host(fleet, "host03", SshLimits(connect_timeout=DEADLINE, keepalive_interval=0.5, keepalive_count_max=2))
+    connection = await host.connect()
+    lost = asyncio.Event()
+    connection.add_close_listener(lambda _connection, _reason: lost.set())
+    with fault(fleet, "host03", Fault.DROP):
+        # An idle connection: nothing but the keepalives notices the host is gone (after about 2 × 0.5 s).
+        with within(0.5 * 2 + 1.5):
+            await asyncio.wait_for(lost.wait(), 5)
+        assert host.connection is None
+        assert connection.close_reason is not None
+    await fresh_connection_works(fleet, "host03")
+
+
 async def fresh_connection_works(fleet: Fleet, name: str) -> None:
     host = ssh_host(fleet, name, LIMITS)
     connection = await host.connect()

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from fleetbus.hosts.errors import RemoteTimeout
-from fleetbus.hosts.ssh import SshLimits
+from fleetbus.hosts.ssh import HandshakeGate, SshHost, SshLimits, SshTarget
 from fleetbus.sandbox.fleet import Fleet
 from tests.fleet.conftest import ssh_host
 
@@ -135,3 +135,18 @@ async def _still_running(connection: object, pattern: str) -> str:
     await asyncio.sleep(0.3)  # the kill goes over a channel of its own
     result = await connection.run(["pgrep", "-fx", pattern], timeout=5, max_bytes=1000)
     return result.stdout.decode().strip()
+
+
+async def test_a_shared_handshake_gate_bounds_handshakes_in_flight(fleet: Fleet) -> None:
+    gate = HandshakeGate(limit=1)
+    hosts = [
+        SshHost(SshTarget(h.name, config=(fleet.paths.ssh_config,), known_hosts=(fleet.paths.known_hosts,)),
+                handshakes=gate)
+        for h in fleet.hosts
+    ]  # fmt: skip
+    connections = await asyncio.gather(*(host.connect() for host in hosts))
+    assert gate.peak == 1
+    assert gate.in_flight == 0
+    assert [c.host for c in connections] == [h.name for h in fleet.hosts]
+    for host in hosts:
+        await host.close()

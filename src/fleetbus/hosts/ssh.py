@@ -68,6 +68,9 @@ class HandshakeGate:
     """Bounds SSH handshakes in flight across every host that shares it (a registry shares one)."""
 
     limit: int = DEFAULT_MAX_HANDSHAKES
+    in_flight: int = field(default=0, init=False)
+    peak: int = field(default=0, init=False)
+    """The most handshakes ever in flight at once (for tests and figures)."""
     _free: asyncio.Semaphore = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -75,8 +78,11 @@ class HandshakeGate:
 
     async def __aenter__(self) -> None:
         await self._free.acquire()
+        self.in_flight += 1
+        self.peak = max(self.peak, self.in_flight)
 
     async def __aexit__(self, *_exc: object) -> None:
+        self.in_flight -= 1
         self._free.release()
 
 
@@ -93,6 +99,7 @@ class SshHost:
     ) -> None:
         self.target = target
         self.limits = limits or SshLimits()
+        # A gate of its own bounds nothing (one host makes one connection at a time): a registry shares one.
         self._handshakes = handshakes or HandshakeGate()
         self._relay_directory = relay_directory
         self._connection: SshConnection | None = None
@@ -187,6 +194,7 @@ class SshConnection:
         self._listeners: list[CloseListener] = []
         self.closed = False
         self.close_reason: Exception | None = None
+        self._closing: asyncio.Task[None] | None = None
         self.runner = RemoteRunner(host, raw, self._slots, self._killer)
 
     @property
@@ -245,7 +253,7 @@ class SshConnection:
         self.close_reason = reason
         if reason is not None:
             log.info("%s: SSH connection lost: %s", self.host, reason)
-        asyncio.get_running_loop().create_task(self._close_relays())
+        self._closing = asyncio.get_running_loop().create_task(self._close_relays())
         for listener in list(self._listeners):
             try:
                 listener(self, reason)
