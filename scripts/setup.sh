@@ -14,9 +14,11 @@ if [ "${1:-}" = "--dev" ]; then
 fi
 
 packages=(dbus dbus-daemon dbus-bin systemd polkitd util-linux python3 python3-venv python3-pip)
-# The tests also drive the server with curl, as a user who cannot read this checkout.
+# The tests also drive the server with curl, as a user who cannot read this checkout, and start simulated hosts
+# (sandbox --hosts): an sshd each in its own network namespace, reached with ssh through nsenter and socat,
+# faults made with iptables.
 if [ $dev -eq 1 ]; then
-  packages+=(curl)
+  packages+=(curl openssh-server openssh-client socat iptables iproute2)
 fi
 missing=()
 for package in "${packages[@]}"; do
@@ -31,7 +33,23 @@ if [ ${#missing[@]} -gt 0 ]; then
   fi
   echo "setup: installing Debian packages: ${missing[*]}"
   $sudo env DEBIAN_FRONTEND=noninteractive apt-get update -qq
-  $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}"
+  # Installing a daemon (openssh-server) must not start it on the machine: the simulated hosts run their own
+  # sshd inside their namespaces, and nothing may listen on the machine's network. policy-rc.d says so to
+  # Debian's maintainer scripts; one made here is removed again.
+  made_policy=0
+  if [ ! -e /usr/sbin/policy-rc.d ]; then
+    printf '#!/bin/sh\nexit 101\n' | $sudo tee /usr/sbin/policy-rc.d >/dev/null
+    $sudo chmod 755 /usr/sbin/policy-rc.d
+    made_policy=1
+  fi
+  status=0
+  $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" || status=$?
+  if [ $made_policy -eq 1 ]; then
+    $sudo rm -f /usr/sbin/policy-rc.d
+  fi
+  if [ $status -ne 0 ]; then
+    exit $status
+  fi
 fi
 
 python=${PYTHON:-python3}

@@ -11,6 +11,8 @@ import sys
 from pathlib import Path
 
 from fleetbus.sandbox.control import Sandbox, SandboxError
+from fleetbus.sandbox.fleet import Fault, FleetError, faults
+from fleetbus.sandbox.fleet.layout import MAX_HOSTS
 
 CHILD_GRACE_SECONDS = 10.0
 
@@ -29,11 +31,13 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     )
     _add_common(run)
     run.add_argument("--units", type=Path, help="directory of unit files to install before CMD runs")
+    _add_hosts(run)
     run.add_argument("argv", nargs=argparse.REMAINDER, metavar="-- CMD ARGS…")
 
     start = commands.add_parser("start", help="start a sandbox in the background and print `export` lines")
     _add_common(start)
     start.add_argument("--units", type=Path, help="directory of unit files to install")
+    _add_hosts(start)
 
     env = commands.add_parser("env", help="print `export` lines for a running sandbox")
     env.add_argument("directory", nargs="?", type=Path, help="sandbox directory (default: $FLEETBUS_SANDBOX)")
@@ -46,6 +50,16 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     # One list split at `--` by hand: an optional positional before a REMAINDER would take CMD as DIR.
     exec_.add_argument("words", nargs=argparse.REMAINDER, metavar="[DIR] -- CMD ARGS…")
 
+    fault = commands.add_parser(
+        "fault",
+        help="put a simulated host in a fault, or clear every fault of it",
+        description="drop: packets to its port 22 vanish; reject: port 22 resets connections; freeze-bus: its "
+        "dbus-daemon is stopped (SIGSTOP); kill-sshd: its sshd and every session are killed; clear: all undone.",
+    )
+    fault.add_argument("host", help="the simulated host, e.g. host02")
+    fault.add_argument("fault", choices=[f.value for f in Fault])
+    fault.add_argument("directory", nargs="?", type=Path, help="sandbox directory (default: $FLEETBUS_SANDBOX)")
+
     stop = commands.add_parser("stop", help="stop a sandbox and remove everything it made")
     _add_common(stop)
     stop.add_argument("directory", nargs="?", type=Path, help="sandbox directory (default: $FLEETBUS_SANDBOX)")
@@ -56,9 +70,31 @@ def _add_common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--base", type=Path, help="where sandbox directories are made (default: the temp dir)")
 
 
+def _add_hosts(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--hosts",
+        type=_host_count,
+        default=0,
+        metavar="N",
+        help="also start N simulated hosts host01…hostNN, each reachable over SSH only (inventory, ssh_config and "
+        "known_hosts are exported as FLEETBUS_INVENTORY, FLEETBUS_SSH_CONFIG, FLEETBUS_KNOWN_HOSTS); "
+        "--units DIR/*.service go to every host, DIR/HOST/*.service to that host, DIR/groups.ini adds groups",
+    )
+
+
+def _host_count(text: str) -> int:
+    try:
+        count = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of hosts") from None
+    if not 0 <= count <= MAX_HOSTS:
+        raise argparse.ArgumentTypeError(f"a sandbox has 0 to {MAX_HOSTS} simulated hosts, not {count}")
+    return count
+
+
 def main(args: argparse.Namespace) -> int:
     """Runs one sandbox command; a SandboxError is reported by the caller, as every command's failure is."""
-    handler = {"run": _run, "start": _start, "env": _env, "exec": _exec, "stop": _stop}
+    handler = {"run": _run, "start": _start, "env": _env, "exec": _exec, "fault": _fault, "stop": _stop}
     return handler[args.sandbox_command](args)
 
 
@@ -82,7 +118,7 @@ def split_exec_words(words: list[str]) -> tuple[Path | None, list[str]]:
 
 def _run(args: argparse.Namespace) -> int:
     command = _command(args.argv)
-    sandbox = Sandbox.create(args.base, units=args.units, die_with_parent=True)
+    sandbox = Sandbox.create(args.base, units=args.units, hosts=args.hosts, die_with_parent=True)
     try:
         return _run_child(sandbox, command)
     finally:
@@ -119,7 +155,7 @@ def _run_child(sandbox: Sandbox, command: list[str]) -> int:
 
 
 def _start(args: argparse.Namespace) -> int:
-    sandbox = Sandbox.create(args.base, units=args.units)
+    sandbox = Sandbox.create(args.base, units=args.units, hosts=args.hosts)
     print(_exports(sandbox))
     print(f"# stop it with: fleetbus sandbox stop {shlex.quote(str(sandbox.paths.root))}")
     # Its directory is how other shells find it: `fleetbus approvals|approve` look in running sandboxes' stores.
@@ -147,6 +183,17 @@ def _exec(args: argparse.Namespace) -> int:
     return _run_child(sandbox, command)
 
 
+def _fault(args: argparse.Namespace) -> int:
+    sandbox = _attach(args.directory)
+    if sandbox.fleet is None:
+        raise SandboxError(f"sandbox {sandbox.paths.root} has no simulated hosts (start it with --hosts N)")
+    try:
+        faults.apply(sandbox.fleet, args.host, Fault(args.fault))
+    except FleetError as exc:
+        raise SandboxError(str(exc)) from exc
+    return 0
+
+
 def _stop(args: argparse.Namespace) -> int:
     targets = Sandbox.find_all(args.base) if args.all else [_attach(args.directory).paths.root]
     for directory in targets:
@@ -156,4 +203,7 @@ def _stop(args: argparse.Namespace) -> int:
 
 
 def _exports(sandbox: Sandbox) -> str:
-    return "\n".join(f"export {name}={shlex.quote(value)}" for name, value in sandbox.env().items())
+    lines = [f"export {name}={shlex.quote(value)}" for name, value in sandbox.env().items()]
+    if sandbox.fleet is not None:
+        lines.append(f'export PATH={shlex.quote(sandbox.fleet.path_prefix)}:"$PATH"')
+    return "\n".join(lines)

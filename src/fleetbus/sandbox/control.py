@@ -23,6 +23,10 @@ from types import TracebackType
 from typing import Any
 
 from fleetbus.sandbox import files
+from fleetbus.sandbox.fleet import Fleet
+from fleetbus.sandbox.fleet import missing_requirements as fleet_requirements
+from fleetbus.sandbox.fleet.files import GROUPS_FILE
+from fleetbus.sandbox.fleet.layout import FleetPaths
 from fleetbus.sandbox.layout import CgroupLayout, SandboxPaths
 
 DIRECTORY_PREFIX = "fleetbus-sandbox-"
@@ -36,9 +40,11 @@ class SandboxError(RuntimeError):
     pass
 
 
-def missing_requirements() -> list[str]:
-    """What keeps a sandbox from starting on this machine, in words an operator can act on."""
+def missing_requirements(*, hosts: bool = False) -> list[str]:
+    """What keeps a sandbox (with simulated `hosts`) from starting on this machine, in words an operator can act on."""
     problems = [f"program {p!r} not found" for p in REQUIRED_PROGRAMS if shutil.which(p) is None]
+    if hosts:
+        problems += fleet_requirements()
     for executable in ("/lib/systemd/systemd", "/lib/systemd/systemd-journald"):
         if not os.access(executable, os.X_OK):
             problems.append(f"{executable} not found (install the 'systemd' package)")
@@ -51,11 +57,18 @@ class Sandbox:
     """A running sandbox. Use `Sandbox.create()` (or `with Sandbox.create() as sandbox:`)."""
 
     def __init__(
-        self, paths: SandboxPaths, keeper_pid: int, hostname: str, process: subprocess.Popen[bytes] | None = None
+        self,
+        paths: SandboxPaths,
+        keeper_pid: int,
+        hostname: str,
+        process: subprocess.Popen[bytes] | None = None,
+        fleet: Fleet | None = None,
     ) -> None:
         self.paths = paths
         self.keeper_pid = keeper_pid
         self.hostname = hostname
+        self.fleet = fleet
+        """The simulated hosts (`--hosts N`), or None."""
         self._process = process
         self._cgroups = CgroupLayout.detect()
 
@@ -67,10 +80,12 @@ class Sandbox:
         base: Path | None = None,
         *,
         units: Path | None = None,
+        hosts: int = 0,
         die_with_parent: bool = False,
         timeout: float = 60.0,
     ) -> Sandbox:
-        problems = missing_requirements()
+        """A running sandbox; with `hosts`, also that many simulated hosts (host01…) reachable over SSH."""
+        problems = missing_requirements(hosts=hosts > 0)
         if problems:
             raise SandboxError("cannot start a sandbox: " + "; ".join(problems))
         sandbox_id = secrets.token_hex(4)
@@ -112,11 +127,25 @@ class Sandbox:
             )
         os.close(ready_write)
         sandbox = cls(paths, process.pid, hostname, process)
-        paths.write_state(
-            {"keeper_pid": process.pid, "hostname": hostname, "cgroup": paths.cgroup_name, "created": time.time()}
-        )
+        state: dict[str, Any] = {
+            "keeper_pid": process.pid,
+            "hostname": hostname,
+            "cgroup": paths.cgroup_name,
+            "created": time.time(),
+        }
+        paths.write_state(state)
         try:
+            if hosts:
+                # Side by side with the local keeper's start-up; the hosts live inside the sandbox's cgroup.
+                sandbox.fleet = Fleet.start(
+                    _fleet_paths(paths), hosts, units=units, lifeline=die_with_parent, timeout=timeout
+                )
+                state["fleet"] = sandbox.fleet.state()
+                paths.write_state(state)
             answer = _read_line(ready_read, timeout)
+        except BaseException:
+            sandbox.stop()
+            raise
         finally:
             os.close(ready_read)
         if answer != "ready":
@@ -139,7 +168,8 @@ class Sandbox:
             state = paths.read_state()
         except (OSError, ValueError) as exc:
             raise SandboxError(f"{directory} is not a sandbox directory: {exc}") from exc
-        return cls(paths, int(state["keeper_pid"]), str(state["hostname"]))
+        fleet = Fleet.attach(_fleet_paths(paths), state["fleet"]) if state.get("fleet") else None
+        return cls(paths, int(state["keeper_pid"]), str(state["hostname"]), fleet=fleet)
 
     @staticmethod
     def find_all(base: Path | None = None) -> list[Path]:
@@ -176,6 +206,9 @@ class Sandbox:
 
     def stop(self, timeout: float = 30.0) -> None:
         """Stop everything the sandbox started, by PID and cgroup, and delete its directory."""
+        if self.fleet is not None:
+            # Hosts first: the local keeper's own teardown would SIGKILL them with its cgroup.
+            self.fleet.stop()
         if self.keeper_alive():
             with contextlib.suppress(ProcessLookupError):
                 os.kill(self.keeper_pid, signal.SIGTERM)
@@ -231,7 +264,16 @@ class Sandbox:
         if not inside:
             # Outside, journalctl would read the machine's journal; inside, /run/log/journal is the sandbox's.
             variables["FLEETBUS_JOURNAL_DIRECTORY"] = str(self.paths.journal_dir)
+        if self.fleet is not None:
+            variables.update(self.fleet.env())
         return variables
+
+    def with_fleet_path(self, env: dict[str, str]) -> dict[str, str]:
+        """`env` with the fleet's `ssh` wrapper first on PATH, so `ssh host01`, `busctl -H host01` and
+        `systemctl -H host01` reach the simulated hosts."""
+        if self.fleet is not None:
+            env["PATH"] = f"{self.fleet.path_prefix}:{env.get('PATH') or os.defpath}"
+        return env
 
     def command(self, argv: Sequence[str], *, cwd: str | os.PathLike[str] | None = None) -> list[str]:
         """argv that runs `argv` inside the sandbox: its namespaces, its cgroup, no CAP_SYS_TIME — in `cwd`,
@@ -264,7 +306,7 @@ class Sandbox:
         merged = dict(os.environ if env is None else env)
         merged.update(self.env(inside=True))
         command = self.command(argv, cwd=kwargs.pop("cwd", None))
-        return subprocess.Popen(command, env=merged, **kwargs)
+        return subprocess.Popen(command, env=self.with_fleet_path(merged), **kwargs)
 
     def run(
         self, argv: Sequence[str], *, env: Mapping[str, str] | None = None, timeout: float | None = 60, **kwargs: Any
@@ -272,7 +314,7 @@ class Sandbox:
         merged = dict(os.environ if env is None else env)
         merged.update(self.env(inside=True))
         command = self.command(argv, cwd=kwargs.pop("cwd", None))
-        return subprocess.run(command, env=merged, timeout=timeout, **kwargs)  # noqa: PLW1510
+        return subprocess.run(command, env=self.with_fleet_path(merged), timeout=timeout, **kwargs)  # noqa: PLW1510
 
     def busctl(self, *args: str, timeout: float = 30) -> str:
         result = subprocess.run(
@@ -309,11 +351,16 @@ class Sandbox:
         return result.stdout
 
     def install_units(self, source: Path) -> list[str]:
-        """Copy unit files (and their .d/.wants directories) from `source` and reload the manager."""
+        """Copy unit files (and their .d/.wants directories) from `source` and reload the manager. With a fleet,
+        the hosts' own directories and groups.ini are theirs, not the local manager's."""
         if not source.is_dir():
             raise SandboxError(f"--units: {source} is not a directory")
         installed = []
         for entry in sorted(source.iterdir()):
+            if self.fleet is not None and (
+                entry.name == GROUPS_FILE or (entry.is_dir() and entry.name in {h.name for h in self.fleet.hosts})
+            ):
+                continue
             target = self.paths.unit_dir / entry.name
             if entry.is_dir():
                 shutil.copytree(entry, target, dirs_exist_ok=True)
@@ -339,6 +386,10 @@ class Sandbox:
                 if tail:
                     parts.append(f"--- {name}.log ---\n" + "\n".join(tail))
         return "\n".join(parts)
+
+
+def _fleet_paths(paths: SandboxPaths) -> FleetPaths:
+    return FleetPaths(paths.root / "fleet", paths.cgroup_name)
 
 
 def _working_directory(cwd: str | os.PathLike[str] | None) -> str:

@@ -27,6 +27,7 @@ JOURNALD = "/lib/systemd/systemd-journald"
 PR_SET_PDEATHSIG = 1
 PR_SET_CHILD_SUBREAPER = 36
 STOP_SIGNALS = {signal.SIGTERM, signal.SIGINT, signal.SIGHUP}
+RESTORE_SIGNAL = signal.SIGUSR1
 BASE_ENV = {
     "PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
     "LANG": "C.UTF-8",
@@ -127,8 +128,10 @@ class Keeper:
                 (unit_dir / alias).symlink_to(unit_dir / service.unit)
         self.paths.unit_dir.mkdir(parents=True, exist_ok=True)
 
+    cgroup_groups: tuple[str, ...] = ("", "systemd-journald.service", "manager.slice", "commands.scope")
+
     def make_cgroups(self) -> None:
-        for group in ("", "systemd-journald.service", "manager.slice", "commands.scope"):
+        for group in self.cgroup_groups:
             self.cgroups.create(f"{self.slice}/{group}")
         self.cgroups.enable_controllers(self.slice)
 
@@ -198,8 +201,8 @@ class Keeper:
         )
         return result.stdout.strip() == "b true"
 
-    def start(self) -> None:
-        steps: list[tuple[str, Callable[[], None]]] = [
+    def steps(self) -> list[tuple[str, Callable[[], None]]]:
+        return [
             ("filesystem", self.build_filesystem),
             ("identity", self.write_identity),
             ("configuration", self.write_configuration),
@@ -207,7 +210,9 @@ class Keeper:
             ("journald", self.start_journald),
             ("manager", self.start_manager),
         ]
-        for name, step in steps:
+
+    def start(self) -> None:
+        for name, step in self.steps():
             if self.stop_requested:
                 raise StartupError(f"asked to stop before {name}")
             began = time.monotonic()
@@ -231,16 +236,32 @@ class Keeper:
 
     def serve(self) -> None:
         """Wait for the order to stop, reaping children on the way; signals block so none is lost."""
-        signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS | {signal.SIGCHLD})
+        waited = STOP_SIGNALS | {signal.SIGCHLD, RESTORE_SIGNAL}
+        signal.pthread_sigmask(signal.SIG_BLOCK, waited)
         if self.stop_requested:
             return
         while True:
-            received = signal.sigwait(STOP_SIGNALS | {signal.SIGCHLD})
+            received = signal.sigwait(waited)
             if received == signal.SIGCHLD:
                 self.reap()
                 continue
+            if received == RESTORE_SIGNAL:
+                self.reap()
+                # What restore() starts must not inherit the blocked signals; one arriving meanwhile
+                # reaches its handler instead (a stop request is then seen below).
+                signal.pthread_sigmask(signal.SIG_UNBLOCK, waited)
+                try:
+                    self.restore()
+                finally:
+                    signal.pthread_sigmask(signal.SIG_BLOCK, waited)
+                if self.stop_requested:
+                    return
+                continue
             log(f"got {signal.Signals(received).name}, stopping")
             return
+
+    def restore(self) -> None:
+        """Bring back what a fault took away (asked for with RESTORE_SIGNAL); the local sandbox has nothing to."""
 
     # ---- teardown -------------------------------------------------------------------------------
 
@@ -284,14 +305,26 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     keeper = Keeper(SandboxPaths(args.directory), args.hostname)
+    catch_signals(keeper)
+    if args.die_with_parent:
+        die_with_parent(args.die_with_parent)
+    return run(keeper, args.ready_fd)
+
+
+def catch_signals(keeper: Keeper) -> None:
     # Not blocked during start-up: children inherit the signal mask, and daemons must see SIGTERM.
     for signum in STOP_SIGNALS:
         signal.signal(signum, keeper.request_stop)
-    if args.die_with_parent:
-        die_with_parent(args.die_with_parent)
+    # Until serve() waits for it, a restore request finds nothing to restore, and must not kill the keeper.
+    # A handler, not SIG_IGN: an ignored signal would stay ignored in every daemon the keeper starts.
+    signal.signal(RESTORE_SIGNAL, lambda _signum, _frame: None)
+
+
+def run(keeper: Keeper, ready_fd: int) -> int:
+    """Start `keeper` (its signals caught), say so on `ready_fd`, keep it until asked to stop, tear it down."""
     ctypes.CDLL(None).prctl(PR_SET_CHILD_SUBREAPER, 1)
 
-    with os.fdopen(args.ready_fd, "w") as ready:
+    with os.fdopen(ready_fd, "w") as ready:
         try:
             keeper.start()
         except Exception as exc:  # reported to the controller, then torn down

@@ -22,6 +22,8 @@ class SandboxPaths:
     """The sandbox directory. `run` is bind-mounted on /run inside, so sockets are reachable from outside."""
 
     root: Path
+    cgroup: str = ""
+    """The cgroup subtree (relative to each hierarchy); by default a slice named after the directory."""
 
     @property
     def sandbox_id(self) -> str:
@@ -84,6 +86,8 @@ class SandboxPaths:
 
     @property
     def cgroup_name(self) -> str:
+        if self.cgroup:
+            return self.cgroup
         # A slice name makes journald and sd-bus credentials attribute processes to their units
         # (_SYSTEMD_UNIT=foo.service), as on a host where the manager is PID 1.
         return f"fleetbus-sandbox-{self.sandbox_id}.slice"

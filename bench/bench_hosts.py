@@ -1,0 +1,244 @@
+"""Hosts over SSH, measured on a simulated fleet in one run:
+
+  fleet start     `Sandbox.create(hosts=N)` wall time, and memory per host (PSS and RSS of its processes),
+  cold connect    SshHost.connect() per host (ProxyCommand, key exchange, login), then the first bus link,
+  Get Hostname    median round trip of hostname1 `Hostname`:
+                    relay    fleetbus.hosts: a stdio-bridge channel on the persistent connection (the choice),
+                    forward  stream-local forwarding to /run/dbus/system_bus_socket on the same connection,
+                    tcp      the relay over a TCP socket opened inside the host's namespace (no ProxyCommand hop:
+                             what a plain TCP connection to a real host costs, less the network),
+                    busctl   `busctl -H HOST get-property` as a process per read (a login per call),
+                    local    the local sandbox's own bus (the floor),
+  client memory   RSS this process gains per connected host (connection + relay + link), plus its ProxyCommand.
+
+Prints medians and ratios. Run as root: python bench/bench_hosts.py [--hosts N] [--calls N] [--busctl-calls N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import ctypes
+import gc
+import os
+import socket
+import tempfile
+import threading
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+import asyncssh
+
+from fleetbus.dbus.link import BusLink
+from fleetbus.hosts.channels import ChannelSlots
+from fleetbus.hosts.relay import BusRelay, bridge_argv
+from fleetbus.hosts.remote_process import RemoteKiller
+from fleetbus.hosts.ssh import SshConnection, SshHost, SshTarget
+from fleetbus.sandbox import Sandbox
+from fleetbus.sandbox.fleet import Fleet
+from fleetbus.sandbox.layout import CgroupLayout
+from timing import ms, timed
+
+HOSTNAME = ("org.freedesktop.hostname1", "/org/freedesktop/hostname1", "org.freedesktop.DBus.Properties", "Get", "ss")
+HOSTNAME_ARGS = ["org.freedesktop.hostname1", "Hostname"]
+CLONE_NEWNET = 0x40000000
+
+
+def memory_of(pids: set[int]) -> tuple[float, float]:
+    """(PSS, RSS) in MiB summed over `pids`: PSS shares common pages out, RSS counts them in every process."""
+    pss = rss = 0
+    for pid in pids:
+        try:
+            for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+                if line.startswith("Pss:"):
+                    pss += int(line.split()[1])
+                elif line.startswith("Rss:"):
+                    rss += int(line.split()[1])
+        except OSError:
+            continue
+    return pss / 1024, rss / 1024
+
+
+def own_rss() -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def proxy_processes() -> set[int]:
+    """This process's ProxyCommand children (nsenter execs socat, so they are socat by then)."""
+    found = set()
+    for task in Path("/proc/self/task").iterdir():
+        for pid in (task / "children").read_text().split():
+            with contextlib.suppress(OSError):
+                if Path(f"/proc/{pid}/comm").read_text().strip() == "socat":
+                    found.add(int(pid))
+    return found
+
+
+def socket_in_namespace(netns: str, address: str, port: int, timeout: float) -> socket.socket:
+    """A TCP socket connected from inside another network namespace: setns in a thread of its own, which
+    then ends (setns changes only the calling thread)."""
+    result: dict[str, object] = {}
+
+    def work() -> None:
+        libc = ctypes.CDLL(None, use_errno=True)
+        fd = os.open(netns, os.O_RDONLY)
+        try:
+            if libc.setns(fd, CLONE_NEWNET) != 0:
+                result["error"] = OSError(ctypes.get_errno(), "setns")
+                return
+        finally:
+            os.close(fd)
+        try:
+            result["socket"] = socket.create_connection((address, port), timeout=timeout)
+        except OSError as exc:
+            result["error"] = exc
+
+    thread = threading.Thread(target=work)
+    thread.start()
+    thread.join()
+    if "error" in result:
+        raise result["error"]  # type: ignore[misc]
+    sock = result["socket"]
+    assert isinstance(sock, socket.socket)
+    sock.settimeout(None)
+    return sock
+
+
+def hostname_call(link: BusLink, expected: str) -> Callable[[], Awaitable[None]]:
+    async def once() -> None:
+        reply = await link.call(*HOSTNAME, HOSTNAME_ARGS, timeout=5)
+        assert reply.body[0].value == expected, reply.body
+
+    return once
+
+
+def busctl_call(sandbox: Sandbox, name: str) -> Callable[[], Awaitable[None]]:
+    env = sandbox.with_fleet_path({**os.environ, **sandbox.env()})
+    argv = ["busctl", "-H", name, "get-property", HOSTNAME[0], HOSTNAME[1], "org.freedesktop.hostname1", "Hostname"]
+
+    async def once() -> None:
+        process = await asyncio.create_subprocess_exec(*argv, env=env, stdout=asyncio.subprocess.PIPE)
+        out, _ = await process.communicate()
+        assert process.returncode == 0, out
+        assert name in out.decode(), out
+
+    return once
+
+
+async def measure(sandbox: Sandbox, fleet: Fleet, calls: int, busctl_calls: int) -> None:
+    cold: list[tuple[str, float, float]] = []
+    hosts: list[SshHost] = []
+    connections: list[SshConnection] = []
+    links: list[BusLink] = []
+    gc.collect()
+    rss_before = own_rss()
+    for simulated in fleet.hosts:
+        host = SshHost(
+            SshTarget(simulated.name, config=(fleet.paths.ssh_config,), known_hosts=(fleet.paths.known_hosts,))
+        )
+        began = time.perf_counter()
+        connection = await host.connect()
+        connected = time.perf_counter()
+        link = await connection.open_link("system", connect_timeout=5)
+        linked = time.perf_counter()
+        await hostname_call(link, simulated.name)()
+        cold.append((simulated.name, (connected - began) * 1000, (linked - connected) * 1000))
+        hosts.append(host)
+        connections.append(connection)
+        links.append(link)
+    gc.collect()
+    client_rss = (own_rss() - rss_before) / len(fleet.hosts)
+    proxies = proxy_processes()
+    proxy_pss, proxy_rss = memory_of(proxies)
+    proxy_pss, proxy_rss = proxy_pss / max(1, len(proxies)), proxy_rss / max(1, len(proxies))
+
+    print("\ncold connect (ProxyCommand, key exchange, login) and first bus link (stdio-bridge, Hello):")
+    for name, connect_ms, link_ms in cold:
+        print(f"  {name}: connect {connect_ms:7.1f} ms   link {link_ms:6.1f} ms")
+    print(f"client memory per connected host: {client_rss:.1f} MiB RSS in this process, "
+          f"+ its ProxyCommand {proxy_pss:.1f} MiB PSS ({proxy_rss:.1f} MiB RSS)")  # fmt: skip
+
+    target = fleet.hosts[1] if len(fleet.hosts) > 1 else fleet.hosts[0]
+    connection = connections[fleet.hosts.index(target)]
+    relay_link = links[fleet.hosts.index(target)]
+
+    forward_dir = Path(tempfile.mkdtemp(prefix="fleetbus-bench-"))
+    raw = connection._raw  # the same asyncssh connection, forwarding instead of a bridge
+    listener = await raw.forward_local_path(str(forward_dir / "bus"), "/run/dbus/system_bus_socket")
+    forward_link = BusLink("system", f"unix:path={forward_dir / 'bus'}", 5, target.name)
+    await forward_link.connect()
+
+    sock = socket_in_namespace(target.netns, target.address, 22, 5)
+    tcp = await asyncssh.connect(
+        sock=sock, config=None, known_hosts=str(fleet.paths.known_hosts), host_key_alias=target.name,
+        username="root", client_keys=[str(fleet.paths.client_key)],
+    )  # fmt: skip
+    tcp_relay = BusRelay(
+        target.name, tcp, ChannelSlots(target.name), RemoteKiller(target.name, tcp), bridge_argv("system"),
+        setup_timeout=5,
+    )  # fmt: skip
+    await tcp_relay.start()
+    tcp_link = BusLink("system", tcp_relay.address, 5, target.name)
+    await tcp_link.connect()
+
+    local = BusLink("system", sandbox.system_bus_address, 5)
+    await local.connect()
+    local_name = sandbox.hostname
+    try:
+        results = {
+            "relay": ms(await timed(calls, hostname_call(relay_link, target.name), warmup=20)),
+            "forward": ms(await timed(calls, hostname_call(forward_link, target.name), warmup=20)),
+            "tcp": ms(await timed(calls, hostname_call(tcp_link, target.name), warmup=20)),
+            "local": ms(await timed(calls, hostname_call(local, local_name), warmup=20)),
+            "busctl": ms(await timed(busctl_calls, busctl_call(sandbox, target.name), warmup=2)),
+        }
+    finally:
+        for link in (forward_link, tcp_link, local):
+            link.close()
+        listener.close()
+        await tcp_relay.close()
+        tcp.close()
+        for link in links:
+            link.close()
+        for host in hosts:
+            await host.close()
+    print(f"\nGet Hostname on {target.name}, median of {calls} ({busctl_calls} for busctl -H):")
+    for name, value in results.items():
+        print(f"  {name:8} {value:8.3f} ms")
+    print("ratios:")
+    print(f"  relay / local          {results['relay'] / results['local']:7.1f}×")
+    print(f"  tcp / local            {results['tcp'] / results['local']:7.1f}×")
+    print(f"  forward / relay        {results['forward'] / results['relay']:7.2f}×")
+    print(f"  busctl -H / relay      {results['busctl'] / results['relay']:7.0f}×")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--hosts", type=int, default=3)
+    parser.add_argument("--calls", type=int, default=500)
+    parser.add_argument("--busctl-calls", type=int, default=20)
+    args = parser.parse_args()
+
+    began = time.perf_counter()
+    with Sandbox.create(hosts=args.hosts, die_with_parent=True) as sandbox:
+        started = time.perf_counter() - began
+        fleet = sandbox.fleet
+        assert fleet is not None
+        cgroups = CgroupLayout.detect()
+        print(f"fleet of {args.hosts} hosts (and the local sandbox) up in {started:.2f} s")
+        memory = [memory_of(cgroups.pids(h.paths.cgroup_name) | {h.keeper_pid}) for h in fleet.hosts]
+        pss = sum(m[0] for m in memory) / len(memory)
+        rss = sum(m[1] for m in memory) / len(memory)
+        print(f"memory per host: {pss:.1f} MiB PSS ({rss:.1f} MiB RSS, shared pages counted in every process)")
+        asyncio.run(measure(sandbox, fleet, args.calls, args.busctl_calls))
+        stopping = time.perf_counter()
+    print(f"\nteardown {time.perf_counter() - stopping:.2f} s")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,290 @@
+"""One persistent SSH connection per host (asyncssh), carrying that host's bus links and commands.
+
+Everything has a deadline: the connection (TCP, key exchange and login together), every channel, every
+command. Host keys are checked against known_hosts files, always; OpenSSH client config is honoured (Host
+aliases, HostName, User, Port, IdentityFile, ProxyJump, ProxyCommand). Nothing here knows of MCP or policy.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import asyncssh
+
+from fleetbus.dbus.link import BusLink
+from fleetbus.hosts.channels import DEFAULT_MAX_CHANNELS, ChannelSlots
+from fleetbus.hosts.errors import AuthenticationFailed, HostError, HostUnreachable
+from fleetbus.hosts.host_keys import DEFAULT_KNOWN_HOSTS, HostKeyWitness, KnownHosts, refusal
+from fleetbus.hosts.relay import BusRelay, bridge_argv
+from fleetbus.hosts.remote_process import RemoteKiller
+from fleetbus.hosts.runner import CommandResult, RemoteRunner
+
+log = logging.getLogger(__name__)
+
+DEFAULT_MAX_HANDSHAKES = 8
+"""Below sshd's MaxStartups 10:30:100, where a server starts dropping unauthenticated connections."""
+
+CloseListener = Callable[["SshConnection", Exception | None], None]
+
+
+@dataclass(frozen=True)
+class SshTarget:
+    """Where a host is and how to log in; unset fields come from OpenSSH client config, as for `ssh NAME`."""
+
+    name: str
+    """The host's name in the inventory; every error names it."""
+    address: str | None = None
+    """What to connect to (ansible_host); by default the name. Config `Host` blocks match this."""
+    port: int | None = None
+    user: str | None = None
+    identity_files: tuple[Path, ...] = ()
+    known_hosts: tuple[Path, ...] = ()
+    """Files listing trusted host keys; by default ~/.ssh/known_hosts and /etc/ssh/ssh_known_hosts. Config
+    cannot turn checking off: `UserKnownHostsFile /dev/null` or `StrictHostKeyChecking no` change nothing."""
+    config: tuple[Path, ...] = ()
+    """OpenSSH client config files; by default ~/.ssh/config."""
+
+
+@dataclass(frozen=True)
+class SshLimits:
+    connect_timeout: float = 10.0
+    """TCP (or proxy), key exchange and login together; asyncssh alone would wait for the kernel (~127 s)."""
+    keepalive_interval: float = 15.0
+    keepalive_count_max: int = 3
+    """A connection whose host stops answering is closed after interval × count seconds."""
+    max_channels: int = DEFAULT_MAX_CHANNELS
+    bus_setup_timeout: float = 10.0
+    """How long a new bus link may wait for a channel and for the bridge to start on the host."""
+
+
+@dataclass
+class HandshakeGate:
+    """Bounds SSH handshakes in flight across every host that shares it (a registry shares one)."""
+
+    limit: int = DEFAULT_MAX_HANDSHAKES
+    in_flight: int = field(default=0, init=False)
+    peak: int = field(default=0, init=False)
+    """The most handshakes ever in flight at once (for tests and figures)."""
+    _free: asyncio.Semaphore = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self._free = asyncio.Semaphore(self.limit)
+
+    async def __aenter__(self) -> None:
+        await self._free.acquire()
+        self.in_flight += 1
+        self.peak = max(self.peak, self.in_flight)
+
+    async def __aexit__(self, *_exc: object) -> None:
+        self.in_flight -= 1
+        self._free.release()
+
+
+class SshHost:
+    """A host reached over SSH: makes its one connection on demand, and a new one after it is lost."""
+
+    def __init__(
+        self,
+        target: SshTarget,
+        limits: SshLimits | None = None,
+        *,
+        handshakes: HandshakeGate | None = None,
+        relay_directory: Path | None = None,
+    ) -> None:
+        self.target = target
+        self.limits = limits or SshLimits()
+        # A gate of its own bounds nothing (one host makes one connection at a time): a registry shares one.
+        self._handshakes = handshakes or HandshakeGate()
+        self._relay_directory = relay_directory
+        self._connection: SshConnection | None = None
+        self._lock = asyncio.Lock()
+
+    @property
+    def name(self) -> str:
+        return self.target.name
+
+    @property
+    def connection(self) -> SshConnection | None:
+        """The live connection, if there is one; never connects."""
+        connection = self._connection
+        return connection if connection is not None and not connection.closed else None
+
+    async def connect(self) -> SshConnection:
+        """The live connection, or a new one (one attempt, within `connect_timeout`)."""
+        live = self.connection
+        if live is not None:
+            return live
+        async with self._lock:
+            live = self.connection
+            if live is not None:
+                return live
+            self._connection = await self._open()
+            return self._connection
+
+    async def close(self) -> None:
+        if self._connection is not None:
+            await self._connection.close()
+            self._connection = None
+
+    async def _open(self) -> SshConnection:
+        target, limits = self.target, self.limits
+        known = KnownHosts.load(target.known_hosts or DEFAULT_KNOWN_HOSTS)
+        witness = HostKeyWitness()
+        client = _Client(witness)
+        options: dict[str, Any] = {
+            # An SSHKnownHosts object: asyncssh checks against it and never reads config's UserKnownHostsFile.
+            "known_hosts": known.entries,
+            "client_factory": lambda: client,
+            "connect_timeout": limits.connect_timeout,
+            "login_timeout": limits.connect_timeout,
+            "keepalive_interval": limits.keepalive_interval,
+            "keepalive_count_max": limits.keepalive_count_max,
+        }
+        if target.config:
+            options["config"] = [str(p) for p in target.config]
+        if target.port is not None:
+            options["port"] = target.port
+        if target.user is not None:
+            options["username"] = target.user
+        if target.identity_files:
+            options["client_keys"] = [str(p) for p in target.identity_files]
+        destination = target.address or target.name
+        try:
+            # The deadline covers the wait for a handshake slot too: a caller's budget is wall-clock.
+            async with asyncio.timeout(limits.connect_timeout):
+                async with self._handshakes:
+                    raw = await asyncssh.connect(destination, **options)
+        except TimeoutError:
+            raise HostUnreachable(
+                self.name, f"no SSH connection to {destination} within {limits.connect_timeout:g} s"
+            ) from None
+        except asyncssh.HostKeyNotVerifiable as exc:
+            raise refusal(self.name, known, witness, exc.reason) from None
+        except asyncssh.PermissionDenied as exc:
+            raise AuthenticationFailed(
+                self.name, f"{destination} accepted none of our credentials: {exc.reason}"
+            ) from None
+        except (asyncssh.Error, OSError) as exc:
+            raise HostUnreachable(self.name, f"cannot connect to {destination}: {_reason(exc)}") from exc
+        connection = SshConnection(self.name, raw, limits, relay_directory=self._relay_directory)
+        client.connection = connection
+        return connection
+
+
+class SshConnection:
+    """One authenticated connection: its bus relays, its command runner, and what happens when it is lost."""
+
+    def __init__(
+        self, host: str, raw: asyncssh.SSHClientConnection, limits: SshLimits, *, relay_directory: Path | None = None
+    ) -> None:
+        self.host = host
+        self.limits = limits
+        self._raw = raw
+        self._slots = ChannelSlots(host, limits.max_channels)
+        self._killer = RemoteKiller(host, raw)
+        self._relay_directory = relay_directory
+        self._relays: dict[str, BusRelay] = {}
+        self._relay_lock = asyncio.Lock()
+        self._listeners: list[CloseListener] = []
+        self.closed = False
+        self.close_reason: Exception | None = None
+        self._closing: asyncio.Task[None] | None = None
+        self.runner = RemoteRunner(host, raw, self._slots, self._killer)
+
+    @property
+    def channels_in_use(self) -> int:
+        return self._slots.in_use
+
+    async def bus_address(self, bus: str = "system") -> str:
+        """A local `unix:path=` address whose connections reach `bus` ("system" or "user") on the host."""
+        if self.closed:
+            raise HostUnreachable(self.host, f"the SSH connection is closed ({self.close_reason or 'by us'})")
+        async with self._relay_lock:
+            relay = self._relays.get(bus)
+            if relay is None:
+                relay = BusRelay(
+                    self.host,
+                    self._raw,
+                    self._slots,
+                    self._killer,
+                    bridge_argv(bus),
+                    setup_timeout=self.limits.bus_setup_timeout,
+                    directory=self._relay_directory,
+                )
+                await relay.start()
+                self._relays[bus] = relay
+            return relay.address
+
+    async def open_link(self, bus: str = "system", *, connect_timeout: float) -> BusLink:
+        """A connected link to `bus` on the host, set up (with the bus's Hello) within `connect_timeout`."""
+        link = BusLink(bus, await self.bus_address(bus), connect_timeout, self.host)
+        await link.connect()
+        return link
+
+    async def run(self, argv: Sequence[str], *, timeout: float, max_bytes: int) -> CommandResult:
+        return await self.runner.run(argv, timeout=timeout, max_bytes=max_bytes)
+
+    def add_close_listener(self, listener: CloseListener) -> None:
+        """Called once, when the connection is lost or closed (with the reason, or None when we closed it)."""
+        self._listeners.append(listener)
+
+    async def close(self) -> None:
+        await self._close_relays()
+        await self._killer.drain()
+        if not self.closed:
+            self._raw.close()
+        with contextlib.suppress(asyncssh.Error, OSError):
+            await self._raw.wait_closed()
+        await self._close_relays()
+
+    async def wait_closed(self) -> None:
+        await self._raw.wait_closed()
+
+    def lost(self, reason: Exception | None) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        self.close_reason = reason
+        if reason is not None:
+            log.info("%s: SSH connection lost: %s", self.host, reason)
+        self._closing = asyncio.get_running_loop().create_task(self._close_relays())
+        for listener in list(self._listeners):
+            try:
+                listener(self, reason)
+            except Exception:
+                log.exception("close listener failed")
+
+    async def _close_relays(self) -> None:
+        relays, self._relays = list(self._relays.values()), {}
+        for relay in relays:
+            await relay.close()
+
+
+class _Client(asyncssh.SSHClient):
+    """asyncssh's view of our side: the host-key witness, and the news that the connection is gone."""
+
+    def __init__(self, witness: HostKeyWitness) -> None:
+        self.witness = witness
+        self.connection: SshConnection | None = None
+
+    def validate_host_public_key(self, host: str, addr: str, port: int, key: asyncssh.SSHKey) -> bool:
+        return self.witness.refuse(host, addr, port, key)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self.connection is not None:
+            self.connection.lost(exc if exc is not None else None)
+
+
+def _reason(exc: BaseException) -> str:
+    if isinstance(exc, asyncssh.Error) and exc.reason:
+        return exc.reason
+    return str(exc) or type(exc).__name__
+
+
+__all__ = ["HandshakeGate", "HostError", "SshConnection", "SshHost", "SshLimits", "SshTarget"]
