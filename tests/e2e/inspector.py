@@ -10,6 +10,7 @@ started some other way.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import shutil
 import subprocess
@@ -42,12 +43,23 @@ FIXTURE_FREE_SCENARIOS = [
 
 
 def ensure_installed() -> None:
-    if NODE.exists() and INSPECTOR.exists() and CONFORMANCE.exists():
+    if _installed():
         return
     npm = shutil.which("npm")
     if npm is None:
         raise RuntimeError("npm is needed to install the MCP Inspector and the conformance suite (tests/node)")
-    subprocess.run([npm, "ci", "--no-audit", "--no-fund", "--loglevel=error"], cwd=NODE_DIR, check=True, timeout=600)
+    # Test workers start together: one installs while the others wait on the lock (two `npm ci` in one
+    # directory fail with ENOTEMPTY), then find the tools there.
+    with open(NODE_DIR / ".install.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not _installed():
+            subprocess.run(
+                [npm, "ci", "--no-audit", "--no-fund", "--loglevel=error"], cwd=NODE_DIR, check=True, timeout=600
+            )
+
+
+def _installed() -> bool:
+    return NODE.exists() and INSPECTOR.exists() and CONFORMANCE.exists()
 
 
 @dataclass
