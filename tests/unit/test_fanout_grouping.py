@@ -112,7 +112,8 @@ def test_identical_answers_merge_largest_first_and_outliers_stay_visible() -> No
     grouped = group_outcomes(outcomes, volatile=["main_pid"])
     assert [g.row() for g in grouped.answers] == [
         {"hosts": "host[01-03,05]", "count": 4, "answer": {"active": "active"}},
-        {"hosts": "host04", "count": 1, "answer": {"active": "failed"}},
+        # A group of one is shown whole: the outlier keeps every field it answered.
+        {"hosts": "host04", "count": 1, "answer": {"active": "failed", "main_pid": 0}},
     ]
     assert [g.row() for g in grouped.failures] == [
         {"hosts": "host[06-07]", "count": 2, "kind": "unreachable", "message": "connection refused"},

@@ -197,12 +197,15 @@ class Group:
     answer: Any = None
     kind: str | None = None
     message: str = ""
+    whole: Any = None
+    """The first host's answer with its volatile fields: a group of one shows it whole, so an outlier (the one
+    failed unit) comes with everything it said — its error lines included."""
 
     def row(self) -> dict[str, Any]:
         base: dict[str, Any] = {"hosts": compress_hosts(self.hosts), "count": len(self.hosts)}
         if self.kind is not None:
             return {**base, "kind": self.kind, "message": self.message}
-        return {**base, "answer": self.answer}
+        return {**base, "answer": self.whole if len(self.hosts) == 1 else self.answer}
 
 
 @dataclass
@@ -232,7 +235,7 @@ def group_outcomes(
             continue
         stable = without_volatile(outcome.value, volatile)
         canonical = json.dumps(stable, sort_keys=True, separators=(",", ":"), default=str)
-        answers.setdefault(canonical, Group([], answer=stable)).hosts.append(outcome.host)
+        answers.setdefault(canonical, Group([], answer=stable, whole=outcome.value)).hosts.append(outcome.host)
         if show_varying and volatile:
             for path, value in volatile_paths(outcome.value, volatile).items():
                 varying.append({"host": outcome.host, "path": path, "value": value})
