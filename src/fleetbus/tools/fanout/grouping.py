@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import fnmatch
+import functools
 import json
 import re
 from collections.abc import Iterable, Mapping, Sequence
@@ -63,18 +64,19 @@ def compress_hosts(names: Iterable[str]) -> str:
         items.append((parts, numbers))
     dimensions = max((len(numbers) for _, numbers in items), default=0)
     for axis in range(dimensions - 1, -1, -1):
-        merged: dict[tuple[Any, ...], tuple[tuple[str, ...], list[frozenset[_Number]]]] = {}
+        # Gathered in mutable sets, frozen after the pass: a union per name would copy the set every time.
+        merged: dict[tuple[Any, ...], tuple[tuple[str, ...], tuple[frozenset[_Number], ...], set[_Number]]] = {}
         for parts, numbers in items:
             if len(numbers) <= axis:
-                key: tuple[Any, ...] = (parts, numbers, None)
-                merged.setdefault(key, (parts, list(numbers)))
+                merged.setdefault((parts, numbers, None), (parts, numbers, set()))
                 continue
             key = (parts, numbers[:axis], numbers[axis + 1 :])
-            if key in merged:
-                merged[key][1][axis] = merged[key][1][axis] | numbers[axis]
-            else:
-                merged[key] = (parts, list(numbers))
-        items = [(parts, tuple(numbers)) for parts, numbers in merged.values()]
+            entry = merged.setdefault(key, (parts, numbers, set()))
+            entry[2].update(numbers[axis])
+        items = [
+            (parts, (*numbers[:axis], frozenset(axis_numbers), *numbers[axis + 1 :]) if axis_numbers else numbers)
+            for parts, numbers, axis_numbers in merged.values()
+        ]
     rendered = [(_sort_key(parts, numbers), _render(parts, numbers)) for parts, numbers in items]
     return ",".join(text for _, text in sorted(rendered))
 
@@ -143,8 +145,8 @@ def volatile_paths(value: Any, patterns: Sequence[str]) -> dict[str, Any]:
     """The values at paths matching `patterns` (dotted, each segment a glob over keys or list indexes, `**` any
     depth): `since`, `units.*.main_pid`, `**.timestamp`, `entries.*.__*TIMESTAMP`."""
     found: dict[str, Any] = {}
-    for pattern in patterns:
-        for path, item in _walk(value, pattern.split("."), []):
+    for compiled in _compile(tuple(patterns)):
+        for path, item in _walk(value, compiled, 0, []):
             found[".".join(path)] = item
     return found
 
@@ -154,22 +156,43 @@ def without_volatile(value: Any, patterns: Sequence[str]) -> Any:
     if not patterns:
         return value
     drop = {tuple(path.split(".")) for path in volatile_paths(value, patterns)}
-    return _prune(value, (), drop)
+    return _prune(value, (), drop) if drop else value
 
 
-def _walk(node: Any, segments: list[str], path: list[str]) -> Iterable[tuple[list[str], Any]]:
-    if not segments:
+_ANY_DEPTH = "**"
+_Segment = str | re.Pattern[str]
+"""A literal key (looked up directly: most declared paths are plain names), `**`, or a compiled glob."""
+
+
+@functools.lru_cache(maxsize=256)
+def _compile(patterns: tuple[str, ...]) -> tuple[tuple[_Segment, ...], ...]:
+    def segment(text: str) -> _Segment:
+        if text == _ANY_DEPTH or not any(char in text for char in "*?["):
+            return text
+        return re.compile(fnmatch.translate(text))
+
+    return tuple(tuple(segment(part) for part in pattern.split(".")) for pattern in patterns)
+
+
+def _walk(node: Any, segments: tuple[_Segment, ...], at: int, path: list[str]) -> Iterable[tuple[list[str], Any]]:
+    if at == len(segments):
         yield path, node
         return
-    head, rest = segments[0], segments[1:]
-    if head == "**":
-        yield from _walk(node, rest, path)  # zero segments
+    head = segments[at]
+    if head == _ANY_DEPTH:
+        yield from _walk(node, segments, at + 1, path)  # zero segments
         for key, child in _children(node):
-            yield from _walk(child, segments, [*path, key])
+            yield from _walk(child, segments, at, [*path, key])
+        return
+    if isinstance(head, str):
+        if isinstance(node, Mapping) and head in node:
+            yield from _walk(node[head], segments, at + 1, [*path, head])
+        elif isinstance(node, list) and head.isdigit() and int(head) < len(node):
+            yield from _walk(node[int(head)], segments, at + 1, [*path, head])
         return
     for key, child in _children(node):
-        if fnmatch.fnmatchcase(key, head):
-            yield from _walk(child, rest, [*path, key])
+        if head.fullmatch(key):
+            yield from _walk(child, segments, at + 1, [*path, key])
 
 
 def _children(node: Any) -> Iterable[tuple[str, Any]]:
