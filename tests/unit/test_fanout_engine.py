@@ -197,3 +197,27 @@ async def test_no_hosts_is_an_empty_answer() -> None:
     result = await fan_out([], run, per_host_deadline=1, overall_deadline=1)
     assert result.outcomes == []
     assert not result.partial
+
+
+async def test_cancelling_the_fan_out_cancels_every_host_it_started() -> None:
+    started = asyncio.Event()
+    cancelled: list[str] = []
+
+    async def run(host: str) -> str:
+        if host == "h2":
+            started.set()
+        try:
+            await asyncio.sleep(30)
+        except asyncio.CancelledError:
+            cancelled.append(host)
+            raise
+        return host
+
+    task = asyncio.ensure_future(fan_out(["h0", "h1", "h2", "h3"], run, per_host_deadline=60, concurrency=3))
+    await asyncio.wait_for(started.wait(), 5)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    for _ in range(3):
+        await asyncio.sleep(0)
+    assert sorted(cancelled) == ["h0", "h1", "h2"]  # h3 never started

@@ -166,6 +166,12 @@ async def fan_out(
                     await _tell(on_done, Progress(len(finished), len(order), outcome))
     except TimeoutError:
         partial = True
+    except BaseException:
+        # The caller gave up (its request was cancelled): nothing it started may go on running on the hosts.
+        for task in running.values():
+            task.cancel()
+            _abandon(task)
+        raise
     if partial:
         now = time.monotonic() - started
         late = f"no answer within the overall deadline of {overall_deadline:g} s"
