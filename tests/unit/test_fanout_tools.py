@@ -11,11 +11,20 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import pytest
+from jsonschema import Draft202012Validator
 
 from fleetbus.hosts.errors import HostUnreachable
 from fleetbus.operation import DBUS_CALL, Operation
 from fleetbus.tools.fanout.plan import Plan, PlanLedger
-from fleetbus.tools.fanout.tools import FanOutSettings, fan_out_tool, fanout_input_schema, rolling_unit_job
+from fleetbus.tools.fanout.tools import (
+    FANOUT_OUTPUT_SCHEMA,
+    ROLLING_INPUT_SCHEMA,
+    ROLLING_OUTPUT_SCHEMA,
+    FanOutSettings,
+    fan_out_tool,
+    fanout_input_schema,
+    rolling_unit_job,
+)
 from fleetbus.tools.registry import ToolError
 
 HOSTS = [f"host{n:02d}" for n in range(1, 6)]
@@ -163,6 +172,7 @@ async def test_two_groups_in_one_answer_and_failures_by_kind() -> None:
         {"hosts": "host02", "count": 1, "kind": "unreachable", "message": "connection refused"}
     ]
     assert "main_pid" in answer["ignored_fields"]
+    Draft202012Validator(FANOUT_OUTPUT_SCHEMA).validate(answer)
 
 
 async def test_varying_fields_on_request_and_groups_beyond_the_limit_still_named() -> None:
@@ -178,6 +188,7 @@ async def test_varying_fields_on_request_and_groups_beyond_the_limit_still_named
     assert len(answer["groups"]) == 1
     assert answer["more_groups"] == {"groups": 2, "hosts": "host[02-03,05]", "count": 3}
     assert {"host": "host01", "path": "main_pid", "value": 101} in answer["varying"]
+    Draft202012Validator(FANOUT_OUTPUT_SCHEMA).validate(answer)
 
 
 async def test_the_overall_deadline_gives_a_partial_answer() -> None:
@@ -188,7 +199,7 @@ async def test_the_overall_deadline_gives_a_partial_answer() -> None:
             return await super().run_tool_on(host, tool, arguments)
 
     answer = await fan_out_tool(
-        Inventory(HOSTS), Stuck(), "unit_status", {"unit": "w", "hosts": "fleet", "timeout": 0.3}
+        Inventory(HOSTS), Stuck(), "unit_status", {"unit": "w", "hosts": "fleet", "overall_timeout": 0.3}
     )
     assert answer["partial"] is True
     assert answer["failures"][0]["hosts"] == "host03"
@@ -251,6 +262,7 @@ async def test_a_broken_gate_on_host03_stops_after_its_batch() -> None:
     assert rows["host04"]["status"] == "not touched"
     assert rows["host05"]["status"] == "not touched"
     assert fleet.hosts["host05"].props["InvocationID"] == "host05-1"  # nothing restarted there
+    Draft202012Validator(ROLLING_OUTPUT_SCHEMA).validate(answer)
 
 
 async def test_all_healthy_runs_every_batch() -> None:
@@ -276,6 +288,17 @@ async def test_dry_run_changes_nothing_and_shows_the_plan() -> None:
     assert answer["plan"]["host_count"] == 5
     assert [b["hosts"] for b in answer["plan"]["batches"]] == ["host01", "host[02-03]", "host[04-05]"]
     assert "RestartUnit" in answer["plan"]["operations"][0]
+    Draft202012Validator(ROLLING_OUTPUT_SCHEMA).validate(answer)
+
+
+def test_the_schemas_are_valid_and_the_input_schema_takes_the_documented_examples() -> None:
+    for schema in (FANOUT_OUTPUT_SCHEMA, ROLLING_INPUT_SCHEMA, ROLLING_OUTPUT_SCHEMA):
+        Draft202012Validator.check_schema(schema)
+    validator = Draft202012Validator(ROLLING_INPUT_SCHEMA)
+    for batches in (1, "20%", [1, 5, "20%"], [1, 2, "50%", "100%"]):
+        validator.validate({"unit": "worker.service", "action": "restart", "hosts": "fleet", "batches": batches})
+    assert not validator.is_valid({"unit": "w", "action": "restart", "hosts": "fleet", "batches": []})
+    assert not validator.is_valid({"unit": "w", "action": "explode", "hosts": "fleet"})
 
 
 async def test_one_approval_for_the_plan_and_a_changed_plan_asks_again() -> None:

@@ -145,9 +145,60 @@ FANOUT_ARGUMENTS: dict[str, Any] = {
         "description": "Also list, per host, the fields that always differ (times, PIDs) and are not compared.",
     },
     "per_host_timeout": {"type": "number", "minimum": 0.1, "maximum": 120, "description": "Seconds per host."},
-    "timeout": {"type": "number", "minimum": 0.1, "maximum": 600, "description": "Seconds for the whole fan-out."},
+    "overall_timeout": {
+        "type": "number",
+        "minimum": 0.1,
+        "maximum": 600,
+        "description": "Seconds for the whole fan-out; hosts still running then are reported as timeout.",
+    },
     "max_groups": {"type": "integer", "minimum": 1, "maximum": 200, "default": 20},
 }
+
+
+_HOSTS_ROW = {"hosts": {"type": "string"}, "count": {"type": "integer"}}
+_MORE = {
+    "type": "object",
+    "properties": {"groups": {"type": "integer"}, **_HOSTS_ROW},
+    "required": ["groups", "hosts", "count"],
+}
+FANOUT_OUTPUT_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "tool": {"type": "string"},
+        "hosts": {"type": "string"},
+        "total": {"type": "integer"},
+        "answered": {"type": "integer"},
+        "failed": {"type": "integer"},
+        "partial": {"type": "boolean"},
+        "elapsed_s": {"type": "number"},
+        "groups": {
+            "type": "array",
+            "items": {"type": "object", "properties": {**_HOSTS_ROW, "answer": {}}, "required": ["hosts", "count"]},
+        },
+        "failures": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "properties": {**_HOSTS_ROW, "kind": {"type": "string"}, "message": {"type": "string"}},
+                "required": ["hosts", "count", "kind", "message"],
+            },
+        },
+        "more_groups": _MORE,
+        "more_failures": _MORE,
+        "ignored_fields": {"type": "array", "items": {"type": "string"}},
+        "varying": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "properties": {"host": {"type": "string"}, "path": {"type": "string"}, "value": {}},
+                "required": ["host", "path", "value"],
+            },
+        },
+        "truncated": {"type": "array", "items": {"type": "string"}},
+    },
+    "required": ["tool", "hosts", "total", "answered", "failed", "partial", "groups", "failures"],
+}
+"""The answer of any read tool fanned out (the tool's own output schema describes each group's `answer`)."""
 
 
 def fanout_input_schema(base: Mapping[str, Any]) -> dict[str, Any]:
@@ -194,7 +245,7 @@ async def fan_out_tool(
     hosts = _select(selector, arguments.get("hosts"), settings.max_hosts)
     inner = {key: value for key, value in arguments.items() if key not in FANOUT_ARGUMENTS and key != "format"}
     per_host = float(arguments.get("per_host_timeout", settings.per_host_deadline))
-    overall = float(arguments.get("timeout", settings.overall_deadline))
+    overall = float(arguments.get("overall_timeout", settings.overall_deadline))
     max_groups = int(arguments.get("max_groups", settings.max_groups))
 
     async def one(host: str) -> Mapping[str, Any]:
@@ -298,6 +349,64 @@ ROLLING_INPUT_SCHEMA: dict[str, Any] = {
 }
 
 
+ROLLING_OUTPUT_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "unit": {"type": "string"},
+        "action": {"type": "string"},
+        "hosts": {"type": "string"},
+        "work_order": {"type": "string"},
+        "plan": {
+            "type": "object",
+            "properties": {
+                "hosts": {"type": "string"},
+                "host_count": {"type": "integer"},
+                "out_of": {"type": "integer"},
+                "share_percent": {"type": "number"},
+                "batches": {"type": "array", "items": {"type": "object"}},
+                "operations": {"type": "array", "items": {"type": "string"}},
+                "terms": {"type": "object"},
+                "digest": {"type": "string"},
+            },
+            "required": ["hosts", "host_count", "batches", "operations", "digest"],
+        },
+        "dry_run": {"type": "boolean"},
+        "counts": {
+            "type": "object",
+            "properties": {key: {"type": "integer"} for key in ("done", "failed", "not touched")},
+            "required": ["done", "failed", "not touched"],
+        },
+        "batches": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "properties": {
+                    "batch": {"type": "integer"},
+                    "hosts": {"type": "string"},
+                    "results": {
+                        "type": "array",
+                        "items": {
+                            "type": "object",
+                            "properties": {
+                                "host": {"type": "string"},
+                                "status": {"type": "string", "enum": ["done", "failed", "not touched"]},
+                                "why": {"type": "string"},
+                                "journal": {"type": "array", "items": {"type": "string"}},
+                            },
+                            "required": ["host", "status"],
+                        },
+                    },
+                },
+                "required": ["batch", "hosts", "results"],
+            },
+        },
+        "stopped_after_batch": {"type": "integer"},
+        "reason": {"type": "string"},
+    },
+    "required": ["unit", "action", "hosts", "plan", "dry_run", "counts", "batches"],
+}
+
+
 @dataclass(frozen=True)
 class _Before:
     failed: set[str]
@@ -346,7 +455,7 @@ async def rolling_unit_job(
     terms = {
         "unit": unit,
         "action": action,
-        "max_failures": arguments.get("max_failures", 0),
+        "max_failures": dataclasses.asdict(limit),
         "gate": dataclasses.asdict(spec),
         "wait": wait,
     }
