@@ -111,16 +111,7 @@ class FanOutSettings:
 
 
 VOLATILE_FIELDS: dict[str, tuple[str, ...]] = {
-    "unit_status": (
-        "since",
-        "active_since",
-        "main_pid",
-        "memory_bytes",
-        "cpu_seconds",
-        "tasks",
-        "lines",
-        "exec_status.pid",
-    ),
+    "unit_status": ("since", "active_since", "main_pid", "memory_bytes", "cpu_seconds", "tasks", "lines"),
     "list_units": ("next_cursor",),
     "list_unit_files": ("next_cursor",),
     "health_check": ("**.since", "**.stuck_s", "**.last_restart_ago_s", "**.last_lines", "load", "memory_used_percent"),
