@@ -7,6 +7,7 @@ import time
 
 import pytest
 
+from fleetbus.dbus.errors import BusUnavailable, CallTimeout
 from fleetbus.hosts.errors import ChangedHostKey, HostUnreachable, RemoteTimeout, UnknownHostKey
 from fleetbus.tools.fanout.engine import DEFAULT_CLASSIFIER, Classifier, Progress, fan_out
 
@@ -133,9 +134,13 @@ async def test_one_failing_host_is_isolated_and_classified() -> None:
             raise RemoteTimeout("stuck", "bus link did not answer")
         if host == "broken":
             raise RuntimeError("boom")
+        if host == "frozen":
+            raise CallTimeout("Get did not answer within 2 s")
+        if host == "nobus":
+            raise BusUnavailable("the system bus did not answer within 2 s")
         return "up"
 
-    hosts = ["a", "down", "new", "moved", "stuck", "broken", "b"]
+    hosts = ["a", "down", "new", "moved", "stuck", "broken", "frozen", "nobus", "b"]
     result = await fan_out(hosts, run, per_host_deadline=5)
     got = {o.host: (o.kind, o.message) for o in result.outcomes}
     assert got == {
@@ -145,6 +150,8 @@ async def test_one_failing_host_is_isolated_and_classified() -> None:
         "moved": ("changed-hostkey", "key changed"),
         "stuck": ("timeout", "bus link did not answer"),
         "broken": ("error", "boom"),
+        "frozen": ("timeout", "Get did not answer within 2 s"),
+        "nobus": ("unreachable", "the system bus did not answer within 2 s"),
         "b": (None, ""),
     }
 

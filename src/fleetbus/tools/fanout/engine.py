@@ -12,6 +12,7 @@ from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
+from fleetbus.dbus.errors import BusUnavailable, CallTimeout
 from fleetbus.gateway import ApprovalDenied, ApprovalRequired, OperationDenied, OutOfScope
 from fleetbus.hosts.errors import HostError, HostKeyError, HostUnreachable, RemoteTimeout
 
@@ -101,7 +102,9 @@ DEFAULT_CLASSIFIER = Classifier(
     [
         (HostKeyError, _host_key_kind),
         (HostUnreachable, UNREACHABLE),
+        (BusUnavailable, UNREACHABLE),  # the host's bus cannot be reached (gone, or frozen in authentication)
         (RemoteTimeout, TIMEOUT),
+        (CallTimeout, TIMEOUT),
         (TimeoutError, TIMEOUT),
         (OperationDenied, DENIED),
         (OutOfScope, DENIED),
