@@ -52,9 +52,15 @@ class Inventory:
 class Host:
     def __init__(self, name: str) -> None:
         self.name = name
-        self.props: dict[str, Any] = {"ActiveState": "active", "SubState": "running", "InvocationID": f"{name}-1"}
+        self.props: dict[str, Any] = {
+            "ActiveState": "active",
+            "SubState": "running",
+            "InvocationID": f"{name}-1",
+            "NRestarts": 0,
+        }
         self.listeners: list[asyncio.Queue[Mapping[str, Any]]] = []
         self.crash_after_restart = False
+        self.crash_and_recover = False
         self.unreachable = False
         self.invocations = 1
 
@@ -109,6 +115,8 @@ class Fleet:
             h.change(ActiveState="inactive", SubState="dead")
         else:
             h.change(ActiveState="active", SubState="running", InvocationID=f"{host}-{h.invocations}")
+            if h.crash_and_recover:  # crashed and restarted by systemd before anyone watched: active again
+                h.props["NRestarts"] += 1
             if h.crash_after_restart:
                 asyncio.get_running_loop().call_later(0.05, lambda: h.change(ActiveState="failed", SubState="failed"))
         return {"unit": unit, "action": action, "result": "done", "state": {"active": h.props["ActiveState"]}}
@@ -263,6 +271,15 @@ async def test_a_broken_gate_on_host03_stops_after_its_batch() -> None:
     assert rows["host05"]["status"] == "not touched"
     assert fleet.hosts["host05"].props["InvocationID"] == "host05-1"  # nothing restarted there
     Draft202012Validator(ROLLING_OUTPUT_SCHEMA).validate(answer)
+
+
+async def test_a_crash_systemd_recovered_from_before_the_watch_still_fails_the_gate() -> None:
+    fleet = Fleet()
+    fleet.hosts["host01"].crash_and_recover = True
+    answer = await rolling_unit_job(Inventory(HOSTS), fleet, restart(batches=[1, "100%"]), ledger=PlanLedger())
+    (row,) = answer["batches"][0]["results"]
+    assert row["why"] == "health gate: systemd restarted the unit on its own once"
+    assert answer["counts"]["not touched"] == 4
 
 
 async def test_all_healthy_runs_every_batch() -> None:

@@ -402,6 +402,9 @@ ROLLING_OUTPUT_SCHEMA: dict[str, Any] = {
 class _Before:
     failed: set[str]
     problems: set[str]
+    restarts: int | None
+    """The unit's NRestarts (restarts systemd made on its own, never our job's): a crash and automatic restart
+    before the watch began would otherwise look like a unit that stayed active."""
 
 
 async def rolling_unit_job(
@@ -471,7 +474,8 @@ async def rolling_unit_job(
     async def snapshot(host: str) -> _Before:
         failed = await jobs.failed_units(host) if spec.no_new_failures else set()
         problems = await jobs.health_problems(host) if spec.health_check else set()
-        return _Before(failed, problems)
+        restarts = (await jobs.unit_properties(host, unit)).get("NRestarts")
+        return _Before(failed, problems, restarts if isinstance(restarts, int) else None)
 
     async def gate(host: str, before: _Before) -> GateResult:
         return await _gate(jobs, spec, host, unit, action, before)
@@ -496,8 +500,7 @@ async def rolling_unit_job(
 async def _gate(jobs: UnitJobs, spec: GateSpec, host: str, unit: str, action: str, before: _Before) -> GateResult:
     checks: list[GateResult] = []
     if action == "stop":
-        properties = await jobs.unit_properties(host, unit)
-        state = properties.get("ActiveState")
+        state = (await jobs.unit_properties(host, unit)).get("ActiveState")
         checks.append(GateResult.passed() if state == "inactive" else GateResult.failed(f"the unit is {state}"))
     else:
         async with jobs.watch_unit(host, unit) as (initial, changes):
@@ -506,10 +509,17 @@ async def _gate(jobs: UnitJobs, spec: GateSpec, host: str, unit: str, action: st
                     initial, changes, min_healthy_s=spec.min_healthy_s, healthy_deadline_s=spec.healthy_deadline_s
                 )
             )
+    properties = await jobs.unit_properties(host, unit)
+    restarts = properties.get("NRestarts")
+    if isinstance(restarts, int) and before.restarts is not None and restarts > before.restarts:
+        times = restarts - before.restarts
+        checks.append(
+            GateResult.failed(f"systemd restarted the unit on its own {'once' if times == 1 else f'{times} times'}")
+        )
     if spec.no_new_failures:
         checks.append(no_new_failures(before.failed, await jobs.failed_units(host)))
     if spec.condition is not None:
-        checks.append(spec.condition.check(await jobs.unit_properties(host, unit)))
+        checks.append(spec.condition.check(properties))
     if spec.health_check:
         new = sorted(await jobs.health_problems(host) - before.problems)
         checks.append(GateResult.failed(f"health_check: new {', '.join(new)}") if new else GateResult.passed())
