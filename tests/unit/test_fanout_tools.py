@@ -8,11 +8,12 @@ import asyncio
 import fnmatch
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, cast
 
 import pytest
 from jsonschema import Draft202012Validator
 
+from fleetbus.gateway import Caller, Gateway
 from fleetbus.hosts.errors import HostUnreachable
 from fleetbus.operation import DBUS_CALL, Operation
 from fleetbus.tools.fanout.plan import Plan, PlanLedger
@@ -24,8 +25,9 @@ from fleetbus.tools.fanout.tools import (
     fan_out_tool,
     fanout_input_schema,
     rolling_unit_job,
+    with_fanout,
 )
-from fleetbus.tools.registry import ToolError
+from fleetbus.tools.registry import Annotations, ToolContext, ToolError, ToolRegistry, ToolSpec
 
 HOSTS = [f"host{n:02d}" for n in range(1, 6)]
 
@@ -388,3 +390,45 @@ async def test_stop_is_judged_by_the_unit_being_inactive() -> None:
 async def test_bad_rolling_arguments_name_the_argument(change: dict[str, Any], named: str) -> None:
     with pytest.raises(ToolError, match=named):
         await rolling_unit_job(Inventory(HOSTS), Fleet(), restart(**change), ledger=PlanLedger())
+
+
+# ---- a registered tool that takes hosts ------------------------------------------------------------------------
+
+
+async def test_a_wrapped_tool_answers_one_host_as_before_and_a_pattern_in_groups() -> None:
+    async def echo(ctx: ToolContext, args: dict[str, Any]) -> dict[str, Any]:
+        return {"state": "failed" if args.get("host") == "host04" else "active"}
+
+    output_schema = {"type": "object", "properties": {"state": {"type": "string"}}, "required": ["state"]}
+    spec = ToolSpec(
+        name="unit_state",
+        title="t",
+        description="d",
+        input_schema={"type": "object", "properties": {"host": {"type": "string"}}, "additionalProperties": False},
+        output_schema=output_schema,
+        annotations=Annotations(read_only=True, destructive=False, idempotent=True),
+        handler=echo,
+    )
+
+    class Runner:
+        async def run_tool_on(self, host: str, tool: str, arguments: Mapping[str, Any]) -> Mapping[str, Any]:
+            return await echo(ctx, {**arguments, "host": host})
+
+    registry = ToolRegistry()
+    registry.add(with_fanout(spec, Inventory(HOSTS), lambda ctx: Runner()))
+    ctx = ToolContext(cast(Gateway, None), Caller("test"))
+    single = await registry.run(ctx, "unit_state", {"host": "host04"})
+    assert single.structured == {"state": "failed"}
+    fanned = await registry.run(ctx, "unit_state", {"hosts": "fleet"})
+    assert not fanned.is_error, fanned.text
+    assert fanned.structured["groups"] == [
+        {"hosts": "host[01-03,05]", "count": 4, "answer": {"state": "active"}},
+        {"hosts": "host04", "count": 1, "answer": {"state": "failed"}},
+    ]
+    Draft202012Validator(registry.get("unit_state").output_schema or {}).validate(fanned.structured)  # type: ignore[union-attr]
+    both = await registry.run(ctx, "unit_state", {"hosts": "fleet", "host": "host01"})
+    assert both.is_error
+    assert "not both" in both.text
+    stray = await registry.run(ctx, "unit_state", {"max_groups": 3})
+    assert stray.is_error
+    assert "'max_groups'" in stray.text

@@ -29,7 +29,7 @@ from fleetbus.tools.fanout.rolling import (
     run_rolling,
     stays_active,
 )
-from fleetbus.tools.registry import ToolError
+from fleetbus.tools.registry import ToolContext, ToolError, ToolSpec
 
 # ---- the interfaces the wiring provides -------------------------------------------------------------------
 
@@ -532,3 +532,45 @@ async def _never_act(host: str) -> JobOutcome:
 
 async def _never_gate(host: str, before: Any) -> GateResult:
     raise AssertionError("a dry run judges no host")
+
+
+# ---- wrapping a registered tool -------------------------------------------------------------------------------
+
+
+def _no_progress(ctx: ToolContext) -> ProgressSession | None:
+    return None
+
+
+def with_fanout(
+    spec: ToolSpec,
+    selector: HostSelector,
+    runner_for: Callable[[ToolContext], ToolRunner],
+    *,
+    settings: FanOutSettings = FanOutSettings(),
+    progress_of: Callable[[ToolContext], ProgressSession | None] = _no_progress,
+) -> ToolSpec:
+    """`spec` taking `hosts` too: without it the tool is what it was (one host, `host`), with it the call is fanned
+    out and answered in groups. The output schema admits both answers. `progress_of` finds the request's session
+    in a context (the server puts it there), so hosts done are reported as they finish."""
+    schema = copy.deepcopy(dict(spec.input_schema))
+    properties = dict(schema.get("properties", {}))
+    properties.update(copy.deepcopy(FANOUT_ARGUMENTS))
+    schema["properties"] = properties
+    output_schema = spec.output_schema
+    if output_schema is not None:
+        output_schema = {"type": "object", "anyOf": [dict(output_schema), FANOUT_OUTPUT_SCHEMA]}
+    fanout_only = sorted(set(FANOUT_ARGUMENTS) - {"hosts"})
+
+    async def handler(ctx: ToolContext, args: dict[str, Any]) -> dict[str, Any]:
+        if "hosts" not in args:
+            extra = [name for name in fanout_only if name in args]
+            if extra:
+                raise ToolError(f"invalid argument {extra[0]!r}: it applies with hosts=PATTERN only")
+            return await spec.handler(ctx, args)
+        if "host" in args:
+            raise ToolError("invalid argument 'hosts': give host (one host) or hosts (a pattern), not both")
+        return await fan_out_tool(
+            selector, runner_for(ctx), spec.name, args, settings=settings, progress=progress_of(ctx)
+        )
+
+    return dataclasses.replace(spec, input_schema=schema, output_schema=output_schema, handler=handler)
