@@ -13,6 +13,7 @@ from mcp.shared.exceptions import MCPError
 from mcp_types.jsonrpc import INVALID_PARAMS
 
 from fleetbus.gateway import Caller
+from fleetbus.operation import LOCAL_HOST
 from fleetbus.runtime import Runtime
 from fleetbus.tools.schema import BUS_NAME_PATTERN, OBJECT_PATH_PATTERN
 
@@ -40,7 +41,7 @@ def listing(runtime: Runtime) -> list[types.Resource]:
             description="The safety preset, protected units, operator knowledge and every rule in precedence order.",
         )
     ]
-    for bus in sorted(runtime.gateway.links.addresses):
+    for bus in sorted(runtime.gateway.hosts.get(LOCAL_HOST).buses):
         resources.append(
             types.Resource(
                 uri=services_uri(bus),

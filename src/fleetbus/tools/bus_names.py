@@ -34,7 +34,7 @@ async def service_names(ctx: ToolContext, bus: str) -> list[str]:
     for member in ("ListNames", "ListActivatableNames"):
         try:
             reply = await ctx.gateway.call(
-                dbus_call(DBUS, "/org/freedesktop/DBus", DBUS, member, "", [], bus=bus), ctx.caller
+                dbus_call(DBUS, "/org/freedesktop/DBus", DBUS, member, "", [], bus=bus, host=ctx.host), ctx.caller
             )
         except (BusError, GatewayError):
             continue  # suggestions are a courtesy: without them the error still stands
@@ -58,7 +58,7 @@ async def unknown_service(ctx: ToolContext, service: str, bus: str) -> ToolError
 
 async def _introspect(ctx: ToolContext, service: str, path: str, bus: str) -> ObjectInfo | None:
     try:
-        return await ctx.gateway.introspect(service, path, ctx.caller, bus=bus)
+        return await ctx.gateway.introspect(service, path, ctx.caller, bus=bus, host=ctx.host)
     except (BusError, GatewayError):
         return None  # what cannot be seen (or may not be) suggests nothing and refuses nothing
 

@@ -55,7 +55,7 @@ async def _polkit(ctx: ToolContext, args: dict[str, Any], action: str) -> dict[s
     try:
         subject = [
             "system-bus-name",
-            {"name": {"signature": "s", "value": await ctx.gateway.bus_identity("local", bus)}},
+            {"name": {"signature": "s", "value": await ctx.gateway.bus_identity(ctx.host, bus)}},
         ]
         operation = dbus_call(
             POLKIT,
@@ -65,6 +65,7 @@ async def _polkit(ctx: ToolContext, args: dict[str, Any], action: str) -> dict[s
             "(sa{sv})sa{ss}us",
             [subject, action, {}, 0, ""],
             bus=bus,
+            host=ctx.host,
         )
         reply = await ctx.gateway.call(operation, ctx.caller)
     except BusError as exc:

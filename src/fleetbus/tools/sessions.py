@@ -25,7 +25,7 @@ CURSOR_KIND = "list_sessions"
 async def _call(
     ctx: ToolContext, path: str, interface: str, member: str, signature: str = "", values: list[Any] | None = None
 ) -> Any:
-    operation = dbus_call(LOGIN1, path, interface, member, signature, values or [])
+    operation = dbus_call(LOGIN1, path, interface, member, signature, values or [], host=ctx.host)
     try:
         reply = await ctx.gateway.call(operation, ctx.caller)
     except RemoteError as exc:

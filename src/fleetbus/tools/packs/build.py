@@ -219,7 +219,9 @@ def _method_handler(bus: str, service: str, path: str, interface: str, method: M
 
     async def handler(ctx: ToolContext, args: dict[str, Any]) -> dict[str, Any]:
         values = [args[key] for key in keys]
-        operation = dbus_call(service, path, interface, method.name, method.in_signature, values, names=keys, bus=bus)
+        operation = dbus_call(
+            service, path, interface, method.name, method.in_signature, values, names=keys, bus=bus, host=ctx.host
+        )
         reply = await ctx.gateway.call(operation, ctx.caller)
         result = types.to_json(reply.signature, reply.body)
         return dict(zip(out_keys, result, strict=False))
@@ -236,7 +238,9 @@ def _properties_tool(
     async def handler(ctx: ToolContext, args: dict[str, Any]) -> dict[str, Any]:
         interface = args.get("interface", names[0])
         wanted = args.get("names")
-        operation = dbus_call(service, paths[interface], PROPERTIES, "GetAll", "s", [interface], bus=pack.bus)
+        operation = dbus_call(
+            service, paths[interface], PROPERTIES, "GetAll", "s", [interface], bus=pack.bus, host=ctx.host
+        )
         reply = await ctx.gateway.call(operation, ctx.caller)
         properties = types.value_to_json(reply.signature, reply.body[0])
         if wanted:
