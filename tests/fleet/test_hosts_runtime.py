@@ -29,15 +29,13 @@ EVERYWHERE = "fleet-everywhere.service"
 def fleet_settings(sandbox: Sandbox, state: Path, **overrides: Any) -> Any:
     fleet = sandbox.fleet
     assert fleet is not None
-    return sandbox_settings(
-        sandbox,
-        state,
-        inventory=fleet.paths.inventory,
-        ssh_config=fleet.paths.ssh_config,
-        known_hosts=fleet.paths.known_hosts,
-        ssh_key=fleet.paths.client_key,
-        **overrides,
-    )
+    fleet_files = {
+        "inventory": fleet.paths.inventory,
+        "ssh_config": fleet.paths.ssh_config,
+        "known_hosts": fleet.paths.known_hosts,
+        "ssh_key": fleet.paths.client_key,
+    }
+    return sandbox_settings(sandbox, state, **{**fleet_files, **overrides})
 
 
 async def built(sandbox: Sandbox, state: Path, **overrides: Any) -> Runtime:
