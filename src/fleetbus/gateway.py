@@ -56,7 +56,8 @@ class Caller:
     """What a token (or a unix-socket peer) may do, checked with the policy — the narrower wins. None: the
     operator (stdio, the CLI), unrestricted."""
     hosts: tuple[str, ...] | None = None
-    """Globs of the hosts this caller may touch; None: any host."""
+    """Ansible host patterns (combined as a list) of the hosts this caller may touch — `local` by name, `*`
+    any; None: any host."""
 
 
 class GatewayError(Exception):

@@ -212,3 +212,22 @@ async def test_rate_limits_are_per_client_and_host(fleet_sandbox: Sandbox, tmp_p
         assert elsewhere["value"] == "host02"
     finally:
         await close(runtime)
+
+
+async def test_the_fd_budget_closes_the_least_recently_used_idle_host(fleet_sandbox: Sandbox, tmp_path: Path) -> None:
+    runtime = await built(fleet_sandbox, tmp_path / "state", max_connected_hosts=2)
+    try:
+        hosts = runtime.gateway.hosts
+        for name in ("host01", "host02"):
+            assert (await ok(runtime, "get_property", None, **HOSTNAME_PROPERTY, host=name))["value"] == name
+        await ok(runtime, "get_property", None, **HOSTNAME_PROPERTY, host="host01")  # host02 is now the older one
+        assert hosts.connected_count() == 2
+        assert (await ok(runtime, "get_property", None, **HOSTNAME_PROPERTY, host="host03"))["value"] == "host03"
+        assert hosts.connected_count() == 2
+        assert not hosts.get("host02").connected
+        assert hosts.get("host01").connected
+        # A closed host connects again when asked (closing another to make room).
+        assert (await ok(runtime, "get_property", None, **HOSTNAME_PROPERTY, host="host02"))["value"] == "host02"
+        assert hosts.connected_count() == 2
+    finally:
+        await close(runtime)

@@ -6,12 +6,11 @@ lived on the old link re-open on the new one."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import functools
 import logging
 import random
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -125,22 +124,24 @@ class HostRegistry:
     def peek(self, name: str) -> Host | None:
         return self._hosts.get(name)
 
-    def select(self, pattern: str) -> list[str]:
-        """The names an Ansible host pattern selects (`local` only by name); raises PatternError."""
-        if pattern.strip() == LOCAL:
-            return [LOCAL]
-        selection = compile_pattern(pattern, allow_regex=False).select(self.inventory)
-        return list(selection.names)
+    def select(self, pattern: str | Sequence[str]) -> list[str]:
+        """The names an Ansible host pattern (or a list of them, combined as Ansible combines a list) selects;
+        `local` only by its name. Raises PatternError for a pattern outside the grammar."""
+        parts = [pattern] if isinstance(pattern, str) else list(pattern)
+        local = any(part.strip() == LOCAL for part in parts)
+        rest = [part for part in parts if part.strip() != LOCAL]
+        names = list(compile_pattern(rest, allow_regex=False).select(self.inventory).names) if rest else []
+        return [LOCAL, *names] if local else names
 
-    def matches(self, patterns: tuple[str, ...], name: str) -> bool:
-        """Whether any of `patterns` (Ansible's grammar, as tokens and policy rules carry them) selects `name`."""
-        for pattern in patterns:
-            if pattern in ("*", "all") or pattern == name:
-                return True
-            with contextlib.suppress(PatternError):
-                if name in self.select(pattern):
-                    return True
-        return False
+    def matches(self, patterns: Sequence[str], name: str) -> bool:
+        """Whether `patterns` (a token's or a caller's, in Ansible's grammar, combined) select host `name`; `*`
+        also selects local. A pattern outside the grammar selects nothing."""
+        if "*" in patterns or name in patterns:
+            return True
+        try:
+            return name in self.select(patterns)
+        except PatternError:
+            return False
 
     def _make(self, entry: InventoryHost) -> Host:
         cache = self._cache_factory()
