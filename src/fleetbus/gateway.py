@@ -15,15 +15,14 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, TypeVar
 
-import psutil  # TODO(facts helper): process names through the host's runner, then drop this
-
-from fleetbus import lookups
+from fleetbus import lookups, well_known
 from fleetbus.dbus import types
 from fleetbus.dbus.errors import BusError, BusUnavailable, RemoteError
-from fleetbus.dbus.introspect import ObjectInfo, WalkResult, parse, walk
+from fleetbus.dbus.introspect import ObjectInfo, WalkResult, walk
 from fleetbus.dbus.jobs import MANAGER, MANAGER_PATH, SYSTEMD, JobOutcome, JobWatch
 from fleetbus.dbus.link import PROPERTIES, BusLink, Reply
 from fleetbus.dbus.signals import Collected, ReceivedSignal, SignalFilter, Subscription, collect
+from fleetbus.executors import dbus_calls, local_processes
 from fleetbus.executors import journal as journal_reader
 from fleetbus.executors import metrics as host_metrics
 from fleetbus.executors.command import CommandError
@@ -39,7 +38,7 @@ from fleetbus.hosts.errors import HostError
 from fleetbus.hosts.registry import HostRegistry, UnknownHost
 from fleetbus.operation import AUDIT_QUERY, DBUS_CALL, DBUS_WATCH, HOST_METRICS, JOURNAL_QUERY, LOCAL_HOST, Operation
 
-INTROSPECTABLE = "org.freedesktop.DBus.Introspectable"
+INTROSPECTABLE = well_known.INTROSPECTABLE
 T = TypeVar("T")
 
 AskPerson = Callable[[Approval], Awaitable[bool | None]]
@@ -417,7 +416,7 @@ class Gateway:
             began = time.monotonic()
             link = await self._link(resolved.host, resolved.bus, deadline)
             with self.hosts.get(resolved.host).in_use():
-                return await _send(link, resolved, _left(deadline, began))
+                return await dbus_calls.send(link, resolved, _left(deadline, began))
 
         return await self.run(operation, caller, execute)
 
@@ -441,10 +440,8 @@ class Gateway:
                 return cached
             began = time.monotonic()
             link = await self._link(host, bus, deadline)
-            reply = await link.call(destination, path, INTROSPECTABLE, "Introspect", timeout=_left(deadline, began))
-            info = parse(str(reply.body[0]) if reply.body else "", path)
-            self.hosts.get(host).cache.put(link.key, reply.sender or destination, path, info)
-            return info
+            cache = self.hosts.get(host).cache
+            return await dbus_calls.introspect(link, cache, destination, path, timeout=_left(deadline, began))
 
         return await self.run(operation, caller, execute)
 
@@ -519,7 +516,7 @@ class Gateway:
         async with JobWatch(link) as jobs:
 
             async def execute(resolved: Operation) -> JobOutcome:
-                reply = await _send(link, resolved, deadline)
+                reply = await dbus_calls.send(link, resolved, deadline)
                 return await jobs.wait(str(reply.body[0]), wait)
 
             return await self.run(operation, caller, execute)
@@ -674,10 +671,7 @@ class Gateway:
         """The command name of a process on `host`, for labelling bus peers; None where unknown."""
         if host != LOCAL_HOST:  # TODO(facts helper): a remote process's name through the host's runner
             return None
-        try:
-            return psutil.Process(pid).name()
-        except (psutil.Error, ValueError):
-            return None
+        return local_processes.process_name(pid)
 
     def _owner_changed(self, link: BusLink, name: str, old: str, new: str) -> None:
         if old and name == old and not new:
@@ -689,20 +683,6 @@ class Gateway:
         self.hosts.close()
         self.metrics.close()
         self.audit_log.close()
-
-
-async def _send(link: BusLink, operation: Operation, deadline: float) -> Reply:
-    """Put an admitted method call on the bus: its canonical JSON arguments become the D-Bus body again."""
-    body = types.from_json(operation.signature, operation.args)
-    return await link.call(
-        operation.destination,
-        operation.path,
-        operation.interface,
-        operation.member,
-        operation.signature,
-        body,
-        timeout=deadline,
-    )
 
 
 def _left(deadline: float, began: float) -> float:

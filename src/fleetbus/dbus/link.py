@@ -13,13 +13,14 @@ from dbus_fast import Message, MessageFlag, MessageType
 from dbus_fast.aio import MessageBus
 from dbus_fast.validators import is_bus_name_valid, is_interface_name_valid, is_member_name_valid, is_object_path_valid
 
+from fleetbus import well_known
 from fleetbus.dbus.errors import BusError, BusUnavailable, CallTimeout, InvalidTarget, RemoteError
 
 log = logging.getLogger(__name__)
 
-DBUS_NAME = "org.freedesktop.DBus"
-DBUS_PATH = "/org/freedesktop/DBus"
-PROPERTIES = "org.freedesktop.DBus.Properties"
+DBUS_NAME = well_known.DBUS
+DBUS_PATH = well_known.DBUS_PATH
+PROPERTIES = well_known.PROPERTIES
 NAME_OWNER_CHANGED_RULE = f"type='signal',sender='{DBUS_NAME}',interface='{DBUS_NAME}',member='NameOwnerChanged'"
 
 MAX_CLIENT_MATCHES = 256

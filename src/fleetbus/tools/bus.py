@@ -9,7 +9,7 @@ from collections.abc import Awaitable
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
-from fleetbus import narrowing, output
+from fleetbus import narrowing, output, well_known
 from fleetbus.dbus import types
 from fleetbus.dbus.errors import BusError, RemoteError
 from fleetbus.dbus.introspect import Interface, Method, ObjectInfo
@@ -22,8 +22,8 @@ from fleetbus.tools import schema as s
 from fleetbus.tools.bus_names import check_signal, explain_missing, require_interface, unknown_member
 from fleetbus.tools.registry import Annotations, ToolContext, ToolError, ToolSpec
 
-DBUS = "org.freedesktop.DBus"
-SYSTEMD = "org.freedesktop.systemd1"
+DBUS = well_known.DBUS
+SYSTEMD = well_known.SYSTEMD
 STANDARD_INTERFACES = (
     "org.freedesktop.DBus.Peer",
     "org.freedesktop.DBus.Introspectable",

@@ -6,21 +6,22 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from fleetbus import well_known
 from fleetbus.dbus.errors import BusError, RemoteError
 from fleetbus.dbus.introspect import Interface, ObjectInfo
 from fleetbus.gateway import GatewayError, dbus_call
 from fleetbus.suggestions import nearest, unknown
 from fleetbus.tools.registry import ToolContext, ToolError
 
-DBUS = "org.freedesktop.DBus"
+DBUS = well_known.DBUS
 NO_SERVICE = ("org.freedesktop.DBus.Error.ServiceUnknown", "org.freedesktop.DBus.Error.NameHasNoOwner")
-NO_OBJECT = "org.freedesktop.DBus.Error.UnknownObject"
+NO_OBJECT = well_known.UNKNOWN_OBJECT
 NO_MEMBER = (
     "org.freedesktop.DBus.Error.UnknownInterface",
     "org.freedesktop.DBus.Error.UnknownMethod",
     "org.freedesktop.DBus.Error.UnknownProperty",
 )
-INVALID_ARGS = "org.freedesktop.DBus.Error.InvalidArgs"
+INVALID_ARGS = well_known.INVALID_ARGS
 """GDBus services answer a Get of a property they lack with InvalidArgs ("No such property …")."""
 
 

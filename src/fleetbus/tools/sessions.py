@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from fleetbus import output
+from fleetbus import output, well_known
 from fleetbus.dbus import types
 from fleetbus.dbus.errors import RemoteError
 from fleetbus.dbus.link import PROPERTIES
@@ -15,10 +15,10 @@ from fleetbus.tools import schema as s
 from fleetbus.tools.registry import Annotations, ToolContext, ToolError, ToolSpec
 from fleetbus.tools.times import from_usec, iso
 
-LOGIN1 = "org.freedesktop.login1"
-LOGIN1_PATH = "/org/freedesktop/login1"
-LOGIN1_MANAGER = "org.freedesktop.login1.Manager"
-SESSION = "org.freedesktop.login1.Session"
+LOGIN1 = well_known.LOGIN1
+LOGIN1_PATH = well_known.LOGIN1_PATH
+LOGIN1_MANAGER = well_known.LOGIN1_MANAGER
+SESSION = well_known.LOGIN1_SESSION
 CURSOR_KIND = "list_sessions"
 
 

@@ -8,6 +8,7 @@ import fnmatch
 import logging
 from collections.abc import Callable, Sequence
 
+from fleetbus import well_known
 from fleetbus.config import PackSettings
 from fleetbus.dbus.errors import BusError
 from fleetbus.dbus.introspect import ObjectInfo
@@ -20,7 +21,7 @@ from fleetbus.tools.registry import ToolRegistry
 
 log = logging.getLogger(__name__)
 
-DBUS = "org.freedesktop.DBus"
+DBUS = well_known.DBUS
 WALK_NODES = 64
 WALK_DEPTH = 6
 
