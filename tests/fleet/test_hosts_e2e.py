@@ -142,3 +142,20 @@ def test_sandbox_run_hosts_gives_fleetbus_every_host(tmp_path: Path) -> None:
 
 def server_env_without_sandbox() -> dict[str, str]:
     return {key: value for key, value in os.environ.items() if not key.startswith(("FLEETBUS_", "DBUS_"))}
+
+
+async def test_resources_name_their_host(fleet_sandbox: Sandbox, tmp_path: Path) -> None:
+    async with serve(fleet_sandbox, "legacy", state_dir=str(tmp_path / "state")) as client:
+        templates = [t.uri_template for t in (await client.list_resource_templates()).resource_templates]
+        assert "dbus://{bus}@{host}/{service}{+path}" in templates
+        read = await client.read_resource("dbus://system@host02/services")
+        content = read.contents[0]
+        assert hasattr(content, "text")
+        services = json.loads(content.text)
+        assert "org.freedesktop.hostname1" in {row["name"] for row in services["services"]}
+        hostname1 = await client.read_resource(
+            "dbus://system@host03/org.freedesktop.hostname1/org/freedesktop/hostname1"
+        )
+        assert "org.freedesktop.hostname1" in hostname1.contents[0].text  # type: ignore[union-attr]
+        with pytest.raises(Exception, match="unknown host 'host09'"):
+            await client.read_resource("dbus://system@host09/services")
