@@ -4,6 +4,7 @@ their host — on simulated hosts with their own sshd, bus, systemd and hostname
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -231,3 +232,17 @@ async def test_the_fd_budget_closes_the_least_recently_used_idle_host(fleet_sand
         assert hosts.connected_count() == 2
     finally:
         await close(runtime)
+
+
+async def test_a_pack_tool_runs_on_another_host_checked_against_its_own_introspection(runtime: Runtime) -> None:
+    await runtime.start(follow=False)
+    describe = next(
+        spec.name
+        for spec in runtime.registry
+        if (spec.group or "").startswith("pack:hostname1:") and spec.name.endswith("describe")
+    )
+    answer = await ok(runtime, describe, None, host="host02")
+    assert json.loads(answer["json"])["Hostname"] == "host02"
+    assert len(runtime.gateway.hosts.get("host02").cache) > 0  # host02's own introspection was read
+    local = await ok(runtime, describe, None)
+    assert json.loads(local["json"])["Hostname"] != "host02"
