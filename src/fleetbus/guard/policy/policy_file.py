@@ -153,8 +153,8 @@ def load_policy(
 
 
 def _with_host_names(rule: Rule, select_hosts: HostSelector, policy_file: Path) -> Rule:
-    if rule.hosts is None:
-        return rule
+    if rule.hosts is None or "*" in rule.hosts:
+        return rule  # `*` keeps meaning any host, `local` included (Ansible's `*` would leave local out)
     names: set[str] = set()
     for pattern in rule.hosts:
         try:
