@@ -200,6 +200,8 @@ class Gateway:
         """Classify and decide, after the reads that show what the call would do: the names a unique destination
         owns, the units a unit call reaches. Those reads are decided by the policy and recorded in the audit log
         (for `caller`); when they cannot be made in time, the call is refused."""
+        # The host is checked first (in the inventory, among the caller's): the lookups below may connect to it.
+        self._admit_host(operation, caller)
         if operation.kind != DBUS_CALL:
             return self._decided(operation, classify(operation, None, self.policy.knowledge))
         deadline = self.deadlines.default
@@ -318,7 +320,6 @@ class Gateway:
 
     async def run(self, operation: Operation, caller: Caller, execute: Callable[[Operation], Awaitable[T]]) -> T:
         """Decide, limit, approve, audit, execute, audit: the only path from a tool to a host."""
-        self._admit_host(operation, caller)
         assessment = await self.assess(operation, caller)
         resolved, decision = assessment.operation, assessment.decision
         record = self._record_base(resolved, caller, assessment)
@@ -595,14 +596,14 @@ class Gateway:
         if not self.hosts.get(operation.host).is_local:
             raise GatewayError(f"{operation.host}: {what} are not yet on remote hosts (only on local)")
 
-    def _admit_host(self, operation: Operation, caller: Caller) -> None:
+    def _admit_host(self, operation: Operation, caller: Caller | None) -> None:
         """The host must be in the inventory and among the caller's (token's) hosts — decided before anything
         connects to it, so a refused host never sees a connection."""
         try:
             self.hosts.check_name(operation.host)
         except UnknownHost as exc:
             raise UnknownHostName(str(exc)) from exc
-        if caller.hosts is None or self.hosts.matches(caller.hosts, operation.host):
+        if caller is None or caller.hosts is None or self.hosts.matches(caller.hosts, operation.host):
             return
         refusal = scopes.Refusal(
             f"host:{operation.host}",
