@@ -40,7 +40,12 @@ class Runtime:
     def build(cls, settings: Settings) -> Runtime:
         deadlines = Deadlines(settings.call_timeout, settings.max_call_timeout, settings.connect_timeout)
         hosts = host_registry(settings)
-        policy = load_policy(settings.safety, settings.policy_file, settings.protected_units, select_hosts=hosts.select)
+        policy = load_policy(
+            settings.safety,
+            settings.policy_file,
+            settings.protected_units,
+            select_hosts=lambda pattern: hosts.select(pattern, allow_regex=True),
+        )
         gateway = Gateway(
             hosts,
             policy,

@@ -124,13 +124,14 @@ class HostRegistry:
     def peek(self, name: str) -> Host | None:
         return self._hosts.get(name)
 
-    def select(self, pattern: str | Sequence[str]) -> list[str]:
+    def select(self, pattern: str | Sequence[str], *, allow_regex: bool = False) -> list[str]:
         """The names an Ansible host pattern (or a list of them, combined as Ansible combines a list) selects;
-        `local` only by its name. Raises PatternError for a pattern outside the grammar."""
+        `local` only by its name. Raises PatternError for a pattern outside the grammar. `~regex` terms only
+        with `allow_regex` (the operator's policy file; never a client's input)."""
         parts = [pattern] if isinstance(pattern, str) else list(pattern)
         local = any(part.strip() == LOCAL for part in parts)
         rest = [part for part in parts if part.strip() != LOCAL]
-        names = list(compile_pattern(rest, allow_regex=False).select(self.inventory).names) if rest else []
+        names = list(compile_pattern(rest, allow_regex=allow_regex).select(self.inventory).names) if rest else []
         return [LOCAL, *names] if local else names
 
     def matches(self, patterns: Sequence[str], name: str) -> bool:
