@@ -249,16 +249,22 @@ class HostRegistry:
     async def _make_room(self, wanted: Host) -> None:
         async with self._room:
             while self.connected_count() >= self.max_connected:
+                # Hosts whose links someone follows (kept) are not idle: closing one would end the following.
+                followed = {name for name, _bus in self._kept}
                 idle = [
                     host
                     for host in self._hosts.values()
-                    if not host.is_local and host.connected and host is not wanted and not host.busy
+                    if not host.is_local
+                    and host.connected
+                    and host is not wanted
+                    and not host.busy
+                    and host.name not in followed
                 ]
                 if not idle:
                     raise HostUnreachable(
                         wanted.name,
-                        f"{self.max_connected} hosts are connected (max_connected_hosts) and all are busy; "
-                        "try again when a call ends",
+                        f"{self.max_connected} hosts are connected (max_connected_hosts) and all are busy or "
+                        "followed; try again when a call ends",
                     )
                 oldest = min(idle, key=lambda host: host.last_used)
                 log.info("closing the idle connection to %s to stay within %d hosts", oldest.name, self.max_connected)
