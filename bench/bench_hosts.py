@@ -9,6 +9,8 @@
                              what a plain TCP connection to a real host costs, less the network),
                     busctl   `busctl -H HOST get-property` as a process per read (a login per call),
                     local    the local sandbox's own bus (the floor),
+  through fleetbus  the `get_property` tool as a client's call runs it (validation, policy, audit, rate limit,
+                    the host registry's link): on the remote host vs on local, in the same run (target ≤ 2×),
   client memory   RSS this process gains per connected host (connection + relay + link), plus its ProxyCommand.
 
 Prints medians and ratios. Run as root: python bench/bench_hosts.py [--hosts N] [--calls N] [--busctl-calls N]
@@ -31,11 +33,14 @@ from pathlib import Path
 
 import asyncssh
 
+from fleetbus.config import load_settings
 from fleetbus.dbus.link import BusLink
+from fleetbus.gateway import Caller
 from fleetbus.hosts.channels import ChannelSlots
 from fleetbus.hosts.relay import BusRelay, bridge_argv
 from fleetbus.hosts.remote_process import RemoteKiller
 from fleetbus.hosts.ssh import SshConnection, SshHost, SshTarget
+from fleetbus.runtime import Runtime
 from fleetbus.sandbox import Sandbox
 from fleetbus.sandbox.fleet import Fleet
 from fleetbus.sandbox.layout import CgroupLayout
@@ -44,6 +49,7 @@ from timing import ms, timed
 HOSTNAME = ("org.freedesktop.hostname1", "/org/freedesktop/hostname1", "org.freedesktop.DBus.Properties", "Get", "ss")
 HOSTNAME_ARGS = ["org.freedesktop.hostname1", "Hostname"]
 CLONE_NEWNET = 0x40000000
+ROUNDS = 10
 
 
 def memory_of(pids: set[int]) -> tuple[float, float]:
@@ -130,6 +136,51 @@ def busctl_call(sandbox: Sandbox, name: str) -> Callable[[], Awaitable[None]]:
     return once
 
 
+def tool_call(runtime: Runtime, host: str, expected: str) -> Callable[[], Awaitable[None]]:
+    """`get_property` hostname1 Hostname on `host`, as the server runs a client's tool call."""
+    context = runtime.context(Caller("bench"))
+    arguments = {
+        "service": HOSTNAME[0], "path": HOSTNAME[1], "interface": "org.freedesktop.hostname1",
+        "property": "Hostname", "host": host,
+    }  # fmt: skip
+
+    async def once() -> None:
+        result = await runtime.registry.run(context, "get_property", arguments)
+        assert not result.is_error, result.text
+        assert result.structured["value"] == expected, result.structured
+
+    return once
+
+
+async def through_fleetbus(sandbox: Sandbox, fleet: Fleet, target: str, calls: int) -> dict[str, float]:
+    """Warm `get_property` through fleetbus (Runtime, tool registry, gateway, host registry): remote vs local."""
+    with tempfile.TemporaryDirectory(prefix="fleetbus-bench-state-") as state:
+        settings = load_settings(
+            system_bus=sandbox.system_bus_address,
+            session_bus=sandbox.session_bus_address,
+            state_dir=Path(state),
+            audit_journal=False,
+            inventory=fleet.paths.inventory,
+            ssh_config=fleet.paths.ssh_config,
+            known_hosts=fleet.paths.known_hosts,
+            ssh_key=fleet.paths.client_key,
+            read_rate=1e9,
+            read_burst=1e9,
+        )
+        runtime = Runtime.build(settings)
+        remote, local = tool_call(runtime, target, target), tool_call(runtime, "local", sandbox.hostname)
+        samples: dict[str, list[float]] = {"fleetbus remote": [], "fleetbus local": []}
+        try:
+            # Interleaved rounds: on a shared machine the load changes, and both sides should see the same load.
+            for _ in range(ROUNDS):
+                samples["fleetbus remote"] += await timed(max(1, calls // ROUNDS), remote, warmup=5)
+                samples["fleetbus local"] += await timed(max(1, calls // ROUNDS), local, warmup=5)
+            return {name: ms(values) for name, values in samples.items()}
+        finally:
+            await runtime.gateway.hosts.aclose()
+            runtime.close()
+
+
 async def measure(sandbox: Sandbox, fleet: Fleet, calls: int, busctl_calls: int) -> None:
     cold: list[tuple[str, float, float]] = []
     hosts: list[SshHost] = []
@@ -196,6 +247,7 @@ async def measure(sandbox: Sandbox, fleet: Fleet, calls: int, busctl_calls: int)
             "tcp": ms(await timed(calls, hostname_call(tcp_link, target.name), warmup=20)),
             "local": ms(await timed(calls, hostname_call(local, local_name), warmup=20)),
             "busctl": ms(await timed(busctl_calls, busctl_call(sandbox, target.name), warmup=2)),
+            **await through_fleetbus(sandbox, fleet, target.name, calls),
         }
     finally:
         for link in (forward_link, tcp_link, local):
@@ -209,12 +261,15 @@ async def measure(sandbox: Sandbox, fleet: Fleet, calls: int, busctl_calls: int)
             await host.close()
     print(f"\nGet Hostname on {target.name}, median of {calls} ({busctl_calls} for busctl -H):")
     for name, value in results.items():
-        print(f"  {name:8} {value:8.3f} ms")
+        print(f"  {name:16} {value:8.3f} ms")
     print("ratios:")
     print(f"  relay / local          {results['relay'] / results['local']:7.1f}×")
     print(f"  tcp / local            {results['tcp'] / results['local']:7.1f}×")
     print(f"  forward / relay        {results['forward'] / results['relay']:7.2f}×")
     print(f"  busctl -H / relay      {results['busctl'] / results['relay']:7.0f}×")
+    remote, local_tool = results["fleetbus remote"], results["fleetbus local"]
+    print(f"  fleetbus remote / fleetbus local   {remote / local_tool:7.2f}×   (target ≤ 2×)")
+    print(f"  busctl -H / fleetbus remote        {results['busctl'] / remote:7.0f}×")
 
 
 def main() -> None:

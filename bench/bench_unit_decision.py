@@ -51,9 +51,9 @@ async def measure(sandbox: Sandbox, state: Path, calls: int) -> dict[str, float]
     runtime = Runtime.build(settings)
     try:
         gateway = runtime.gateway
-        link = await gateway.links.get("local", "system")
-        restart = dbus_call(SD, PATH, MANAGER, "RestartUnit", "ss", ["bench-web.service", "replace"])
-        stop = dbus_call(SD, PATH, MANAGER, "StopUnit", "ss", ["basic.target", "replace"])
+        link = await gateway.hosts.link("local", "system")
+        restart = dbus_call(SD, PATH, MANAGER, "RestartUnit", "ss", ["bench-web.service", "replace"], host="local")
+        stop = dbus_call(SD, PATH, MANAGER, "StopUnit", "ss", ["basic.target", "replace"], host="local")
 
         async def one_call() -> None:
             await link.call(SD, PATH, MANAGER, "GetUnit", "s", ["bench-web.service"], timeout=5)

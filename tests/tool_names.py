@@ -15,6 +15,7 @@ OPERATOR_READ_TOOLS = (
     "network_status",
     "time_status",
     "list_sessions",
+    "list_hosts",
 )
 OPERATOR_WRITE_TOOLS = ("unit_job", "unit_file", "reset_failed_unit")
 READONLY_TOOLS = BUS_READ_TOOLS | DISCOVERY_TOOLS | frozenset(CORE_READ_TOOLS)

@@ -1,4 +1,4 @@
-"""Every command a person types: serve, tool, tools, explain, approvals/approve/deny, audit, token, install,
+"""Every command a person types: serve, tool, tools, explain, approvals/approve/deny, audit, token, hosts, install,
 client-config, sandbox. Settings are read here, once, and passed down."""
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from fleetbus import __version__, oversight, tool_arguments
+from fleetbus import __version__, host_commands, oversight, tool_arguments
 from fleetbus.command_line import print_error
 from fleetbus.config import Settings, load_settings
 from fleetbus.gateway import Caller
@@ -69,6 +69,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     oversight.add_parsers(commands, _add_state_options, _add_approvals_options)
     auth.add_parsers(commands, _add_state_options)
+    host_commands.add_parsers(commands, _add_state_options)
     install.add_parsers(commands)
     sandbox_cli.add_parser(commands)
     _name_commands(parser)
@@ -207,6 +208,8 @@ def _dispatch(args: argparse.Namespace) -> int:
         return oversight.audit_main(args, settings.audit_directory)
     if args.command == "token":
         return auth.token_main(args, settings.tokens_path)
+    if args.command == "hosts":
+        return host_commands.hosts_main(args, settings)
     raise AssertionError(f"unhandled command {args.command}")
 
 

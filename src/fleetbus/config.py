@@ -148,6 +148,26 @@ class Settings(BaseSettings):
     hosts: dict[str, HostSettings] = Field(
         default_factory=dict, description="Hosts named in this file ([hosts.NAME]), besides the inventory's."
     )
+    ssh_config: Path | None = Field(
+        None,
+        description="OpenSSH client config for reaching hosts (Host aliases, HostName, User, ProxyJump…); "
+        "default ~/.ssh/config.",
+    )
+    known_hosts: Path | None = Field(
+        None,
+        description="The known_hosts file host keys are checked against (and `fleetbus hosts trust` adds to); "
+        "default ~/.ssh/known_hosts and /etc/ssh/ssh_known_hosts.",
+    )
+    ssh_key: Path | None = Field(
+        None, description="SSH private key for hosts whose inventory entry names none (default: SSH's own)."
+    )
+    max_connected_hosts: int = Field(
+        64,
+        ge=1,
+        le=4096,
+        description="Most hosts connected at once (each holds a socket, relays, channels: the fd "
+        "budget); the least recently used idle one is closed to make room.",
+    )
 
     @model_validator(mode="after")
     def _deadlines_agree(self) -> Settings:

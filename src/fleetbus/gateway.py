@@ -15,15 +15,14 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, TypeVar
 
-import psutil
-
-from fleetbus import lookups
+from fleetbus import lookups, well_known
 from fleetbus.dbus import types
-from fleetbus.dbus.errors import BusError, RemoteError
-from fleetbus.dbus.introspect import IntrospectionCache, ObjectInfo, WalkResult, parse, walk
+from fleetbus.dbus.errors import BusError, BusUnavailable, RemoteError
+from fleetbus.dbus.introspect import ObjectInfo, WalkResult, walk
 from fleetbus.dbus.jobs import MANAGER, MANAGER_PATH, SYSTEMD, JobOutcome, JobWatch
-from fleetbus.dbus.link import PROPERTIES, BusLink, LinkPool, Reply
+from fleetbus.dbus.link import PROPERTIES, BusLink, Reply
 from fleetbus.dbus.signals import Collected, ReceivedSignal, SignalFilter, Subscription, collect
+from fleetbus.executors import dbus_calls, local_processes
 from fleetbus.executors import journal as journal_reader
 from fleetbus.executors import metrics as host_metrics
 from fleetbus.executors.command import CommandError
@@ -35,9 +34,11 @@ from fleetbus.guard.effects import apply_effects, describe_hazards, unjudged
 from fleetbus.guard.limits import RateLimited, RateLimiter
 from fleetbus.guard.policy import Decision, Policy, Verdict
 from fleetbus.guard.redact import REDACTED, audit_arguments
+from fleetbus.hosts.errors import HostError
+from fleetbus.hosts.registry import HostRegistry, UnknownHost
 from fleetbus.operation import AUDIT_QUERY, DBUS_CALL, DBUS_WATCH, HOST_METRICS, JOURNAL_QUERY, LOCAL_HOST, Operation
 
-INTROSPECTABLE = "org.freedesktop.DBus.Introspectable"
+INTROSPECTABLE = well_known.INTROSPECTABLE
 T = TypeVar("T")
 
 AskPerson = Callable[[Approval], Awaitable[bool | None]]
@@ -54,7 +55,8 @@ class Caller:
     """What a token (or a unix-socket peer) may do, checked with the policy — the narrower wins. None: the
     operator (stdio, the CLI), unrestricted."""
     hosts: tuple[str, ...] | None = None
-    """Globs of the hosts this caller may touch; None: any host."""
+    """Ansible host patterns (combined as a list) of the hosts this caller may touch — `local` by name, `*`
+    any; None: any host."""
 
 
 class GatewayError(Exception):
@@ -94,6 +96,14 @@ class OutOfScope(GatewayError):
         super().__init__(refusal.message)
         self.operation = operation
         self.scope = refusal.scope
+
+
+class HostFailed(GatewayError):
+    """The host could not be reached (SSH refused, timed out, host key refused); the message names host and cause."""
+
+
+class UnknownHostName(GatewayError):
+    """The operation names a host the inventory does not hold; the message names the closest ones."""
 
 
 class HostCommandFailed(GatewayError):
@@ -147,7 +157,7 @@ def dbus_call(
     *,
     names: Sequence[str | None] | None = None,
     bus: str = "system",
-    host: str = LOCAL_HOST,
+    host: str,
 ) -> Operation:
     """An Operation for a method call, its JSON arguments checked against `signature` and put in canonical form.
 
@@ -161,10 +171,9 @@ def dbus_call(
 class Gateway:
     def __init__(
         self,
-        links: LinkPool,
+        hosts: HostRegistry,
         policy: Policy,
         deadlines: Deadlines,
-        cache: IntrospectionCache,
         *,
         approvals: ApprovalStore,
         audit_log: AuditLog,
@@ -173,18 +182,17 @@ class Gateway:
         metrics: host_metrics.MetricsSource | None = None,
         decision_commands: DecisionCommands | None = None,
     ) -> None:
-        self.links = links
+        self.hosts = hosts
         self.decision_commands = decision_commands or DecisionCommands()
         self.journal_directory = journal_directory
         self.metrics: host_metrics.MetricsSource = metrics if metrics is not None else host_metrics.LocalFigures()
         self.policy = policy
         self.deadlines = deadlines
-        self.cache = cache
         self.approvals = approvals
         self.audit_log = audit_log
         self.limiter = limiter
         self._read_permissions = lookups.ReadPermissions(policy)
-        links.add_owner_listener(self._owner_changed)
+        hosts.add_owner_listener(self._owner_changed)
 
     # ---- deciding ---------------------------------------------------------------------------------
 
@@ -192,12 +200,17 @@ class Gateway:
         """Classify and decide, after the reads that show what the call would do: the names a unique destination
         owns, the units a unit call reaches. Those reads are decided by the policy and recorded in the audit log
         (for `caller`); when they cannot be made in time, the call is refused."""
+        # The host is checked first (in the inventory, among the caller's): the lookups below may connect to it.
+        self._admit_host(operation, caller)
         if operation.kind != DBUS_CALL:
             return self._decided(operation, classify(operation, None, self.policy.knowledge))
         deadline = self.deadlines.default
 
         async def connect() -> BusLink:
-            return await self.links.get(operation.host, operation.bus)
+            try:
+                return await self.hosts.link(operation.host, operation.bus)
+            except HostError as exc:  # the lookups then leave the call unjudged, and so stricter
+                raise BusUnavailable(str(exc)) from exc
 
         if self._read_permissions.policy is not self.policy:
             self._read_permissions = lookups.ReadPermissions(self.policy)
@@ -294,13 +307,14 @@ class Gateway:
         )
 
     def _cached_introspection(self, operation: Operation) -> ObjectInfo | None:
-        link = self.links.peek(operation.host, operation.bus)
-        if link is None:
+        host = self.hosts.peek(operation.host)
+        link = host.peek(operation.bus) if host is not None else None
+        if host is None or link is None:
             return None
         owner = (
             operation.destination if operation.destination.startswith(":") else link.owners.get(operation.destination)
         )
-        return self.cache.get(link.key, owner, operation.path) if owner else None
+        return host.cache.get(link.key, owner, operation.path) if owner else None
 
     # ---- admitting and running ----------------------------------------------------------------------
 
@@ -312,12 +326,13 @@ class Gateway:
         if decision.verdict is Verdict.DENY:
             self.audit_log.append({**record, "event": "denied"})
             raise OperationDenied(resolved, decision)
-        refusal = scopes.check(caller.scopes, caller.hosts, resolved, assessment.classification, caller.client)
+        # The caller's hosts were checked (before any connection) by _admit_host, in Ansible's pattern grammar.
+        refusal = scopes.check(caller.scopes, None, resolved, assessment.classification, caller.client)
         if refusal is not None:
             self.audit_log.append({**record, "event": "denied", "scope": refusal.scope, "error": refusal.message})
             raise OutOfScope(resolved, refusal)
         try:
-            self.limiter.check(caller.client, assessment.classification.is_read)
+            self.limiter.check(caller.client, assessment.classification.is_read, resolved.host)
         except RateLimited as exc:
             self.audit_log.append({**record, "event": "rate-limited", "error": str(exc)})
             raise GatewayError(str(exc)) from exc
@@ -399,7 +414,10 @@ class Gateway:
         deadline = self.deadlines.choose(timeout)
 
         async def execute(resolved: Operation) -> Reply:
-            return await _send(await self.links.get(resolved.host, resolved.bus), resolved, deadline)
+            began = time.monotonic()
+            link = await self._link(resolved.host, resolved.bus, deadline)
+            with self.hosts.get(resolved.host).in_use():
+                return await dbus_calls.send(link, resolved, _left(deadline, began))
 
         return await self.run(operation, caller, execute)
 
@@ -410,7 +428,7 @@ class Gateway:
         caller: Caller,
         *,
         bus: str = "system",
-        host: str = LOCAL_HOST,
+        host: str,
         timeout: float | None = None,
     ) -> ObjectInfo:
         """Introspection of one object, from the cache when the same owner answered recently."""
@@ -421,11 +439,10 @@ class Gateway:
             cached = self._cached_introspection(resolved)
             if cached is not None:
                 return cached
-            link = await self.links.get(host, bus)
-            reply = await link.call(destination, path, INTROSPECTABLE, "Introspect", timeout=deadline)
-            info = parse(str(reply.body[0]) if reply.body else "", path)
-            self.cache.put(link.key, reply.sender or destination, path, info)
-            return info
+            began = time.monotonic()
+            link = await self._link(host, bus, deadline)
+            cache = self.hosts.get(host).cache
+            return await dbus_calls.introspect(link, cache, destination, path, timeout=_left(deadline, began))
 
         return await self.run(operation, caller, execute)
 
@@ -436,7 +453,7 @@ class Gateway:
         caller: Caller,
         *,
         bus: str = "system",
-        host: str = LOCAL_HOST,
+        host: str,
         max_nodes: int,
         max_depth: int,
     ) -> WalkResult:
@@ -456,7 +473,7 @@ class Gateway:
         )
 
         async def execute(resolved: Operation) -> Collected:
-            link = await self.links.get(resolved.host, resolved.bus)
+            link = await self._link(resolved.host, resolved.bus, self.deadlines.default)
             return await collect(link, selector, timeout=timeout, max_count=max_count)
 
         return await self.run(operation, caller, execute)
@@ -473,7 +490,7 @@ class Gateway:
         )
 
         async def execute(resolved: Operation) -> Subscription:
-            link = await self.links.get(resolved.host, resolved.bus)
+            link = await self._link(resolved.host, resolved.bus, self.deadlines.default)
             return await Subscription(link, selector, deliver).open()
 
         return await self.run(operation, caller, execute)
@@ -496,11 +513,11 @@ class Gateway:
         if wait <= 0 or wait > self.deadlines.maximum:
             raise GatewayError(f"wait must be between 0 and {self.deadlines.maximum:g} s, got {wait:g}")
         await self._subscribe_to_jobs(operation, caller)
-        link = await self.links.get(operation.host, operation.bus)
+        link = await self._link(operation.host, operation.bus, deadline)
         async with JobWatch(link) as jobs:
 
             async def execute(resolved: Operation) -> JobOutcome:
-                reply = await _send(link, resolved, deadline)
+                reply = await dbus_calls.send(link, resolved, deadline)
                 return await jobs.wait(str(reply.body[0]), wait)
 
             return await self.run(operation, caller, execute)
@@ -520,7 +537,7 @@ class Gateway:
         options: Sequence[str],
         *,
         max_entries: int,
-        host: str = LOCAL_HOST,
+        host: str,
         timeout: float | None = None,
         max_bytes: int = 16 << 20,
     ) -> journal_reader.JournalRead:
@@ -533,7 +550,7 @@ class Gateway:
         deadline = self.deadlines.choose(timeout)
 
         async def execute(resolved: Operation) -> journal_reader.JournalRead:
-            self._require_local(resolved)
+            self._require_local(resolved, "journal queries")
             try:
                 return await journal_reader.read(
                     [str(a) for a in resolved.args],
@@ -553,7 +570,7 @@ class Gateway:
         snapshot: str,
         params: Mapping[str, Any] | None = None,
         *,
-        host: str = LOCAL_HOST,
+        host: str,
         timeout: float | None = None,
     ) -> dict[str, Any]:
         """One resource snapshot of a host (system, processes, network, identity), under a deadline."""
@@ -563,7 +580,7 @@ class Gateway:
         deadline = self.deadlines.choose(timeout)
 
         async def execute(resolved: Operation) -> dict[str, Any]:
-            self._require_local(resolved)
+            self._require_local(resolved, f"{snapshot} figures")
             try:
                 async with asyncio.timeout(deadline):
                     return await asyncio.to_thread(self.metrics.snapshot, snapshot, dict(params or {}))
@@ -574,47 +591,105 @@ class Gateway:
 
         return await self.run(operation, caller, execute)
 
-    @staticmethod
-    def _require_local(operation: Operation) -> None:
-        if operation.host != LOCAL_HOST:
-            raise GatewayError(f"unknown host {operation.host!r}: only 'local' is configured")
+    def _require_local(self, operation: Operation, what: str) -> None:
+        # TODO(facts helper): these executors read this machine; they become remote-capable through Host.runner.
+        if not self.hosts.get(operation.host).is_local:
+            raise GatewayError(f"{operation.host}: {what} are not yet on remote hosts (only on local)")
+
+    def _admit_host(self, operation: Operation, caller: Caller | None) -> None:
+        """The host must be in the inventory and among the caller's (token's) hosts — decided before anything
+        connects to it, so a refused host never sees a connection."""
+        try:
+            self.hosts.check_name(operation.host)
+        except UnknownHost as exc:
+            raise UnknownHostName(str(exc)) from exc
+        if caller is None or caller.hosts is None or self.hosts.matches(caller.hosts, operation.host):
+            return
+        refusal = scopes.Refusal(
+            f"host:{operation.host}",
+            f"client {caller.client!r} may not touch host {operation.host!r} (its token allows "
+            f"{', '.join(caller.hosts) or 'no host'}); no connection was made to it",
+        )
+        self.audit_log.append(
+            {
+                "client": caller.client,
+                "host": operation.host,
+                "event": "denied",
+                "operation": _operation_fields(operation),
+                "digest": operation.digest(),
+                "scope": refusal.scope,
+                "error": refusal.message,
+            }
+        )
+        raise OutOfScope(operation, refusal)
+
+    async def _link(self, host: str, bus: str, deadline: float) -> BusLink:
+        """The host's link to `bus`, connecting within `deadline`; a host that cannot be reached is a HostFailed
+        naming the host and the cause."""
+        try:
+            async with asyncio.timeout(deadline):
+                return await self.hosts.link(host, bus)
+        except TimeoutError:
+            raise HostFailed(f"{host}: no connection to its {bus} bus within {deadline:g} s") from None
+        except HostError as exc:
+            raise HostFailed(str(exc)) from exc
+
+    async def host_states(self, caller: Caller, pattern: str | None, *, probe: bool) -> list[dict[str, Any]]:
+        """The inventory's hosts a caller may touch (of `pattern`, Ansible's grammar), each with what is known of
+        it — or, with `probe`, what trying to reach it now shows (hosts a token may not touch are never tried)."""
+        try:
+            names = self.hosts.names() if pattern is None else self.hosts.select(pattern)
+        except ValueError as exc:
+            raise GatewayError(f"invalid argument 'pattern': {exc}") from exc
+        if caller.hosts is not None:
+            names = [name for name in names if self.hosts.matches(caller.hosts, name)]
+        if probe:
+            states = {state.name: state for state in await self.hosts.check(names)}
+        else:
+            states = {name: self.hosts.get(name).state() for name in names}
+        rows = []
+        for name in names:
+            entry, state = self.hosts.entry(name), states[name]
+            rows.append(
+                {
+                    "name": name,
+                    "address": entry.address or "",
+                    "groups": ",".join(self.hosts.inventory.group_names(name)),
+                    "state": state.state,
+                    "connected": state.connected,
+                    "reason": state.reason or "",
+                    "fingerprint": state.fingerprint or "",
+                }
+            )
+        return rows
 
     async def bus_identity(self, host: str, bus: str) -> str:
         """fleetbus's own unique name on a bus: the subject polkit is asked about."""
-        link = await self.links.get(host, bus)
+        link = await self._link(host, bus, self.deadlines.connect)
         return link.unique_name or ""
 
     def process_name(self, host: str, pid: int) -> str | None:
         """The command name of a process on `host`, for labelling bus peers; None where unknown."""
-        if host != LOCAL_HOST:
+        if host != LOCAL_HOST:  # TODO(facts helper): a remote process's name through the host's runner
             return None
-        try:
-            return psutil.Process(pid).name()
-        except (psutil.Error, ValueError):
-            return None
+        return local_processes.process_name(pid)
 
     def _owner_changed(self, link: BusLink, name: str, old: str, new: str) -> None:
         if old and name == old and not new:
-            self.cache.forget_owner(link.key, old)
+            host = self.hosts.peek(link.host)
+            if host is not None:
+                host.cache.forget_owner(link.key, old)
 
     def close(self) -> None:
-        self.links.close()
+        self.hosts.close()
         self.metrics.close()
         self.audit_log.close()
 
 
-async def _send(link: BusLink, operation: Operation, deadline: float) -> Reply:
-    """Put an admitted method call on the bus: its canonical JSON arguments become the D-Bus body again."""
-    body = types.from_json(operation.signature, operation.args)
-    return await link.call(
-        operation.destination,
-        operation.path,
-        operation.interface,
-        operation.member,
-        operation.signature,
-        body,
-        timeout=deadline,
-    )
+def _left(deadline: float, began: float) -> float:
+    """What is left of `deadline` seconds since `began` (a connection made first spends part of it)."""
+    # To the hundredth: a link that was up already leaves the whole deadline, and the error says "within 1 s".
+    return max(round(deadline - (time.monotonic() - began), 2), 0.01)
 
 
 def _operation_fields(operation: Operation) -> dict[str, str]:

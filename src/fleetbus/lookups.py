@@ -13,6 +13,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from fleetbus import well_known
 from fleetbus.dbus.errors import RemoteError
 from fleetbus.dbus.link import DBUS_NAME, DBUS_PATH, PROPERTIES, BusLink, Reply
 from fleetbus.dbus.unit_names import UNIT_PATH_PREFIX, could_be_unit_name, unit_object_path
@@ -21,8 +22,8 @@ from fleetbus.guard.effects import FACT_PROPERTIES, Effects, UnitFacts, UnitGrap
 from fleetbus.guard.policy import Policy, Verdict
 from fleetbus.operation import DBUS_CALL, Operation
 
-SYSTEMD = "org.freedesktop.systemd1"
-UNIT = "org.freedesktop.systemd1.Unit"
+SYSTEMD = well_known.SYSTEMD
+UNIT = well_known.SYSTEMD_UNIT
 CONCURRENT_READS = 16
 """Reads in flight at once: bus daemons cap a connection's pending replies (128 on a stock system bus)."""
 NO_SUCH_UNIT = frozenset(

@@ -30,7 +30,8 @@ class Operation:
     """
 
     kind: str
-    host: str = LOCAL_HOST
+    host: str
+    """The host it acts on (`local`, or a name of the inventory): required, so no call site forgets it."""
     bus: str = "system"
     destination: str = ""
     path: str = ""

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextvars
 import hashlib
 import json
 import re
@@ -273,13 +274,20 @@ def fingerprint(query: Mapping[str, Any]) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()[:16]
 
 
-def encode_cursor(kind: str, query: Mapping[str, Any], position: Mapping[str, Any]) -> str:
-    """An opaque token: where to continue (`position`) in the result set of `kind` selected by `query`."""
-    payload = render_json({"k": kind, "q": fingerprint(query), "p": dict(position)})
+CURSOR_HOST: contextvars.ContextVar[str] = contextvars.ContextVar("cursor_host", default="local")
+"""The host of the tool call being run (the tool registry sets it): every cursor is bound to its host, so one
+made on host02 is refused on host03 without each tool passing the host down to its paging helpers."""
+
+
+def encode_cursor(kind: str, query: Mapping[str, Any], position: Mapping[str, Any], *, host: str | None = None) -> str:
+    """An opaque token: where to continue (`position`) in the result set of `kind` selected by `query` on `host`
+    (by default the host of the tool call being run)."""
+    made_on = host if host is not None else CURSOR_HOST.get()
+    payload = render_json({"k": kind, "h": made_on, "q": fingerprint(query), "p": dict(position)})
     return base64.urlsafe_b64encode(payload.encode()).decode().rstrip("=")
 
 
-def decode_cursor(token: str, kind: str, query: Mapping[str, Any]) -> dict[str, Any]:
+def decode_cursor(token: str, kind: str, query: Mapping[str, Any], *, host: str | None = None) -> dict[str, Any]:
     """The position a cursor holds; CursorError when it is not one of ours, or was made for other arguments."""
     try:
         raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
@@ -292,6 +300,13 @@ def decode_cursor(token: str, kind: str, query: Mapping[str, Any]) -> dict[str, 
         raise CursorError("invalid argument 'cursor': not a cursor this tool returned")
     if payload.get("k") != kind:
         raise CursorError(f"invalid argument 'cursor': it continues another tool's results, not {kind}'s")
+    made_on = payload.get("h", "local")
+    host = host if host is not None else CURSOR_HOST.get()
+    if made_on != host:
+        raise CursorError(
+            f"invalid argument 'cursor': it continues results of host {made_on!r}, not {host!r}; leave the cursor out "
+            "to start over on this host"
+        )
     if payload.get("q") != fingerprint(query):
         raise CursorError(
             "invalid argument 'cursor': it continues a query with other arguments; repeat the original arguments "

@@ -6,17 +6,20 @@ from dataclasses import dataclass, replace
 
 from fleetbus.config import Settings
 from fleetbus.dbus.introspect import IntrospectionCache
-from fleetbus.dbus.link import LinkPool
 from fleetbus.executable import fleetbus_argv
 from fleetbus.gateway import Caller, Deadlines, Gateway
 from fleetbus.guard.approvals import ApprovalStore, DecisionCommands
 from fleetbus.guard.audit import AuditLog
 from fleetbus.guard.limits import Budget, RateLimiter
 from fleetbus.guard.policy import Policy, load_policy
+from fleetbus.hosts.inventory import load_inventory
+from fleetbus.hosts.registry import HostRegistry, SshOptions
+from fleetbus.hosts.ssh import SshLimits
 from fleetbus.tools.audit import audit_tools
 from fleetbus.tools.bus import bus_tools
 from fleetbus.tools.discovery import Discovery, enable_toolset_tool, find_tools_tool
 from fleetbus.tools.explain import explain_tools
+from fleetbus.tools.hosts import host_list_tools
 from fleetbus.tools.operator import operator_tools
 from fleetbus.tools.packs import BUILTIN_PACKS, PackManager, merge_packs
 from fleetbus.tools.registry import Listed, ToolBudget, ToolContext, ToolRegistry
@@ -36,12 +39,17 @@ class Runtime:
     @classmethod
     def build(cls, settings: Settings) -> Runtime:
         deadlines = Deadlines(settings.call_timeout, settings.max_call_timeout, settings.connect_timeout)
-        policy = load_policy(settings.safety, settings.policy_file, settings.protected_units)
+        hosts = host_registry(settings)
+        policy = load_policy(
+            settings.safety,
+            settings.policy_file,
+            settings.protected_units,
+            select_hosts=lambda pattern: hosts.select(pattern, allow_regex=True),
+        )
         gateway = Gateway(
-            LinkPool(settings.bus_addresses(), settings.connect_timeout),
+            hosts,
             policy,
             deadlines,
-            IntrospectionCache(max_age=settings.introspection_max_age),
             approvals=ApprovalStore(settings.approvals_directory, ttl=settings.approval_ttl),
             decision_commands=DecisionCommands(tuple(fleetbus_argv()), settings.approvals_location()),
             audit_log=AuditLog(
@@ -67,6 +75,7 @@ class Runtime:
             *explain_tools(),
             *audit_tools(settings.audit_directory),
             *operator_tools(deadlines),
+            *host_list_tools(),
             find_tools_tool(discovery),
             enable_toolset_tool(discovery),
         ]
@@ -91,9 +100,29 @@ class Runtime:
 
     async def stop(self) -> None:
         await self.packs.stop()
+        await self.gateway.hosts.aclose()
 
     def context(self, caller: Caller) -> ToolContext:
         return ToolContext(self.gateway, caller)
 
     def close(self) -> None:
         self.gateway.close()
+
+
+def host_registry(settings: Settings) -> HostRegistry:
+    """`local` and the hosts of the inventory (read once, now), reached as the settings say."""
+    inventory = load_inventory(settings.inventory, settings.hosts)
+    ssh = SshOptions(
+        config=(settings.ssh_config,) if settings.ssh_config else (),
+        known_hosts=(settings.known_hosts,) if settings.known_hosts else (),
+        identity_file=settings.ssh_key,
+        limits=SshLimits(connect_timeout=settings.connect_timeout, bus_setup_timeout=settings.connect_timeout),
+    )
+    return HostRegistry(
+        inventory,
+        addresses=settings.bus_addresses(),
+        connect_timeout=settings.connect_timeout,
+        ssh=ssh,
+        max_connected=settings.max_connected_hosts,
+        cache_factory=lambda: IntrospectionCache(max_age=settings.introspection_max_age),
+    )

@@ -43,7 +43,7 @@ async def test_resources_list_read_and_template(sandbox: Sandbox) -> None:
             await client.read_resource("file:///etc/shadow")
     assert {"policy://effective", SERVICES, "dbus://session/services"} <= listed
     assert "dbus://system/org.freedesktop.systemd1/org/freedesktop/systemd1" in listed  # a packed object
-    assert templates == ["dbus://{bus}/{service}{+path}"]
+    assert templates == ["dbus://{bus}/{service}{+path}", "dbus://{bus}@{host}/{service}{+path}"]
     assert "org.freedesktop.hostname1" in {row["name"] for row in services["services"]}
     assert [i["name"] for i in hostname1["interfaces"]] == ["org.freedesktop.hostname1"]
 

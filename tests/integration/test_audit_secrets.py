@@ -48,7 +48,13 @@ def secret_calls(values: dict[str, str]) -> list[Operation]:
     }
     return [
         dbus_call(
-            SD, MANAGER_PATH, MANAGER, "SetEnvironment", "as", [[f"DB_PASSWORD={values['setenv']}", "PATH=/bin"]]
+            SD,
+            MANAGER_PATH,
+            MANAGER,
+            "SetEnvironment",
+            "as",
+            [[f"DB_PASSWORD={values['setenv']}", "PATH=/bin"]],
+            host="local",
         ),
         dbus_call(
             SD,
@@ -57,14 +63,27 @@ def secret_calls(values: dict[str, str]) -> list[Operation]:
             "StartTransientUnit",
             "ssa(sv)a(sa(sv))",
             [fresh("leak"), "replace", transient_properties, []],
+            host="local",
         ),
         dbus_call(
-            NM, "/org/freedesktop/NetworkManager/Settings", f"{NM}.Settings", "AddConnection", "a{sa{sv}}", [wifi]
+            NM,
+            "/org/freedesktop/NetworkManager/Settings",
+            f"{NM}.Settings",
+            "AddConnection",
+            "a{sa{sv}}",
+            [wifi],
+            host="local",
         ),
         dbus_call(
-            "com.example.Fleet", "/com/example/Fleet1", "com.example.Fleet1", "Echo", "s", [f"MYSQL_PWD={values['kv']}"]
+            "com.example.Fleet",
+            "/com/example/Fleet1",
+            "com.example.Fleet1",
+            "Echo",
+            "s",
+            [f"MYSQL_PWD={values['kv']}"],
+            host="local",
         ),
-        dbus_call("com.example.Fleet", "/com/example/Fleet1", "com.example.Fleet1", "Echo", "s", [key]),
+        dbus_call("com.example.Fleet", "/com/example/Fleet1", "com.example.Fleet1", "Echo", "s", [key], host="local"),
     ]
 
 

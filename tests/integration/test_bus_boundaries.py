@@ -36,12 +36,14 @@ async def test_a_unique_name_owning_two_names_is_judged_under_each(sandbox: Sand
     caller = Caller("test")
     with example_service(sandbox.system_bus_address, allowed, denied):
         async with guarded(sandbox, tmp_path / "state", safety="readonly", policy_file=policy) as runtime:
-            owner = dbus_call(*BUS, "GetNameOwner", "s", [allowed])
+            owner = dbus_call(*BUS, "GetNameOwner", "s", [allowed], host="local")
             unique = str((await runtime.gateway.call(owner, caller)).body[0])
-            by_open_name = await runtime.gateway.call(dbus_call(allowed, *FLEET, "Echo", "s", ["hi"]), caller)
+            by_open_name = await runtime.gateway.call(
+                dbus_call(allowed, *FLEET, "Echo", "s", ["hi"], host="local"), caller
+            )
             assert by_open_name.body == ["hi"]
             with pytest.raises(OperationDenied) as refused:
-                await runtime.gateway.call(dbus_call(unique, *FLEET, "Echo", "s", ["hi"]), caller)
+                await runtime.gateway.call(dbus_call(unique, *FLEET, "Echo", "s", ["hi"], host="local"), caller)
             assert refused.value.decision.rule == "closed"
             assert refused.value.operation.destination == denied
 
@@ -56,7 +58,7 @@ async def test_no_client_changes_the_connection_fleetbus_shares(sandbox: Sandbox
             for index in range(600):
                 rule = f"type='signal',interface='com.example.Flood',member='M{index}'"
                 try:
-                    await runtime.gateway.call(dbus_call(*BUS, "AddMatch", "s", [rule]), reader)
+                    await runtime.gateway.call(dbus_call(*BUS, "AddMatch", "s", [rule], host="local"), reader)
                 except OperationDenied as exc:
                     refusals.append(exc.decision.rule)
                 except (GatewayError, BusError):
@@ -73,10 +75,12 @@ async def test_no_client_changes_the_connection_fleetbus_shares(sandbox: Sandbox
                 ("Hello", "", []),
             ):
                 with pytest.raises(OperationDenied) as refused:
-                    await runtime.gateway.call(dbus_call(*BUS, member, signature, args), Caller("test"))
+                    await runtime.gateway.call(dbus_call(*BUS, member, signature, args, host="local"), Caller("test"))
                 assert refused.value.decision.rule == "own-connection", member
                 assert "fleetbus's own connection" in refused.value.decision.reason
-            monitor = dbus_call(BUS[0], BUS[1], "org.freedesktop.DBus.Monitoring", "BecomeMonitor", "asu", [[], 0])
+            monitor = dbus_call(
+                BUS[0], BUS[1], "org.freedesktop.DBus.Monitoring", "BecomeMonitor", "asu", [[], 0], host="local"
+            )
             with pytest.raises(OperationDenied) as refused:
                 await runtime.gateway.call(monitor, Caller("test"))
             assert refused.value.decision.rule == "own-connection"
@@ -95,7 +99,7 @@ async def test_a_flood_of_signal_watches_leaves_room_for_fleetbus_s_own_match_ru
             watches = [
                 asyncio.create_task(
                     runtime.gateway.watch(
-                        Operation(DBUS_WATCH, interface="com.example.Flood", member=f"M{index}"),
+                        Operation(DBUS_WATCH, "local", interface="com.example.Flood", member=f"M{index}"),
                         reader,
                         timeout=6,
                         max_count=1,

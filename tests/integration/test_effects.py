@@ -37,7 +37,7 @@ ADMIN = Caller("test-admin")
 
 
 def manager_call(member: str, signature: str, *args: object) -> Operation:
-    return dbus_call(SD, MANAGER_PATH, MANAGER, member, signature, list(args))
+    return dbus_call(SD, MANAGER_PATH, MANAGER, member, signature, list(args), host="local")
 
 
 # ---- protected units reached without their name -------------------------------------------------------------
@@ -48,7 +48,7 @@ async def test_stop_on_the_invocation_id_path_leaves_a_protected_unit_running(sa
     try:
         async with guarded(sandbox, tmp_path / "state", precious) as runtime:
             path = f"{MANAGER_PATH}/unit/{invocation_id(sandbox, precious)}"
-            stop_it = dbus_call(SD, path, UNIT, "Stop", "s", ["replace"])
+            stop_it = dbus_call(SD, path, UNIT, "Stop", "s", ["replace"], host="local")
             with pytest.raises(OperationDenied) as refused:
                 await runtime.gateway.call(stop_it, ADMIN)
             assert refused.value.decision.rule == "protected-units"
@@ -254,9 +254,27 @@ async def test_mounting_into_or_attaching_to_a_protected_unit_is_refused(sandbox
         async with guarded(sandbox, tmp_path / "state", precious) as runtime:
             service_path = f"{MANAGER_PATH}/unit/{invocation_id(sandbox, precious)}"
             for operation in (
-                dbus_call(SD, service_path, f"{SD}.Service", "BindMount", "ssbb", ["/tmp", "/mnt", False, False]),
-                dbus_call(SD, f"{MANAGER_PATH}/unit/dbus_2esocket", f"{SD}.Socket", "AttachProcesses", "sau", ["", []]),
-                dbus_call(SD, f"{MANAGER_PATH}/unit/_2d_2eslice", f"{SD}.Slice", "AttachProcesses", "sau", ["", []]),
+                dbus_call(
+                    SD, service_path, f"{SD}.Service", "BindMount", "ssbb", ["/tmp", "/mnt", False, False], host="local"
+                ),
+                dbus_call(
+                    SD,
+                    f"{MANAGER_PATH}/unit/dbus_2esocket",
+                    f"{SD}.Socket",
+                    "AttachProcesses",
+                    "sau",
+                    ["", []],
+                    host="local",
+                ),
+                dbus_call(
+                    SD,
+                    f"{MANAGER_PATH}/unit/_2d_2eslice",
+                    f"{SD}.Slice",
+                    "AttachProcesses",
+                    "sau",
+                    ["", []],
+                    host="local",
+                ),
             ):
                 judged = await runtime.gateway.assess(operation)
                 assert judged.classification.risk.label == "dangerous", operation.member

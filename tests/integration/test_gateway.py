@@ -35,10 +35,11 @@ async def test_a_unique_destination_is_judged_as_the_name_it_owns(sandbox: Sandb
             "GetNameOwner",
             "s",
             ["org.freedesktop.systemd1"],
+            host="local",
         )
         unique = str((await runtime.gateway.call(owner, caller)).body[0])
         assert unique.startswith(":")
-        by_unique = dbus_call(unique, *MANAGER, "GetUnit", "s", ["dbus.service"])
+        by_unique = dbus_call(unique, *MANAGER, "GetUnit", "s", ["dbus.service"], host="local")
         with pytest.raises(OperationDenied) as refused:
             await runtime.gateway.call(by_unique, caller)
         assert refused.value.decision.rule == "no-systemd-reads"
@@ -52,7 +53,9 @@ async def test_changes_beyond_the_budget_are_refused_and_recorded(sandbox: Sandb
     runtime = Runtime.build(sandbox_settings(sandbox, state, safety="admin", change_rate=0.01, change_burst=2))
     try:
         caller = Caller("busy-client")
-        reset = dbus_call("org.freedesktop.systemd1", *MANAGER, "ResetFailedUnit", "s", ["dbus-session.service"])
+        reset = dbus_call(
+            "org.freedesktop.systemd1", *MANAGER, "ResetFailedUnit", "s", ["dbus-session.service"], host="local"
+        )
         outcomes = []
         for _ in range(3):
             try:
@@ -61,7 +64,7 @@ async def test_changes_beyond_the_budget_are_refused_and_recorded(sandbox: Sandb
             except Exception as exc:  # the third must be the rate limit, nothing else
                 outcomes.append(str(exc))
         # Reads have their own budget: still allowed.
-        read = dbus_call("org.freedesktop.systemd1", *MANAGER, "GetUnit", "s", ["dbus.service"])
+        read = dbus_call("org.freedesktop.systemd1", *MANAGER, "GetUnit", "s", ["dbus.service"], host="local")
         await runtime.gateway.call(read, caller)
     finally:
         runtime.close()
@@ -80,15 +83,19 @@ async def test_every_outcome_is_recorded_before_and_after(sandbox: Sandbox, tmp_
     try:
         caller = Caller("recorded")
         await runtime.gateway.call(
-            dbus_call("org.freedesktop.systemd1", *MANAGER, "GetUnit", "s", ["dbus.service"]), caller
+            dbus_call("org.freedesktop.systemd1", *MANAGER, "GetUnit", "s", ["dbus.service"], host="local"), caller
         )
         with pytest.raises(OperationDenied):
             await runtime.gateway.call(
-                dbus_call("org.freedesktop.systemd1", *MANAGER, "StopUnit", "ss", ["dbus.service", "replace"]), caller
+                dbus_call(
+                    "org.freedesktop.systemd1", *MANAGER, "StopUnit", "ss", ["dbus.service", "replace"], host="local"
+                ),
+                caller,
             )
         with pytest.raises(Exception, match="NoSuchUnit"):
             await runtime.gateway.call(
-                dbus_call("org.freedesktop.systemd1", *MANAGER, "GetUnit", "s", ["missing.service"]), caller
+                dbus_call("org.freedesktop.systemd1", *MANAGER, "GetUnit", "s", ["missing.service"], host="local"),
+                caller,
             )
     finally:
         runtime.close()

@@ -98,6 +98,7 @@ async def test_find_tools_finds_tools_of_toolsets_not_listed(packed: Runtime) ->
         "network_status",
         "time_status",
         "list_sessions",
+        "list_hosts",
     }
     unknown = await run(packed, "find_tools", toolset="hots")
     assert unknown.is_error

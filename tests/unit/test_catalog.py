@@ -81,9 +81,9 @@ def test_unknown_members_are_never_reads() -> None:
 
 
 def test_other_kinds_are_unknown_except_known_reads() -> None:
-    assert classify(Operation("exec.run")).risk is Risk.UNKNOWN
-    assert classify(Operation(DBUS_WATCH)).risk is Risk.READ
-    audit = classify(Operation("audit.query"))
+    assert classify(Operation("exec.run", "local")).risk is Risk.UNKNOWN
+    assert classify(Operation(DBUS_WATCH, "local")).risk is Risk.READ
+    audit = classify(Operation("audit.query", "local"))
     assert (audit.risk, audit.source) == (Risk.READ, "kind:audit.query")
 
 

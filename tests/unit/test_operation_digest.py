@@ -21,6 +21,8 @@ JSON = st.recursive(
 
 @given(st.text(max_size=12), st.text(max_size=12), st.lists(JSON, max_size=4))
 def test_the_canonical_form_is_the_json_of_every_field(destination: str, member: str, args: list[Any]) -> None:
-    operation = Operation("dbus.call", destination=destination, member=member, signature="av", args=tuple(args))
+    operation = Operation(
+        "dbus.call", "local", destination=destination, member=member, signature="av", args=tuple(args)
+    )
     expected = json.dumps(asdict(operation), sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
     assert operation.canonical() == expected

@@ -226,6 +226,7 @@ def test_protected_unit_refusal_names_the_units_and_the_action() -> None:
     policy = Policy.build("admin")
     operation = Operation(
         DBUS_CALL,
+        "local",
         member="DisableUnitFiles",
         interface=MANAGER,
         args=(["sshd.service", "dbus.service", "web.service"], False),
@@ -241,7 +242,7 @@ def test_protected_unit_refusal_names_the_units_and_the_action() -> None:
 def test_a_deny_rule_keeps_its_own_name_over_protection() -> None:
     deny = Rule("no-stops", Verdict.DENY, "maintenance freeze", "test", member=("StopUnit",))
     policy = Policy.build("admin", [deny])
-    operation = Operation(DBUS_CALL, interface=MANAGER, member="StopUnit", args=("dbus.service", "replace"))
+    operation = Operation(DBUS_CALL, "local", interface=MANAGER, member="StopUnit", args=("dbus.service", "replace"))
     decision = policy.decide(operation, classify(operation))
     assert (decision.verdict, decision.rule, decision.reason) == (Verdict.DENY, "no-stops", "maintenance freeze")
 

@@ -104,7 +104,7 @@ CATALOG_CASES: list[tuple[str, Operation, Hints | None, Risk]] = [
         NO_HINTS,
         R,
     ),
-    ("watch-signals", Operation(DBUS_WATCH, destination=SD, member="JobRemoved"), NO_HINTS, R),
+    ("watch-signals", Operation(DBUS_WATCH, "local", destination=SD, member="JobRemoved"), NO_HINTS, R),
     # routine changes
     ("systemd.StartUnit", manager("StartUnit", "web-1.service", "replace"), NO_HINTS, C),
     ("systemd.StopUnit", manager("StopUnit", "web-1.service", "replace"), NO_HINTS, C),
@@ -184,7 +184,7 @@ CATALOG_CASES: list[tuple[str, Operation, Hints | None, Risk]] = [
     ("unknown.ListAll", call("com.example.Foo", "/", "com.example.Foo", "ListAll"), NO_HINTS, U),
     ("systemd.unlisted-member", manager("FrobnicateUnits", "yes"), NO_HINTS, U),
     ("Properties.nonstandard", call(SD, SD_PATH, PROPERTIES, "Frobnicate"), NO_HINTS, U),
-    ("kind.unknown", Operation("exec.run", args=("rm", "-rf", "/")), NO_HINTS, U),
+    ("kind.unknown", Operation("exec.run", "local", args=("rm", "-rf", "/")), NO_HINTS, U),
     ("no-interface.unknown-member", call("com.example.Foo", "/", "", "Ping2"), NO_HINTS, U),
     # hints raise a read, never lower anything
     ("hint.privileged-read", call("com.example.Foo", "/", "com.example.Foo", "GetThing"), Hints(privileged=True), U),
@@ -536,12 +536,22 @@ def _cases() -> Iterator[Any]:
         Risk.DANGEROUS,
     )
     yield case(
-        "named/audit-query/readonly", "readonly", Operation("audit.query", member="query"), DENY, "readonly:audit"
+        "named/audit-query/readonly",
+        "readonly",
+        Operation("audit.query", "local", member="query"),
+        DENY,
+        "readonly:audit",
     )
     yield case(
-        "named/audit-query/operator", "operator", Operation("audit.query", member="query"), DENY, "operator:audit"
+        "named/audit-query/operator",
+        "operator",
+        Operation("audit.query", "local", member="query"),
+        DENY,
+        "operator:audit",
     )
-    yield case("named/audit-query/admin", "admin", Operation("audit.query", member="query"), ALLOW, "admin:audit")
+    yield case(
+        "named/audit-query/admin", "admin", Operation("audit.query", "local", member="query"), ALLOW, "admin:audit"
+    )
 
     # Argument matchers: the worker rule of the issue.
     worker, web = "worker-3.service", "web-1.service"

@@ -7,6 +7,7 @@ The gateway under test is the real one; the bus under it is a stand-in that answ
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -93,15 +94,29 @@ class FakeSystemd:
 
 
 class FakeLinks:
+    """Stands in for the HostRegistry and its one link: the fake systemd answers every call."""
+
     def __init__(self, systemd: FakeSystemd) -> None:
         self.systemd = systemd
         self.owners: dict[str, str] = {}
+        self.cache = IntrospectionCache()
+        self.is_local = True
 
-    async def get(self, host: str, bus: str) -> Any:
+    async def link(self, host: str, bus: str) -> Any:
         return self
 
-    def peek(self, host: str, bus: str) -> None:
+    def peek(self, host: str, bus: str | None = None) -> None:
         return None
+
+    def check_name(self, host: str) -> None:
+        pass
+
+    def get(self, host: str) -> Any:
+        return self
+
+    @contextlib.contextmanager
+    def in_use(self) -> Iterator[None]:
+        yield
 
     def add_owner_listener(self, listener: Any) -> None:
         pass
@@ -118,7 +133,6 @@ def offline_gateway(preset: str, state: Path) -> Gateway:
         FakeLinks(FakeSystemd(UNITS)),  # type: ignore[arg-type]
         load_policy(preset, None, PROTECTED),
         Deadlines(5.0, 10.0, 1.0),
-        IntrospectionCache(),
         approvals=ApprovalStore(state / "approvals"),
         audit_log=AuditLog(state / "audit", fsync=False),
         limiter=RateLimiter(Budget(1e9, 1e9), Budget(1e9, 1e9)),

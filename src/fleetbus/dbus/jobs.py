@@ -10,13 +10,14 @@ from types import TracebackType
 
 from dbus_fast import Message
 
+from fleetbus import well_known
 from fleetbus.dbus.link import BusLink
 from fleetbus.dbus.signals import SignalFilter
 
-SYSTEMD = "org.freedesktop.systemd1"
-MANAGER_PATH = "/org/freedesktop/systemd1"
-MANAGER = "org.freedesktop.systemd1.Manager"
-UNIT = "org.freedesktop.systemd1.Unit"
+SYSTEMD = well_known.SYSTEMD
+MANAGER_PATH = well_known.SYSTEMD_PATH
+MANAGER = well_known.SYSTEMD_MANAGER
+UNIT = well_known.SYSTEMD_UNIT
 JOB_REMOVED = SignalFilter(SYSTEMD, MANAGER_PATH, MANAGER, "JobRemoved")
 MAX_REMEMBERED = 1024
 """JobRemoved signals kept while waiting; other clients' jobs finish meanwhile too."""

@@ -1,10 +1,9 @@
-"""One connection to one bus, with a deadline on everything, and the pool that hands them out."""
+"""One connection to one bus, with a deadline on everything (fleetbus.hosts hands them out, per host)."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -14,13 +13,14 @@ from dbus_fast import Message, MessageFlag, MessageType
 from dbus_fast.aio import MessageBus
 from dbus_fast.validators import is_bus_name_valid, is_interface_name_valid, is_member_name_valid, is_object_path_valid
 
+from fleetbus import well_known
 from fleetbus.dbus.errors import BusError, BusUnavailable, CallTimeout, InvalidTarget, RemoteError
 
 log = logging.getLogger(__name__)
 
-DBUS_NAME = "org.freedesktop.DBus"
-DBUS_PATH = "/org/freedesktop/DBus"
-PROPERTIES = "org.freedesktop.DBus.Properties"
+DBUS_NAME = well_known.DBUS
+DBUS_PATH = well_known.DBUS_PATH
+PROPERTIES = well_known.PROPERTIES
 NAME_OWNER_CHANGED_RULE = f"type='signal',sender='{DBUS_NAME}',interface='{DBUS_NAME}',member='NameOwnerChanged'"
 
 MAX_CLIENT_MATCHES = 256
@@ -66,6 +66,11 @@ class BusLink:
         self._client_rules: set[str] = set()
 
     @property
+    def where(self) -> str:
+        """How errors name this bus: `the system bus`, or `host02: the system bus` for a remote host's."""
+        return f"the {self.label} bus" if self.host == "local" else f"{self.host}: the {self.label} bus"
+
+    @property
     def key(self) -> str:
         """Identifies this bus among all hosts' buses (caches key on it)."""
         return f"{self.host}/{self.label}"
@@ -85,10 +90,10 @@ class BusLink:
                 await bus.connect()
         except TimeoutError:
             raise BusUnavailable(
-                f"the {self.label} bus at {self.address} did not accept a connection within {self.connect_timeout:g} s"
+                f"{self.where} at {self.address} did not accept a connection within {self.connect_timeout:g} s"
             ) from None
         except Exception as exc:  # dbus-fast raises assorted types here: OSError, AuthError, ValueError…
-            raise BusUnavailable(f"cannot connect to the {self.label} bus at {self.address}: {exc}") from exc
+            raise BusUnavailable(f"cannot connect to {self.where} at {self.address}: {exc}") from exc
         bus.add_message_handler(self._on_message)
         self._bus = bus
         self._match_counts.clear()
@@ -98,6 +103,14 @@ class BusLink:
         except BusError:
             self.close()
             raise
+
+    async def wait_disconnected(self) -> None:
+        """Returns when the connection ends (at once when there is none): how a host learns its link dropped."""
+        bus = self._bus
+        if bus is None or not bus.connected:
+            return
+        with contextlib.suppress(Exception):
+            await bus.wait_for_disconnect()  # type: ignore[no-untyped-call]
 
     def close(self) -> None:
         if self._bus is not None:
@@ -120,6 +133,8 @@ class BusLink:
         check_target(destination, path, interface, member)
         bus = self._require_bus()
         context = f"{interface + '.' if interface else ''}{member} on {destination} {path}"
+        if self.host != "local":
+            context = f"{self.host}: {context}"
         message = Message(
             destination=destination,
             path=path,
@@ -163,7 +178,7 @@ class BusLink:
 
     def _require_bus(self) -> MessageBus:
         if self._bus is None or not self._bus.connected:
-            raise BusUnavailable(f"not connected to the {self.label} bus at {self.address}")
+            raise BusUnavailable(f"not connected to {self.where} at {self.address}")
         return self._bus
 
     # ---- names and signals ----------------------------------------------------------------------
@@ -238,54 +253,3 @@ class BusLink:
                 listener(message)
             except Exception:
                 log.exception("signal listener failed")
-
-
-class LinkPool:
-    """Connections by (host, bus), made on first use and remade when they drop."""
-
-    def __init__(self, addresses: dict[str, str], connect_timeout: float) -> None:
-        self.addresses = addresses
-        self.connect_timeout = connect_timeout
-        self._links: dict[tuple[str, str], BusLink] = {}
-        self._locks: dict[tuple[str, str], asyncio.Lock] = {}
-        self._owner_listeners: list[Callable[[BusLink, str, str, str], None]] = []
-
-    def add_owner_listener(self, listener: Callable[[BusLink, str, str, str], None]) -> None:
-        """Called for NameOwnerChanged on every link, now and later."""
-        self._owner_listeners.append(listener)
-
-    def peek(self, host: str, bus: str) -> BusLink | None:
-        """The connected link for (host, bus) if there is one; never connects."""
-        link = self._links.get((host, bus))
-        return link if link is not None and link.connected else None
-
-    async def get(self, host: str, bus: str) -> BusLink:
-        key = (host, bus)
-        link = self._links.get(key)
-        if link is not None and link.connected:
-            return link
-        lock = self._locks.setdefault(key, asyncio.Lock())
-        async with lock:
-            link = self._links.get(key)
-            if link is not None and link.connected:
-                return link
-            link = self._new_link(host, bus)
-            await link.connect()
-            self._links[key] = link
-            return link
-
-    def _new_link(self, host: str, bus: str) -> BusLink:
-        if host != "local":
-            raise BusUnavailable(f"unknown host {host!r}: only 'local' is configured")
-        address = self.addresses.get(bus)
-        if not address:
-            raise BusUnavailable(f"no address configured for the {bus} bus")
-        link = BusLink(bus, address, self.connect_timeout, host)
-        for listener in self._owner_listeners:
-            link.add_owner_listener(functools.partial(listener, link))
-        return link
-
-    def close(self) -> None:
-        for link in self._links.values():
-            link.close()
-        self._links.clear()

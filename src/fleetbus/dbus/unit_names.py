@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import functools
 
-UNIT_PATH_PREFIX = "/org/freedesktop/systemd1/unit/"
+from fleetbus import well_known
+
+UNIT_PATH_PREFIX = well_known.UNIT_PATH_PREFIX
 GLOB_CHARACTERS = frozenset("*?[")
 MAX_UNIT_NAME = 255
 

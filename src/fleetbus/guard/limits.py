@@ -67,13 +67,15 @@ class RateLimiter:
     reads: Budget
     changes: Budget
     clock: Callable[[], float] = time.monotonic
-    _buckets: dict[tuple[str, str], Bucket] = field(default_factory=dict)
+    _buckets: dict[tuple[str, str, str], Bucket] = field(default_factory=dict)
 
-    def check(self, client: str, is_read: bool) -> None:
+    def check(self, client: str, is_read: bool, host: str = "local") -> None:
+        """One bucket per (client, host, reads|changes): a client busy on one host keeps its budget on the others."""
         kind = "reads" if is_read else "changes"
         budget = self.reads if is_read else self.changes
         now = self.clock()
-        bucket = self._buckets.setdefault((client, kind), Bucket(budget, budget.burst, now))
+        bucket = self._buckets.setdefault((client, host, kind), Bucket(budget, budget.burst, now))
         wait = bucket.take(now)
         if wait > 0:
-            raise RateLimited(client, kind, budget, wait)
+            where = kind if host == "local" else f"{kind} on {host}"
+            raise RateLimited(client, where, budget, wait)

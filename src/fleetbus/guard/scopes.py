@@ -12,6 +12,7 @@ import fnmatch
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
+from fleetbus import well_known
 from fleetbus.guard.catalog import CALLER_UNIT, Classification, Risk
 from fleetbus.operation import AUDIT_QUERY, DBUS_CALL, Operation
 
@@ -26,7 +27,7 @@ EXEC_KIND_PREFIX = "exec."
 """Operation kinds that run a command on a host (F3's executors) start with this."""
 TRANSIENT_UNIT_MEMBERS = frozenset({"StartTransientUnit"})
 """systemd members that run an arbitrary command: they need `exec`, not `units:write`."""
-SYSTEMD_MANAGER = "org.freedesktop.systemd1.Manager"
+SYSTEMD_MANAGER = well_known.SYSTEMD_MANAGER
 
 
 class ScopeError(ValueError):

@@ -371,7 +371,12 @@ def add_parsers(
         required=True,
         help="comma-separated: read, units:write, units:write:GLOB, exec, approve, admin (admin implies all)",
     )
-    mint.add_argument("--hosts", action="append", metavar="GLOB", help="hosts it may touch (repeatable; default any)")
+    mint.add_argument(
+        "--hosts",
+        action="append",
+        metavar="PATTERN",
+        help="hosts it may touch, an Ansible pattern such as web:!web03 (repeatable; default any)",
+    )
     mint.add_argument("--ttl", default="30d", help="lifetime, e.g. 12h, 30d, 2w (default 30d)")
     mint.add_argument("--json", action="store_true", help="print the token and its record as JSON")
     listing = actions.add_parser("list", help="tokens with their state, scopes, hosts and expiry (never the secrets)")

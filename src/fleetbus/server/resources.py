@@ -1,5 +1,6 @@
 """Resources: the effective policy, each bus's services (updated as names come and go), and the introspection
-of any object as `dbus://{bus}/{service}{path}`. Reads go through the same tools (and so the gateway)."""
+of any object as `dbus://{bus}/{service}{path}` — on another host of the inventory `dbus://{bus}@{host}/…`.
+Reads go through the same tools (and so the gateway, which checks the host)."""
 
 from __future__ import annotations
 
@@ -13,21 +14,27 @@ from mcp.shared.exceptions import MCPError
 from mcp_types.jsonrpc import INVALID_PARAMS
 
 from fleetbus.gateway import Caller
+from fleetbus.operation import LOCAL_HOST
 from fleetbus.runtime import Runtime
 from fleetbus.tools.schema import BUS_NAME_PATTERN, OBJECT_PATH_PATTERN
 
 POLICY_URI = "policy://effective"
 TEMPLATE = "dbus://{bus}/{service}{+path}"
+HOST_TEMPLATE = "dbus://{bus}@{host}/{service}{+path}"
 RESOURCE_NOT_FOUND = -32002
 JSON = "application/json"
 
 
-def services_uri(bus: str) -> str:
-    return f"dbus://{bus}/services"
+def _authority(bus: str, host: str) -> str:
+    return bus if host == LOCAL_HOST else f"{bus}@{host}"
 
 
-def object_uri(bus: str, service: str, path: str) -> str:
-    return f"dbus://{bus}/{service}{path}"
+def services_uri(bus: str, host: str = LOCAL_HOST) -> str:
+    return f"dbus://{_authority(bus, host)}/services"
+
+
+def object_uri(bus: str, service: str, path: str, host: str = LOCAL_HOST) -> str:
+    return f"dbus://{_authority(bus, host)}/{service}{path}"
 
 
 def listing(runtime: Runtime) -> list[types.Resource]:
@@ -40,7 +47,7 @@ def listing(runtime: Runtime) -> list[types.Resource]:
             description="The safety preset, protected units, operator knowledge and every rule in precedence order.",
         )
     ]
-    for bus in sorted(runtime.gateway.links.addresses):
+    for bus in sorted(runtime.gateway.hosts.get(LOCAL_HOST).buses):
         resources.append(
             types.Resource(
                 uri=services_uri(bus),
@@ -73,7 +80,14 @@ def templates() -> list[types.ResourceTemplate]:
             mime_type=JSON,
             description="Introspection of any object, e.g. dbus://system/org.freedesktop.hostname1/org/freedesktop/"
             "hostname1; bus is system or session.",
-        )
+        ),
+        types.ResourceTemplate(
+            uri_template=HOST_TEMPLATE,
+            name="dbus-object-on-host",
+            title="A D-Bus object on a host of the inventory",
+            mime_type=JSON,
+            description="As dbus://{bus}/…, on another host (list_hosts), e.g. dbus://system@web01/services.",
+        ),
     ]
 
 
@@ -81,12 +95,14 @@ async def read(runtime: Runtime, caller: Caller, uri: str) -> types.ReadResource
     if uri == POLICY_URI:
         return _json(uri, runtime.policy.describe())
     parts = urlsplit(uri)
-    if parts.scheme != "dbus" or parts.netloc not in ("system", "session"):
-        raise MCPError(RESOURCE_NOT_FOUND, f"unknown resource {uri!r}; see resources/list and {TEMPLATE}")
-    bus = parts.netloc
+    # Split by hand: urlsplit's `hostname` lowercases, and inventory names are case-sensitive.
+    bus, at, host = parts.netloc.partition("@")
+    if parts.scheme != "dbus" or bus not in ("system", "session") or (at and not host):
+        raise MCPError(RESOURCE_NOT_FOUND, f"unknown resource {uri!r}; see resources/list, {TEMPLATE}, {HOST_TEMPLATE}")
+    on_host = {"host": host} if at else {}
     service, _, rest = parts.path.lstrip("/").partition("/")
     if service == "services" and not rest:
-        result = await runtime.registry.run(runtime.context(caller), "list_services", {"bus": bus})
+        result = await runtime.registry.run(runtime.context(caller), "list_services", {"bus": bus, **on_host})
     else:
         path = "/" + rest
         if not re.fullmatch(BUS_NAME_PATTERN, service) or not re.fullmatch(
@@ -96,7 +112,7 @@ async def read(runtime: Runtime, caller: Caller, uri: str) -> types.ReadResource
                 INVALID_PARAMS,
                 f"{uri}: expected dbus://{{bus}}/{{service}}{{path}} with a valid bus name and object path",
             )
-        arguments = {"service": service, "path": path.rstrip("/") or "/", "bus": bus}
+        arguments = {"service": service, "path": path.rstrip("/") or "/", "bus": bus, **on_host}
         result = await runtime.registry.run(runtime.context(caller), "introspect", arguments)
     if result.is_error:
         raise MCPError(RESOURCE_NOT_FOUND, f"{uri}: {result.text}")

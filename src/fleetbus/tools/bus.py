@@ -9,7 +9,7 @@ from collections.abc import Awaitable
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
-from fleetbus import narrowing, output
+from fleetbus import narrowing, output, well_known
 from fleetbus.dbus import types
 from fleetbus.dbus.errors import BusError, RemoteError
 from fleetbus.dbus.introspect import Interface, Method, ObjectInfo
@@ -22,8 +22,8 @@ from fleetbus.tools import schema as s
 from fleetbus.tools.bus_names import check_signal, explain_missing, require_interface, unknown_member
 from fleetbus.tools.registry import Annotations, ToolContext, ToolError, ToolSpec
 
-DBUS = "org.freedesktop.DBus"
-SYSTEMD = "org.freedesktop.systemd1"
+DBUS = well_known.DBUS
+SYSTEMD = well_known.SYSTEMD
 STANDARD_INTERFACES = (
     "org.freedesktop.DBus.Peer",
     "org.freedesktop.DBus.Introspectable",
@@ -56,7 +56,7 @@ async def _call(
     values: list[Any] | None = None,
     timeout: float | None = None,
 ) -> tuple[str, list[Any]]:
-    operation = dbus_call(destination, path, interface, member, signature, values or [], bus=_bus(args))
+    operation = dbus_call(destination, path, interface, member, signature, values or [], bus=_bus(args), host=ctx.host)
     reply = await _checked(ctx, args, ctx.gateway.call(operation, ctx.caller, timeout))
     return reply.signature, reply.body
 
@@ -151,7 +151,7 @@ async def _owner_details(ctx: ToolContext, args: dict[str, Any], name: str, has_
     details["uid"] = _variant_int(credentials.get("UnixUserID"))
     if pid is None:
         return details
-    details["process"] = ctx.gateway.process_name("local", pid)
+    details["process"] = ctx.gateway.process_name(ctx.host, pid)
     if has_manager:
         try:
             _, (unit_path,) = await _call(
@@ -182,6 +182,7 @@ async def list_objects(ctx: ToolContext, args: dict[str, Any]) -> dict[str, Any]
         bus=_bus(args),
         max_nodes=int(args.get("max_nodes", 200)),
         max_depth=int(args.get("max_depth", 8)),
+        host=ctx.host,
     )
     selection = {
         "service": args["service"],
@@ -317,6 +318,7 @@ async def resolve_call(ctx: ToolContext, args: dict[str, Any]) -> tuple[Operatio
         args.get("args", []),
         names=in_names,
         bus=_bus(args),
+        host=ctx.host,
     )
     return operation, method
 
@@ -381,7 +383,9 @@ def _with_page(paged: narrowing.Paged, kind: str, selection: dict[str, Any]) -> 
 
 async def introspected(ctx: ToolContext, args: dict[str, Any]) -> ObjectInfo:
     """The object named by args (service, path, bus); a missing service or object is said with the nearest names."""
-    return await _checked(ctx, args, ctx.gateway.introspect(args["service"], args["path"], ctx.caller, bus=_bus(args)))
+    return await _checked(
+        ctx, args, ctx.gateway.introspect(args["service"], args["path"], ctx.caller, bus=_bus(args), host=ctx.host)
+    )
 
 
 async def _find_method(ctx: ToolContext, args: dict[str, Any]) -> Method:
@@ -461,6 +465,7 @@ async def set_property(ctx: ToolContext, args: dict[str, Any]) -> dict[str, Any]
         [args["interface"], args["property"], variant],
         names=["interface", "property", "value"],
         bus=_bus(args),
+        host=ctx.host,
     )
     await _checked(ctx, args, ctx.gateway.call(operation, ctx.caller, args.get("timeout")))
     return {"property": args["property"], "signature": signature, "set": True}
@@ -475,6 +480,7 @@ async def wait_signal(ctx: ToolContext, args: dict[str, Any]) -> dict[str, Any]:
         await _subscribe_to_systemd(ctx, args)
     operation = Operation(
         DBUS_WATCH,
+        ctx.host,
         bus=_bus(args),
         destination=args.get("service", ""),
         path=args.get("path", ""),

@@ -6,21 +6,22 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from fleetbus import well_known
 from fleetbus.dbus.errors import BusError, RemoteError
 from fleetbus.dbus.introspect import Interface, ObjectInfo
 from fleetbus.gateway import GatewayError, dbus_call
 from fleetbus.suggestions import nearest, unknown
 from fleetbus.tools.registry import ToolContext, ToolError
 
-DBUS = "org.freedesktop.DBus"
+DBUS = well_known.DBUS
 NO_SERVICE = ("org.freedesktop.DBus.Error.ServiceUnknown", "org.freedesktop.DBus.Error.NameHasNoOwner")
-NO_OBJECT = "org.freedesktop.DBus.Error.UnknownObject"
+NO_OBJECT = well_known.UNKNOWN_OBJECT
 NO_MEMBER = (
     "org.freedesktop.DBus.Error.UnknownInterface",
     "org.freedesktop.DBus.Error.UnknownMethod",
     "org.freedesktop.DBus.Error.UnknownProperty",
 )
-INVALID_ARGS = "org.freedesktop.DBus.Error.InvalidArgs"
+INVALID_ARGS = well_known.INVALID_ARGS
 """GDBus services answer a Get of a property they lack with InvalidArgs ("No such property …")."""
 
 
@@ -34,7 +35,7 @@ async def service_names(ctx: ToolContext, bus: str) -> list[str]:
     for member in ("ListNames", "ListActivatableNames"):
         try:
             reply = await ctx.gateway.call(
-                dbus_call(DBUS, "/org/freedesktop/DBus", DBUS, member, "", [], bus=bus), ctx.caller
+                dbus_call(DBUS, "/org/freedesktop/DBus", DBUS, member, "", [], bus=bus, host=ctx.host), ctx.caller
             )
         except (BusError, GatewayError):
             continue  # suggestions are a courtesy: without them the error still stands
@@ -58,7 +59,7 @@ async def unknown_service(ctx: ToolContext, service: str, bus: str) -> ToolError
 
 async def _introspect(ctx: ToolContext, service: str, path: str, bus: str) -> ObjectInfo | None:
     try:
-        return await ctx.gateway.introspect(service, path, ctx.caller, bus=bus)
+        return await ctx.gateway.introspect(service, path, ctx.caller, bus=bus, host=ctx.host)
     except (BusError, GatewayError):
         return None  # what cannot be seen (or may not be) suggests nothing and refuses nothing
 

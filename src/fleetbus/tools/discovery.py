@@ -88,7 +88,9 @@ async def _methods(discovery: Discovery, ctx: ToolContext, args: dict[str, Any])
     own = [m for m in known if m.service == service and m.bus == bus]
     if own:
         return own
-    walked = await ctx.gateway.walk(service, "/", ctx.caller, bus=bus, max_nodes=WALK_NODES, max_depth=WALK_DEPTH)
+    walked = await ctx.gateway.walk(
+        service, "/", ctx.caller, bus=bus, max_nodes=WALK_NODES, max_depth=WALK_DEPTH, host=ctx.host
+    )
     return [
         KnownMethod(bus, service, info.path, interface.name, method, None)
         for info in walked.objects

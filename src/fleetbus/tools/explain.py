@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from fleetbus import output
+from fleetbus import output, well_known
 from fleetbus.dbus.errors import BusError
 from fleetbus.gateway import dbus_call
 from fleetbus.guard.catalog import Risk, protected_hits
@@ -14,9 +14,9 @@ from fleetbus.tools import schema as s
 from fleetbus.tools.bus import method_call_arguments, resolve_call
 from fleetbus.tools.registry import Annotations, ToolContext, ToolSpec
 
-POLKIT = "org.freedesktop.PolicyKit1"
-POLKIT_PATH = "/org/freedesktop/PolicyKit1/Authority"
-POLKIT_INTERFACE = "org.freedesktop.PolicyKit1.Authority"
+POLKIT = well_known.POLKIT
+POLKIT_PATH = well_known.POLKIT_PATH
+POLKIT_INTERFACE = well_known.POLKIT_AUTHORITY
 
 
 async def explain(ctx: ToolContext, args: dict[str, Any]) -> dict[str, Any]:
@@ -55,7 +55,7 @@ async def _polkit(ctx: ToolContext, args: dict[str, Any], action: str) -> dict[s
     try:
         subject = [
             "system-bus-name",
-            {"name": {"signature": "s", "value": await ctx.gateway.bus_identity("local", bus)}},
+            {"name": {"signature": "s", "value": await ctx.gateway.bus_identity(ctx.host, bus)}},
         ]
         operation = dbus_call(
             POLKIT,
@@ -65,6 +65,7 @@ async def _polkit(ctx: ToolContext, args: dict[str, Any], action: str) -> dict[s
             "(sa{sv})sa{ss}us",
             [subject, action, {}, 0, ""],
             bus=bus,
+            host=ctx.host,
         )
         reply = await ctx.gateway.call(operation, ctx.caller)
     except BusError as exc:

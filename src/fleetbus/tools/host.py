@@ -29,7 +29,7 @@ TIMEDATE1 = ("org.freedesktop.timedate1", "/org/freedesktop/timedate1", "org.fre
 
 async def _get_all(ctx: ToolContext, service: str, path: str, interface: str) -> dict[str, Any]:
     """All properties of an interface; an empty dict when the service is not there (a host without it)."""
-    operation = dbus_call(service, path, PROPERTIES, "GetAll", "s", [interface])
+    operation = dbus_call(service, path, PROPERTIES, "GetAll", "s", [interface], host=ctx.host)
     try:
         reply = await ctx.gateway.call(operation, ctx.caller)
     except BusError:
@@ -42,11 +42,12 @@ async def _get_all(ctx: ToolContext, service: str, path: str, interface: str) ->
 async def host_info(ctx: ToolContext, args: dict[str, Any]) -> dict[str, Any]:
     host = await _get_all(ctx, *HOSTNAME1)
     manager = await _get_all(ctx, systemd.SYSTEMD, systemd.MANAGER_PATH, systemd.MANAGER)
-    identity = await ctx.gateway.read_metrics(ctx.caller, "identity")
+    identity = await ctx.gateway.read_metrics(ctx.caller, "identity", host=ctx.host)
     machine_id = None
     try:
         reply = await ctx.gateway.call(
-            dbus_call(HOSTNAME1[0], HOSTNAME1[1], "org.freedesktop.DBus.Peer", "GetMachineId", "", []), ctx.caller
+            dbus_call(HOSTNAME1[0], HOSTNAME1[1], "org.freedesktop.DBus.Peer", "GetMachineId", "", [], host=ctx.host),
+            ctx.caller,
         )
         machine_id = str(reply.body[0])
     except BusError:
@@ -71,7 +72,9 @@ async def host_info(ctx: ToolContext, args: dict[str, Any]) -> dict[str, Any]:
 
 
 async def system_status(ctx: ToolContext, args: dict[str, Any]) -> dict[str, Any]:
-    return await ctx.gateway.read_metrics(ctx.caller, "system", {"disk_limit": int(args.get("limit", 20))})
+    return await ctx.gateway.read_metrics(
+        ctx.caller, "system", {"disk_limit": int(args.get("limit", 20))}, host=ctx.host
+    )
 
 
 async def top_processes(ctx: ToolContext, args: dict[str, Any]) -> dict[str, Any]:
@@ -80,11 +83,11 @@ async def top_processes(ctx: ToolContext, args: dict[str, Any]) -> dict[str, Any
         "limit": int(args.get("limit", 10)),
         "sample": float(args.get("sample", 0.5)),
     }
-    return await ctx.gateway.read_metrics(ctx.caller, "processes", params)
+    return await ctx.gateway.read_metrics(ctx.caller, "processes", params, host=ctx.host)
 
 
 async def network_status(ctx: ToolContext, args: dict[str, Any]) -> dict[str, Any]:
-    return await ctx.gateway.read_metrics(ctx.caller, "network", {"limit": int(args.get("limit", 50))})
+    return await ctx.gateway.read_metrics(ctx.caller, "network", {"limit": int(args.get("limit", 50))}, host=ctx.host)
 
 
 async def time_status(ctx: ToolContext, args: dict[str, Any]) -> dict[str, Any]:

@@ -245,7 +245,7 @@ async def read_entries(ctx: ToolContext, query: JournalQuery) -> tuple[list[dict
     """Up to limit+1 entries inside the window, in the order the mode reads them; and whether the read ended
     because journalctl had no more (rather than at the limit or the window's edge)."""
     try:
-        read = await ctx.gateway.read_journal(ctx.caller, query.options(), max_entries=query.limit + 1)
+        read = await ctx.gateway.read_journal(ctx.caller, query.options(), max_entries=query.limit + 1, host=ctx.host)
     except HostCommandFailed as exc:
         raise ToolError(_explain_failure(str(exc), query)) from exc
     entries: list[dict[str, Any]] = []

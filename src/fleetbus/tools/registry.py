@@ -7,6 +7,7 @@ policy which of their operations could ever pass, and derives their annotations 
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
 import logging
@@ -24,6 +25,7 @@ from fleetbus.dbus.types import SignatureError, ValueConversionError
 from fleetbus.gateway import ApprovalRequired, Caller, Gateway, GatewayError
 from fleetbus.guard.catalog import Risk
 from fleetbus.guard.policy import OperationPattern, Policy
+from fleetbus.operation import AUDIT_QUERY, LOCAL_HOST
 from fleetbus.suggestions import unknown
 from fleetbus.tools import wire
 from fleetbus.tools.argument_errors import describe_validation_error
@@ -52,6 +54,8 @@ class ToolContext:
 
     gateway: Gateway
     caller: Caller
+    host: str = LOCAL_HOST
+    """The host the call is for: the tool's `host` argument (every host-bound tool has one), else `local`."""
 
 
 Handler = Callable[[ToolContext, dict[str, Any]], Awaitable[dict[str, Any]]]
@@ -151,6 +155,7 @@ class ToolRegistry:
         self._put(spec)
 
     def _put(self, spec: ToolSpec) -> None:
+        spec = with_host_argument(spec)
         self._tools[spec.name] = spec
         # The validator (and the check of both schemas against the metaschema, ~3 ms each) waits for the tool's
         # first call: most of the ~200 tools are never called in a session, and checking them all cost most of
@@ -173,6 +178,7 @@ class ToolRegistry:
 
     def replace_group(self, group: str, specs: list[ToolSpec]) -> bool:
         """Make `specs` the tools of `group`; True (and listeners told) when anything changed."""
+        specs = [with_host_argument(spec) for spec in specs]
         old = {name: spec for name, spec in self._tools.items() if spec.group == group}
         new = {spec.name: spec for spec in specs}
         clash = [name for name in new if name in self._tools and self._tools[name].group != group]
@@ -272,7 +278,14 @@ class ToolRegistry:
         self.usage[name] += 1
         try:
             self.validate(name, args)
-            structured = await spec.handler(context, args)
+            if HOST in _properties(spec):
+                # The gateway checks the name against the inventory (naming the closest ones) before connecting.
+                context = dataclasses.replace(context, host=str(args.pop(HOST, LOCAL_HOST)))
+            bound = output.CURSOR_HOST.set(context.host)
+            try:
+                structured = await spec.handler(context, args)
+            finally:
+                output.CURSOR_HOST.reset(bound)
         except ApprovalRequired as exc:
             result = output.error(str(exc))
             result.approval = exc.approval
@@ -283,6 +296,35 @@ class ToolRegistry:
             log.exception("tool %s failed", name)
             return output.error(f"internal error in tool {name}; the server log has the details")
         return output.success(structured, fmt=output.requested_format(spec.input_schema, args))
+
+
+HOST = "host"
+HOST_ARGUMENT: Mapping[str, Any] = {
+    "type": "string",
+    "minLength": 1,
+    "maxLength": 255,
+    "default": LOCAL_HOST,
+    "description": "Inventory host (list_hosts).",
+}
+
+
+def _properties(spec: ToolSpec) -> Mapping[str, Any]:
+    properties = spec.input_schema.get("properties")
+    return properties if isinstance(properties, Mapping) else {}
+
+
+def host_bound(spec: ToolSpec) -> bool:
+    """A tool whose operations reach a host (a bus, its journal, its figures) — not fleetbus's own audit log."""
+    return any(pattern.kind != AUDIT_QUERY for pattern in spec.operations)
+
+
+def with_host_argument(spec: ToolSpec) -> ToolSpec:
+    """Every host-bound tool takes `host` (default `local`), added here once rather than in ~30 schemas."""
+    if not host_bound(spec) or HOST in _properties(spec) or spec.input_schema.get("type") != "object":
+        return spec
+    schema = dict(spec.input_schema)
+    schema["properties"] = {**_properties(spec), HOST: dict(HOST_ARGUMENT)}
+    return dataclasses.replace(spec, input_schema=schema)
 
 
 def _same(old: Mapping[str, ToolSpec], new: Mapping[str, ToolSpec]) -> bool:

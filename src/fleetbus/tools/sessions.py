@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from fleetbus import output
+from fleetbus import output, well_known
 from fleetbus.dbus import types
 from fleetbus.dbus.errors import RemoteError
 from fleetbus.dbus.link import PROPERTIES
@@ -15,17 +15,17 @@ from fleetbus.tools import schema as s
 from fleetbus.tools.registry import Annotations, ToolContext, ToolError, ToolSpec
 from fleetbus.tools.times import from_usec, iso
 
-LOGIN1 = "org.freedesktop.login1"
-LOGIN1_PATH = "/org/freedesktop/login1"
-LOGIN1_MANAGER = "org.freedesktop.login1.Manager"
-SESSION = "org.freedesktop.login1.Session"
+LOGIN1 = well_known.LOGIN1
+LOGIN1_PATH = well_known.LOGIN1_PATH
+LOGIN1_MANAGER = well_known.LOGIN1_MANAGER
+SESSION = well_known.LOGIN1_SESSION
 CURSOR_KIND = "list_sessions"
 
 
 async def _call(
     ctx: ToolContext, path: str, interface: str, member: str, signature: str = "", values: list[Any] | None = None
 ) -> Any:
-    operation = dbus_call(LOGIN1, path, interface, member, signature, values or [])
+    operation = dbus_call(LOGIN1, path, interface, member, signature, values or [], host=ctx.host)
     try:
         reply = await ctx.gateway.call(operation, ctx.caller)
     except RemoteError as exc:

@@ -82,7 +82,7 @@ async def manager_call(
     ctx: ToolContext, bus: str, member: str, signature: str = "", values: list[Any] | None = None
 ) -> list[Any]:
     """A Manager method call through the gateway; its reply body (D-Bus values)."""
-    operation = dbus_call(SYSTEMD, MANAGER_PATH, MANAGER, member, signature, values or [], bus=bus)
+    operation = dbus_call(SYSTEMD, MANAGER_PATH, MANAGER, member, signature, values or [], bus=bus, host=ctx.host)
     try:
         reply = await ctx.gateway.call(operation, ctx.caller)
     except RemoteError as exc:
@@ -155,7 +155,7 @@ async def require_unit(ctx: ToolContext, bus: str, unit: str, argument: str = "u
 
 async def properties(ctx: ToolContext, bus: str, path: str, interface: str) -> dict[str, Any]:
     """Every property of one interface of a unit object, as plain JSON values."""
-    operation = dbus_call(SYSTEMD, path, PROPERTIES, "GetAll", "s", [interface], bus=bus)
+    operation = dbus_call(SYSTEMD, path, PROPERTIES, "GetAll", "s", [interface], bus=bus, host=ctx.host)
     reply = await ctx.gateway.call(operation, ctx.caller)
     values = types.to_json(reply.signature, reply.body, variants="plain")
     found = values[0] if values else {}

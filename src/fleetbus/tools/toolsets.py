@@ -67,8 +67,9 @@ BUILTIN_TOOLSETS: tuple[Toolset, ...] = (
     ),
     Toolset(
         "host",
-        "The host itself: identity and uptime, network interfaces and listening sockets, clock and NTP, logins.",
-        ("host_info", "network_status", "time_status", "list_sessions"),
+        "The host itself: identity and uptime, network interfaces and listening sockets, clock and NTP, logins; "
+        "the inventory's hosts.",
+        ("host_info", "network_status", "time_status", "list_sessions", "list_hosts"),
     ),
     Toolset(
         "guard",

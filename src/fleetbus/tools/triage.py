@@ -103,7 +103,9 @@ class UnitReader:
 
     async def restart_count(self, path: str) -> int:
         """NRestarts alone: a fraction of the reply GetAll of a service is, for every running service."""
-        operation = dbus_call(systemd.SYSTEMD, path, PROPERTIES, "Get", "ss", [SERVICE, "NRestarts"], bus=self.bus)
+        operation = dbus_call(
+            systemd.SYSTEMD, path, PROPERTIES, "Get", "ss", [SERVICE, "NRestarts"], bus=self.bus, host=self.ctx.host
+        )
         async with self.semaphore:
             try:
                 reply = await self.ctx.gateway.call(operation, self.ctx.caller)
@@ -127,7 +129,7 @@ async def health_check(ctx: ToolContext, args: dict[str, Any]) -> dict[str, Any]
     reader = UnitReader(ctx, bus, int(args.get("lines", 3)))
     (rows,) = await systemd.manager_call(ctx, bus, "ListUnits")
     units = [Listed.of(row) for row in rows]
-    clock = await ctx.gateway.read_metrics(ctx.caller, "identity")
+    clock = await ctx.gateway.read_metrics(ctx.caller, "identity", host=ctx.host)
     now = int(clock["monotonic_usec"])
     failed = sorted((u for u in units if u.active == "failed"), key=lambda u: u.unit)
     transitional = [u for u in units if may_hang(u.unit, u.active, u.sub)]
@@ -170,7 +172,7 @@ async def health_check(ctx: ToolContext, args: dict[str, Any]) -> dict[str, Any]
         asyncio.gather(*(_describe_stuck(reader, found, unit) for found, unit in hanging[:limit])),
         asyncio.gather(*(_describe_restarted(reader, *found) for found in restarting[:limit])),
     )
-    status = await ctx.gateway.read_metrics(ctx.caller, "system", {"disk_limit": 50})
+    status = await ctx.gateway.read_metrics(ctx.caller, "system", {"disk_limit": 50}, host=ctx.host)
     pressure = pressure_findings(status)
     try:
         (files,) = await systemd.manager_call(

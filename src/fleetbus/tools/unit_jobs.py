@@ -14,7 +14,7 @@ from fleetbus.dbus.errors import RemoteError
 from fleetbus.gateway import dbus_call
 from fleetbus.guard.catalog import possible_risks
 from fleetbus.guard.policy import OperationPattern, Verdict
-from fleetbus.operation import DBUS_CALL, Operation
+from fleetbus.operation import DBUS_CALL, LOCAL_HOST, Operation
 from fleetbus.tools import schema as s
 from fleetbus.tools import systemd
 from fleetbus.tools.journal import MainProcess, recent_rows
@@ -44,7 +44,7 @@ def _patterns(*members: str) -> tuple[OperationPattern, ...]:
             interface=systemd.MANAGER,
             member=member,
             risks=possible_risks(
-                Operation(DBUS_CALL, destination=systemd.SYSTEMD, interface=systemd.MANAGER, member=member)
+                Operation(DBUS_CALL, LOCAL_HOST, destination=systemd.SYSTEMD, interface=systemd.MANAGER, member=member)
             ),
         )
         for member in members
@@ -80,6 +80,7 @@ async def unit_job(ctx: ToolContext, args: dict[str, Any]) -> dict[str, Any]:
         [unit, args.get("mode", "replace")],
         names=["name", "mode"],
         bus=bus,
+        host=ctx.host,
     )
     submitted = time.time()
     try:
@@ -121,7 +122,9 @@ async def _error_lines(ctx: ToolContext, unit: str, pid: int | None, submitted: 
 async def _reload_if_allowed(ctx: ToolContext, bus: str) -> dict[str, Any]:
     """daemon-reload after a unit-file change, as systemctl does — when the policy lets it run without a second
     approval (or a person can be asked inline); otherwise say what is pending rather than fail the change."""
-    operation = dbus_call(systemd.SYSTEMD, systemd.MANAGER_PATH, systemd.MANAGER, "Reload", "", [], bus=bus)
+    operation = dbus_call(
+        systemd.SYSTEMD, systemd.MANAGER_PATH, systemd.MANAGER, "Reload", "", [], bus=bus, host=ctx.host
+    )
     assessment = await ctx.gateway.assess(operation, ctx.caller)
     decision = assessment.decision
     if decision.verdict is Verdict.ALLOW or (decision.verdict is Verdict.CONFIRM and ctx.caller.ask is not None):
@@ -148,7 +151,14 @@ async def unit_file(ctx: ToolContext, args: dict[str, Any]) -> dict[str, Any]:
             raise ToolError("force applies to action=enable only")
         signature, values = "asb", [[unit], runtime]
     operation = dbus_call(
-        systemd.SYSTEMD, systemd.MANAGER_PATH, systemd.MANAGER, FILE_ACTIONS[action], signature, values, bus=bus
+        systemd.SYSTEMD,
+        systemd.MANAGER_PATH,
+        systemd.MANAGER,
+        FILE_ACTIONS[action],
+        signature,
+        values,
+        bus=bus,
+        host=ctx.host,
     )
     try:
         reply = await ctx.gateway.call(operation, ctx.caller)
@@ -175,7 +185,7 @@ async def reset_failed_unit(ctx: ToolContext, args: dict[str, Any]) -> dict[str,
         # systemd forgets a unit that is stopped and not failed: there is no failed state to reset.
         return {"unit": unit, "state": await unit_state(ctx, bus, unit), "note": "not loaded: nothing to reset"}
     operation = dbus_call(
-        systemd.SYSTEMD, systemd.MANAGER_PATH, systemd.MANAGER, "ResetFailedUnit", "s", [unit], bus=bus
+        systemd.SYSTEMD, systemd.MANAGER_PATH, systemd.MANAGER, "ResetFailedUnit", "s", [unit], bus=bus, host=ctx.host
     )
     try:
         await ctx.gateway.call(operation, ctx.caller)

@@ -19,9 +19,9 @@ from fleetbus.dbus.types import INTEGER_RANGES
 
 MACHINE_RANGES = frozenset(INTEGER_RANGES.values())
 """(minimum, maximum) pairs that only restate a D-Bus integer type's range: pack tools name the type already."""
-COMMON = frozenset({"bus", "manager", "format", "variants", "limit", "cursor", "max_chars"})
+COMMON = frozenset({"bus", "host", "manager", "format", "variants", "limit", "cursor", "max_chars"})
 """Parameters many tools share; the server's instructions explain them once instead of each tool again."""
-COMMON_DEFAULTS = frozenset({"bus", "manager", "format", "variants"})
+COMMON_DEFAULTS = frozenset({"bus", "host", "manager", "format", "variants"})
 """Shared parameters whose defaults the instructions state."""
 DROPPED = frozenset(
     {

@@ -13,6 +13,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from fleetbus import well_known
 from fleetbus.guard.catalog.secrets import SecretArg, SecretKind
 
 
@@ -799,7 +800,7 @@ CALLER_UNIT = "self"
 `/org/freedesktop/systemd1/unit/self`, as the caller's own unit — fleetbus's, or the SSH session it runs in.
 It is always protected."""
 
-UNIT_PATH_PREFIX = "/org/freedesktop/systemd1/unit/"
+UNIT_PATH_PREFIX = well_known.UNIT_PATH_PREFIX
 
 HEX_DIGITS = frozenset("0123456789abcdefABCDEF")
 

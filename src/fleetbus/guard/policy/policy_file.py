@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 import tomllib
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
@@ -108,8 +109,19 @@ class PolicyFile(BaseModel):
     rule: list[RuleEntry] = Field(default_factory=list)
 
 
-def load_policy(preset: str, policy_file: Path | None = None, protected_units: Iterable[str] = ()) -> Policy:
-    """The preset, with the rules and protected units of `policy_file` layered over it."""
+HostSelector = Callable[[str], Iterable[str]]
+"""An Ansible host pattern → the names it selects in the inventory (raises ValueError for a bad pattern)."""
+
+
+def load_policy(
+    preset: str,
+    policy_file: Path | None = None,
+    protected_units: Iterable[str] = (),
+    *,
+    select_hosts: HostSelector | None = None,
+) -> Policy:
+    """The preset, with the rules and protected units of `policy_file` layered over it. With `select_hosts`,
+    a rule's `hosts` are Ansible patterns (`fleet:!host03`) evaluated once, now, on the inventory."""
     rules: list[Rule] = []
     knowledge: list[LocalKnowledge] = []
     extra_protected = list(protected_units)
@@ -132,10 +144,24 @@ def load_policy(preset: str, policy_file: Path | None = None, protected_units: I
                 f"policy file {policy_file}: rule names must be unique; repeated: {', '.join(duplicates)}"
             )
         rules = [entry.to_rule(f"file:{policy_file}") for entry in parsed.rule]
+        if select_hosts is not None:
+            rules = [_with_host_names(rule, select_hosts, policy_file) for rule in rules]
         knowledge = [entry.to_knowledge(str(policy_file)) for entry in parsed.classify]
         extra_protected += parsed.protected_units
         sources.append(f"file:{policy_file}")
     return Policy.build(preset, rules, extra_protected, sources, knowledge)
+
+
+def _with_host_names(rule: Rule, select_hosts: HostSelector, policy_file: Path) -> Rule:
+    if rule.hosts is None or "*" in rule.hosts:
+        return rule  # `*` keeps meaning any host, `local` included (Ansible's `*` would leave local out)
+    names: set[str] = set()
+    for pattern in rule.hosts:
+        try:
+            names.update(select_hosts(pattern))
+        except ValueError as exc:
+            raise PolicyError(f"policy file {policy_file}: rule {rule.name!r} field hosts: {exc}") from exc
+    return dataclasses.replace(rule, host_names=frozenset(names))
 
 
 def _describe_problem(data: Mapping[str, Any], location: Sequence[int | str], message: str) -> str:

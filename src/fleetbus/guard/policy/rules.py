@@ -107,11 +107,14 @@ class Rule:
     member: tuple[str, ...] | None = None
     args: tuple[ArgMatch, ...] = ()
     risk: frozenset[Risk] | None = None
+    host_names: frozenset[str] | None = None
+    """The hosts `hosts` selected when the policy was loaded (Ansible patterns evaluated on the inventory);
+    None: `hosts` are plain globs matched against the name."""
 
     def matches(self, operation: Operation, classification: Classification) -> bool:
         return (
             (self.kinds is None or operation.kind in self.kinds)
-            and _matches(self.hosts, operation.host)
+            and self._host_matches(operation.host)
             and (self.bus is None or self.bus == operation.bus)
             and _matches(self.destination, operation.destination)
             and _matches(self.path, operation.path)
@@ -120,6 +123,11 @@ class Rule:
             and all(a.matches(operation.args) for a in self.args)
             and (self.risk is None or classification.risk in self.risk)
         )
+
+    def _host_matches(self, host: str) -> bool:
+        if self.host_names is not None:
+            return host in self.host_names
+        return _matches(self.hosts, host)
 
     @property
     def specificity(self) -> int:

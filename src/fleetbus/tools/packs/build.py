@@ -21,7 +21,7 @@ from fleetbus.dbus.link import PROPERTIES
 from fleetbus.gateway import dbus_call
 from fleetbus.guard.catalog import LocalKnowledge, Risk, possible_risks
 from fleetbus.guard.policy import OperationPattern
-from fleetbus.operation import Operation
+from fleetbus.operation import LOCAL_HOST, Operation
 from fleetbus.tools import schema as s
 from fleetbus.tools.bus import STANDARD_INTERFACES
 from fleetbus.tools.packs.naming import pack_prefix, tool_name
@@ -219,12 +219,30 @@ def _method_handler(bus: str, service: str, path: str, interface: str, method: M
 
     async def handler(ctx: ToolContext, args: dict[str, Any]) -> dict[str, Any]:
         values = [args[key] for key in keys]
-        operation = dbus_call(service, path, interface, method.name, method.in_signature, values, names=keys, bus=bus)
+        if ctx.host != LOCAL_HOST:
+            await _check_on_host(ctx, bus, service, path, interface, method)
+        operation = dbus_call(
+            service, path, interface, method.name, method.in_signature, values, names=keys, bus=bus, host=ctx.host
+        )
         reply = await ctx.gateway.call(operation, ctx.caller)
         result = types.to_json(reply.signature, reply.body)
         return dict(zip(out_keys, result, strict=False))
 
     return handler
+
+
+async def _check_on_host(ctx: ToolContext, bus: str, service: str, path: str, interface: str, method: Method) -> None:
+    """A pack tool is built from local's introspection: on another host, that host's own introspection (cached
+    per host) must have the same method with the same arguments, or the call is refused before it is made."""
+    info = await ctx.gateway.introspect(service, path, ctx.caller, bus=bus, host=ctx.host)
+    found = info.interface(interface)
+    there = found.method(method.name) if found is not None else None
+    if there is None or there.in_signature != method.in_signature:
+        has = f"({there.in_signature})" if there is not None else "no such method"
+        raise ToolError(
+            f"{ctx.host}: {service} {path} does not offer {interface}.{method.name}({method.in_signature}) as this "
+            f"tool was built for (there: {has}); use call_method with host={ctx.host!r} after introspect"
+        )
 
 
 def _properties_tool(
@@ -236,7 +254,9 @@ def _properties_tool(
     async def handler(ctx: ToolContext, args: dict[str, Any]) -> dict[str, Any]:
         interface = args.get("interface", names[0])
         wanted = args.get("names")
-        operation = dbus_call(service, paths[interface], PROPERTIES, "GetAll", "s", [interface], bus=pack.bus)
+        operation = dbus_call(
+            service, paths[interface], PROPERTIES, "GetAll", "s", [interface], bus=pack.bus, host=ctx.host
+        )
         reply = await ctx.gateway.call(operation, ctx.caller)
         properties = types.value_to_json(reply.signature, reply.body[0])
         if wanted:

@@ -8,18 +8,20 @@ import fnmatch
 import logging
 from collections.abc import Callable, Sequence
 
+from fleetbus import well_known
 from fleetbus.config import PackSettings
 from fleetbus.dbus.errors import BusError
 from fleetbus.dbus.introspect import ObjectInfo
+from fleetbus.dbus.link import BusLink
 from fleetbus.dbus.signals import ReceivedSignal, Subscription
 from fleetbus.gateway import Caller, Gateway, GatewayError, dbus_call
-from fleetbus.operation import DBUS_WATCH, Operation
+from fleetbus.operation import DBUS_WATCH, LOCAL_HOST, Operation
 from fleetbus.tools.packs.build import KnownMethod, build_tools
 from fleetbus.tools.registry import ToolRegistry
 
 log = logging.getLogger(__name__)
 
-DBUS = "org.freedesktop.DBus"
+DBUS = well_known.DBUS
 WALK_NODES = 64
 WALK_DEPTH = 6
 
@@ -36,8 +38,11 @@ class PackManager:
         *,
         debounce: float = 0.15,
         on_services_changed: Callable[[], None] | None = None,
+        host: str = LOCAL_HOST,
     ) -> None:
         self.gateway = gateway
+        self.host = host
+        """The host whose services the packs follow (their tools are built from its introspection)."""
         self.registry = registry
         self.packs = list(packs)
         self.debounce = debounce
@@ -45,24 +50,55 @@ class PackManager:
         self.methods: dict[str, list[KnownMethod]] = {}
         self.on_services_changed = on_services_changed
         """Called on every name change on a followed bus (the server turns it into resource notifications)."""
-        self._subscriptions: list[Subscription] = []
+        self._subscriptions: dict[str, Subscription] = {}
+        self._following = False
         self._pending: set[tuple[str, str]] = set()
         self._timer: asyncio.TimerHandle | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._activatable: dict[str, set[str]] = {}
 
     def _buses(self) -> list[str]:
-        configured = self.gateway.links.addresses
+        configured = self.gateway.hosts.get(self.host).buses
         return sorted({pack.bus for pack in self.packs if pack.bus in configured})
 
     async def start(self) -> None:
+        self._following = True
+        # After a drop, the host registry reconnects these links and says so: the watch re-opens on the new
+        # link and a rescan brings the tools (and the clients' lists, by list_changed) up to date.
+        self.gateway.hosts.add_link_listener(self._relinked)
         for bus in self._buses():
-            watch = Operation(DBUS_WATCH, bus=bus, destination=DBUS, interface=DBUS, member="NameOwnerChanged")
-            try:
-                self._subscriptions.append(await self.gateway.subscribe(watch, self.caller, self._on_owner_changed))
-            except (BusError, GatewayError) as exc:
-                log.warning("tool packs cannot follow the %s bus: %s", bus, exc)
+            self.gateway.hosts.keep(self.host, bus)
+            await self._follow(bus)
         await self.scan()
+
+    async def _follow(self, bus: str) -> None:
+        watch = Operation(DBUS_WATCH, self.host, bus, destination=DBUS, interface=DBUS, member="NameOwnerChanged")
+        try:
+            self._subscriptions[bus] = await self.gateway.subscribe(watch, self.caller, self._on_owner_changed)
+        except (BusError, GatewayError) as exc:
+            log.warning("tool packs cannot follow the %s bus of %s: %s", bus, self.host, exc)
+
+    def _relinked(self, host: str, bus: str, link: BusLink) -> None:
+        if not self._following or host != self.host or bus not in self._buses():
+            return
+        current = self._subscriptions.get(bus)
+        if current is not None and current.link is link and not current.closed:
+            return  # the link this watch was opened on (its first connection)
+        task = asyncio.get_running_loop().create_task(self._refollow(bus))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _refollow(self, bus: str) -> None:
+        """The watch on a new link, then every pack of the bus rebuilt: services may have come or gone meanwhile."""
+        old = self._subscriptions.pop(bus, None)
+        if old is not None:
+            with contextlib.suppress(BusError):
+                await old.close()
+        log.info("tool packs follow the %s bus of %s again after a reconnect", bus, self.host)
+        await self._follow(bus)
+        await self.scan()
+        if self.on_services_changed is not None:
+            self.on_services_changed()
 
     async def scan(self) -> None:
         """Find every service a pack covers (running or activatable) and build its tools."""
@@ -85,7 +121,7 @@ class PackManager:
             )
 
     async def _names(self, bus: str, member: str) -> list[str]:
-        operation = dbus_call(DBUS, "/org/freedesktop/DBus", DBUS, member, "", [], bus=bus)
+        operation = dbus_call(DBUS, "/org/freedesktop/DBus", DBUS, member, "", [], bus=bus, host=self.host)
         reply = await self.gateway.call(operation, self.caller)
         return [str(n) for n in reply.body[0]]
 
@@ -137,23 +173,29 @@ class PackManager:
         if owner is None and service not in self._activatable.get(pack.bus, set()):
             return []
         if pack.paths:
-            return [await self.gateway.introspect(service, path, self.caller, bus=pack.bus) for path in pack.paths]
+            return [
+                await self.gateway.introspect(service, path, self.caller, bus=pack.bus, host=self.host)
+                for path in pack.paths
+            ]
         walked = await self.gateway.walk(
-            service, "/", self.caller, bus=pack.bus, max_nodes=WALK_NODES, max_depth=WALK_DEPTH
+            service, "/", self.caller, bus=pack.bus, host=self.host, max_nodes=WALK_NODES, max_depth=WALK_DEPTH
         )
         return list(walked.objects)
 
     async def _owner(self, bus: str, service: str) -> str | None:
-        operation = dbus_call(DBUS, "/org/freedesktop/DBus", DBUS, "NameHasOwner", "s", [service], bus=bus)
+        operation = dbus_call(
+            DBUS, "/org/freedesktop/DBus", DBUS, "NameHasOwner", "s", [service], bus=bus, host=self.host
+        )
         reply = await self.gateway.call(operation, self.caller)
         return service if reply.body[0] else None
 
     async def stop(self) -> None:
+        self._following = False
         if self._timer is not None:
             self._timer.cancel()
         for task in list(self._tasks):
             task.cancel()
-        for subscription in self._subscriptions:
+        for subscription in self._subscriptions.values():
             with contextlib.suppress(BusError):
                 await subscription.close()
         self._subscriptions.clear()
