@@ -15,8 +15,6 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, TypeVar
 
-import psutil
-
 from fleetbus import lookups
 from fleetbus.dbus import types
 from fleetbus.dbus.errors import BusError, RemoteError
@@ -27,6 +25,9 @@ from fleetbus.dbus.signals import Collected, ReceivedSignal, SignalFilter, Subsc
 from fleetbus.executors import journal as journal_reader
 from fleetbus.executors import metrics as host_metrics
 from fleetbus.executors.command import CommandError
+from fleetbus.executors.host_facts import HostFacts
+from fleetbus.executors.proc_files import ReadFailed
+from fleetbus.executors.procfs import ProcFormatError
 from fleetbus.guard import audit, scopes
 from fleetbus.guard.approvals import Approval, ApprovalStore, DecisionCommands, utc_time
 from fleetbus.guard.audit import AuditLog
@@ -35,6 +36,7 @@ from fleetbus.guard.effects import apply_effects, describe_hazards, unjudged
 from fleetbus.guard.limits import RateLimited, RateLimiter
 from fleetbus.guard.policy import Decision, Policy, Verdict
 from fleetbus.guard.redact import REDACTED, audit_arguments
+from fleetbus.hosts.errors import HostError
 from fleetbus.operation import AUDIT_QUERY, DBUS_CALL, DBUS_WATCH, HOST_METRICS, JOURNAL_QUERY, LOCAL_HOST, Operation
 
 INTROSPECTABLE = "org.freedesktop.DBus.Introspectable"
@@ -170,13 +172,13 @@ class Gateway:
         audit_log: AuditLog,
         limiter: RateLimiter,
         journal_directory: Path | None = None,
-        metrics: host_metrics.MetricsSource | None = None,
+        facts: HostFacts | None = None,
         decision_commands: DecisionCommands | None = None,
     ) -> None:
         self.links = links
         self.decision_commands = decision_commands or DecisionCommands()
-        self.journal_directory = journal_directory
-        self.metrics: host_metrics.MetricsSource = metrics if metrics is not None else host_metrics.LocalFigures()
+        self.local_facts = facts if facts is not None else HostFacts.local(journal_directory)
+        """This machine's figures and journal; a remote host's come from `_host_facts`."""
         self.policy = policy
         self.deadlines = deadlines
         self.cache = cache
@@ -533,16 +535,17 @@ class Gateway:
         deadline = self.deadlines.choose(timeout)
 
         async def execute(resolved: Operation) -> journal_reader.JournalRead:
-            self._require_local(resolved)
+            journal = self._host_facts(resolved.host).journal
             try:
-                return await journal_reader.read(
-                    [str(a) for a in resolved.args],
-                    directory=self.journal_directory,
-                    timeout=deadline,
-                    max_entries=max_entries,
-                    max_bytes=max_bytes,
-                )
-            except CommandError as exc:
+                async with asyncio.timeout(deadline):
+                    return await journal.read(
+                        [str(a) for a in resolved.args], timeout=deadline, max_entries=max_entries, max_bytes=max_bytes
+                    )
+            except TimeoutError:
+                raise HostCommandFailed(
+                    f"reading the journal of {resolved.host}: no answer within {deadline:g} s"
+                ) from None
+            except (CommandError, HostError, journal_reader.JournalFailed) as exc:
                 raise HostCommandFailed(f"reading the journal of {resolved.host}: {exc}") from exc
 
         return await self.run(operation, caller, execute)
@@ -556,42 +559,49 @@ class Gateway:
         host: str = LOCAL_HOST,
         timeout: float | None = None,
     ) -> dict[str, Any]:
-        """One resource snapshot of a host (system, processes, network, identity), under a deadline."""
+        """One resource snapshot of a host (system, processes, network, identity, process_names), under a deadline."""
         if snapshot not in host_metrics.SNAPSHOTS:
             raise GatewayError(f"unknown metrics snapshot {snapshot!r}")
-        operation = Operation(HOST_METRICS, host, "", member=snapshot, args=(dict(params or {}),))
+        values = dict(params or {})
+        if snapshot == "process_names":
+            try:
+                values["pids"] = host_metrics.checked_pids(values.get("pids", []))
+            except ValueError as exc:
+                raise GatewayError(f"invalid argument 'pids': {exc}") from exc
+        operation = Operation(HOST_METRICS, host, "", member=snapshot, args=(values,))
         deadline = self.deadlines.choose(timeout)
 
         async def execute(resolved: Operation) -> dict[str, Any]:
-            self._require_local(resolved)
+            figures = self._host_facts(resolved.host).figures
+            what = f"{snapshot} figures of {resolved.host}"
             try:
                 async with asyncio.timeout(deadline):
-                    return await asyncio.to_thread(self.metrics.snapshot, snapshot, dict(params or {}))
+                    return await figures.snapshot(snapshot, values, timeout=deadline)
             except TimeoutError:
-                raise HostCommandFailed(
-                    f"{snapshot} figures of {resolved.host}: no answer within {deadline:g} s"
-                ) from None
+                raise HostCommandFailed(f"{what}: no answer within {deadline:g} s") from None
+            except (CommandError, HostError, ReadFailed, ProcFormatError) as exc:
+                raise HostCommandFailed(f"{what}: {exc}") from exc
 
         return await self.run(operation, caller, execute)
 
-    @staticmethod
-    def _require_local(operation: Operation) -> None:
-        if operation.host != LOCAL_HOST:
-            raise GatewayError(f"unknown host {operation.host!r}: only 'local' is configured")
+    async def process_names(self, caller: Caller, pids: Sequence[int], *, host: str = LOCAL_HOST) -> dict[int, str]:
+        """The command names of processes on `host` (an audited host.metrics read), for labelling bus peers;
+        a process that is gone has none."""
+        if not pids:
+            return {}
+        found = await self.read_metrics(caller, "process_names", {"pids": sorted(set(pids))}, host=host)
+        return {int(pid): str(name) for pid, name in found.get("names", {}).items()}
+
+    def _host_facts(self, host: str) -> HostFacts:
+        """The figures and journal of `host`. Only this machine's until the host registry provides the others."""
+        if host == LOCAL_HOST:
+            return self.local_facts
+        raise GatewayError(f"host {host!r} is not connected: only 'local' has host facts here")
 
     async def bus_identity(self, host: str, bus: str) -> str:
         """fleetbus's own unique name on a bus: the subject polkit is asked about."""
         link = await self.links.get(host, bus)
         return link.unique_name or ""
-
-    def process_name(self, host: str, pid: int) -> str | None:
-        """The command name of a process on `host`, for labelling bus peers; None where unknown."""
-        if host != LOCAL_HOST:
-            return None
-        try:
-            return psutil.Process(pid).name()
-        except (psutil.Error, ValueError):
-            return None
 
     def _owner_changed(self, link: BusLink, name: str, old: str, new: str) -> None:
         if old and name == old and not new:
@@ -599,7 +609,7 @@ class Gateway:
 
     def close(self) -> None:
         self.links.close()
-        self.metrics.close()
+        self.local_facts.close()
         self.audit_log.close()
 
 

@@ -3,7 +3,9 @@ it parsed /proc itself) read at the same moment: the same figures, without the 0
 
 from __future__ import annotations
 
+import asyncio
 import os
+import socket
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,20 +15,21 @@ import pytest
 
 from fleetbus.executors import procfs
 from fleetbus.executors.cpu_use import CpuMeter
-from fleetbus.executors.metrics import LocalFigures
+from fleetbus.executors.metrics import HostFigures
+from fleetbus.executors.proc_files import LocalFiles
 
 PROC_STAT = Path("/proc/stat")
 
 
 @pytest.fixture
-def figures() -> Iterator[LocalFigures]:
-    local = LocalFigures()
+def figures() -> Iterator[HostFigures]:
+    local = HostFigures.local()
     yield local
     local.close()
 
 
-def test_the_system_snapshot_matches_psutil(figures: LocalFigures) -> None:
-    status = figures.system()
+async def test_the_system_snapshot_matches_psutil(figures: HostFigures) -> None:
+    status = await figures.system()
     memory = psutil.virtual_memory()
     assert status["cpus"] == psutil.cpu_count()
     assert status["memory"]["total_mb"] == memory.total // (1024 * 1024)
@@ -41,13 +44,58 @@ def test_the_system_snapshot_matches_psutil(figures: LocalFigures) -> None:
         assert abs(ours[partition.mountpoint]["used_percent"] - psutil.disk_usage(partition.mountpoint).percent) < 0.2
 
 
-def test_cpu_use_over_a_window_matches_psutil_over_the_same_window() -> None:
-    meter = CpuMeter(lambda: procfs.proc_stat(PROC_STAT.read_text()).cpu, tick=None)
+async def test_cpu_use_over_a_window_matches_psutil_over_the_same_window() -> None:
+    meter = CpuMeter()
+
+    async def read_ticks() -> procfs.CpuTicks:
+        return procfs.proc_stat(LocalFiles().read_text("/proc/stat")).cpu
+
     psutil.cpu_percent(None)  # psutil measures from its previous call
-    meter.sample()
-    time.sleep(0.5)
+    meter.record(await read_ticks())
+    await asyncio.sleep(0.5)
     theirs = psutil.cpu_percent(None)
-    ours = meter.reading()
+    ours = await meter.reading(await read_ticks(), read_ticks)
     # Both divide the same /proc/stat counters; they are read microseconds apart.
     assert abs(ours.percent - theirs) < 3.0, (ours, theirs)
     assert 0.5 <= ours.window_s < 1.0
+
+
+async def test_processes_by_memory_match_psutil(figures: HostFigures) -> None:
+    ours = await figures.processes("memory", 5)
+    assert ours["processes"], ours
+    for row in ours["processes"]:
+        try:
+            theirs = psutil.Process(row["pid"])
+            rss_mb = theirs.memory_info().rss / (1024 * 1024)
+            name, user = theirs.name(), theirs.username()
+        except psutil.NoSuchProcess:
+            continue  # it ended between the two reads
+        assert row["name"] == name
+        assert row["user"] == user
+        assert abs(row["rss_mb"] - rss_mb) <= max(2.0, 0.1 * rss_mb), (row, rss_mb)  # read a moment apart
+
+
+async def test_processes_by_cpu_measure_over_the_window(figures: HostFigures) -> None:
+    ours = await figures.processes("cpu", 3, 0.2)
+    assert 0.2 <= ours["cpu_window_s"] < 2.0
+    assert all(0 <= row["cpu_percent"] <= 100 * (psutil.cpu_count() or 1) + 5 for row in ours["processes"])
+    assert ours["total"] >= len(ours["processes"])
+
+
+async def test_network_matches_psutil(figures: HostFigures) -> None:
+    ours = await figures.network(500)
+    stats = psutil.net_if_stats()
+    assert {row["name"]: row["up"] for row in ours["interfaces"]} == {name: s.isup for name, s in stats.items()}
+    theirs = set()
+    for c in psutil.net_connections("inet"):
+        listening = c.status == psutil.CONN_LISTEN or (c.type == socket.SOCK_DGRAM and not c.raddr)
+        if listening and isinstance(c.laddr, tuple) and len(c.laddr) == 2:
+            theirs.add((c.laddr[1], "tcp" if c.type == socket.SOCK_STREAM else "udp"))
+    assert {(row["port"], row["proto"].rstrip("6")) for row in ours["listening"]} == theirs
+
+
+async def test_process_names_are_psutils(figures: HostFigures) -> None:
+    pid = os.getpid()
+    found = await figures.process_names([pid, 1])
+    assert found["names"][str(pid)] == psutil.Process(pid).name()
+    assert found["names"]["1"] == psutil.Process(1).name()
