@@ -10,6 +10,7 @@ process_names, PIDs that are checked to be integers before they become `/proc/PI
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -68,6 +69,7 @@ class HostFigures:
         self.files = files
         self.cpu = CpuMeter()
         self._sampler = sampler
+        self._mountpoints: list[str] = []
 
     @classmethod
     def local(cls, *, cpu_tick: float | None = TICK, root: str = "") -> HostFigures:
@@ -102,7 +104,18 @@ class HostFigures:
     # ---- system ------------------------------------------------------------------------------------
 
     async def system(self, disk_limit: int = 20, *, timeout: float = DEFAULT_TIMEOUT) -> dict[str, Any]:
-        files = await self.files.read(SYSTEM_FILES, timeout=timeout)
+        # Mounts rarely change: the last snapshot's mount points are measured while /proc is read, so a remote
+        # host answers in one round trip; only when its mounts changed is df run again for the new list.
+        known = self._mountpoints
+        early = asyncio.ensure_future(self.files.disk_usage(known, timeout=timeout)) if known else None
+        try:
+            files = await self.files.read(SYSTEM_FILES, timeout=timeout)
+        except BaseException:
+            if early is not None:
+                early.cancel()
+                with contextlib.suppress(BaseException):
+                    await early
+            raise
         stat = procfs.proc_stat(_need(files, "/proc/stat"))
 
         async def read_ticks() -> procfs.CpuTicks:
@@ -110,7 +123,7 @@ class HostFigures:
             return procfs.proc_stat(_need(again, "/proc/stat")).cpu
 
         cpu, disks = await asyncio.gather(
-            self.cpu.reading(stat.cpu, read_ticks), self.disks(files, disk_limit, timeout=timeout)
+            self.cpu.reading(stat.cpu, read_ticks), self.disks(files, disk_limit, early, timeout=timeout)
         )
         pressure = {
             resource: procfs.pressure(files[f"/proc/pressure/{resource}"])
@@ -128,11 +141,26 @@ class HostFigures:
             uptime_s=procfs.uptime(_need(files, "/proc/uptime")),
         )
 
-    async def disks(self, files: dict[str, str], limit: int, *, timeout: float) -> list[DiskUsage]:
+    async def disks(
+        self,
+        files: dict[str, str],
+        limit: int,
+        early: asyncio.Future[dict[str, DiskUsage]] | None = None,
+        *,
+        timeout: float,
+    ) -> list[DiskUsage]:
         mounts = procfs.disk_mounts(_need(files, "/proc/self/mounts"), _need(files, "/proc/filesystems"))
         # A mount point seen twice (a bind mount of the same tree) is measured once, as df shows it.
         points = list(dict.fromkeys(m.mountpoint for m in mounts))
-        usage = await self.files.disk_usage(points, timeout=timeout)
+        if early is not None and points == self._mountpoints:
+            usage = await early
+        else:
+            if early is not None:
+                early.cancel()
+                with contextlib.suppress(BaseException):
+                    await early
+            usage = await self.files.disk_usage(points, timeout=timeout)
+        self._mountpoints = points
         fstypes = {m.mountpoint: m.fstype for m in mounts}
         found = [
             DiskUsage(point, fstypes[point], usage[point].total, usage[point].used, usage[point].available)
