@@ -14,6 +14,7 @@ import psutil
 import pytest
 
 from fleetbus.executors import procfs
+from fleetbus.executors.command import LocalRunner
 from fleetbus.executors.cpu_use import CpuMeter
 from fleetbus.executors.metrics import HostFigures
 from fleetbus.executors.proc_files import LocalFiles
@@ -99,3 +100,27 @@ async def test_process_names_are_psutils(figures: HostFigures) -> None:
     found = await figures.process_names([pid, 1])
     assert found["names"][str(pid)] == psutil.Process(pid).name()
     assert found["names"]["1"] == psutil.Process(1).name()
+
+
+async def test_the_remote_way_of_reading_gives_this_machines_figures_too(figures: HostFigures) -> None:
+    """HostFigures.remote over a local runner reads /proc with grep -H, processes with find + grep and disks with
+    df — what a remote host gets — and must agree with the in-process reads of the same machine."""
+    remote = HostFigures.remote(LocalRunner())
+    theirs, ours = await remote.identity(), await figures.identity()
+    assert {k: v for k, v in theirs.items() if k not in ("uptime_s", "monotonic_usec")} == {
+        k: v for k, v in ours.items() if k not in ("uptime_s", "monotonic_usec")
+    }
+    assert abs(theirs["monotonic_usec"] - ours["monotonic_usec"]) < 5_000_000  # boottime stands in remotely
+    system_there, system_here = await remote.system(), await figures.system()
+    assert system_there["cpus"] == system_here["cpus"]
+    assert system_there["memory"]["total_mb"] == system_here["memory"]["total_mb"]
+    assert [d["mount"] for d in system_there["disks"]] == [d["mount"] for d in system_here["disks"]]
+    for there, here in zip(system_there["disks"], system_here["disks"], strict=True):
+        assert there["fs"] == here["fs"]
+        assert abs(there["used_percent"] - here["used_percent"]) < 0.5
+    pid1_there = (await remote.processes("memory", 500))["processes"]
+    pid1_here = (await figures.processes("memory", 500))["processes"]
+    assert {r["pid"]: r["name"] for r in pid1_there if r["pid"] == 1} == {
+        r["pid"]: r["name"] for r in pid1_here if r["pid"] == 1
+    }
+    assert (await remote.process_names([1])) == (await figures.process_names([1]))

@@ -161,3 +161,45 @@ def test_the_process_argv_is_fixed_words() -> None:
     assert argv[argv.index("(") + 1 : argv.index(")")] == ["-name", "stat", "-o", "-name", "status"]
     with pytest.raises(ValueError, match="per-process files"):
         process_files_argv(["environ"])
+
+
+REMOTE = "host01"
+"""Captured over SSH from a simulated host (`fleetbus sandbox … --hosts 1`), with the argvs the remote reader runs."""
+
+
+def remote_golden(name: str) -> bytes:
+    return (GOLDENS / REMOTE / name).read_bytes()
+
+
+def test_a_remote_hosts_files_through_the_same_parsers() -> None:
+    files = split_tagged(remote_golden("grep-system-identity.txt"))
+    assert set(files) == set(SYSTEM_FILES) | set(IDENTITY_FILES)
+    assert files["/proc/sys/kernel/hostname"] == "host01\n"
+    assert procfs.proc_stat(files["/proc/stat"]).cpus == 2
+    mounts = procfs.disk_mounts(files["/proc/self/mounts"], files["/proc/filesystems"])
+    # The host's /run is a directory of the sandbox bound there; its boot id file, bound in /proc, is no disk.
+    assert [m.mountpoint for m in mounts] == ["/", "/run"]
+    assert df_usage(remote_golden("df-k.txt").decode())["/"].fstype == "ext4"
+    assert identity.os_release(files["/etc/os-release"])["ID"] == "debian"
+
+
+def test_a_remote_hosts_processes_and_sockets() -> None:
+    found = by_process(split_tagged(remote_golden("find-proc-files.txt")), ["stat", "status", "cmdline"])
+    names = {
+        pid: processes.process_name(processes.status(f["status"]).name, f.get("cmdline"))
+        for pid, f in found.items()
+        if "status" in f
+    }
+    # The host's own PID namespace: its keeper is PID 1; journald's name, cut at 15, is completed from its argv.
+    assert "fleetbus.sandbox.fleet.host_keeper" in processes.command_line(found[1]["cmdline"])
+    assert "systemd-journald" in names.values()
+    assert {"sshd", "dbus-daemon", "systemd"} <= set(names.values())
+    users = processes.passwd_names(remote_golden("passwd.txt").decode())
+    assert processes.user_name(processes.status(found[1]["status"]).uid, users) == "root"
+    (lo,) = network.interfaces(remote_golden("ip-j-addr.json").decode())
+    assert lo.name == "lo"
+    assert "127.0.1.1/32" in lo.addresses
+    sockets = network.sockets(remote_golden("ss-Htuanp.txt").decode())
+    figures = network.network_figures([lo], sockets, {}, 50)
+    assert figures["listening"] == [{"proto": "tcp", "address": "127.0.1.1", "port": 22, "pid": 28, "process": "sshd"}]
+    assert figures["connections"] == {"established": 2}
