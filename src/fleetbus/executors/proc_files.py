@@ -177,9 +177,9 @@ class RemoteFiles:
     async def read(self, paths: Sequence[str], *, timeout: float) -> dict[str, str]:
         argv = [*GREP_FILES, "--", *(check_path(p) for p in paths)]
         result = await self.runner.run(argv, timeout=timeout, max_bytes=MAX_FILES_BYTES)
-        if result.exit_status not in GREP_STATUS_OK:
+        if result.exit_status not in GREP_STATUS_OK and not result.truncated:
             raise ReadFailed(failure(argv, result))
-        return split_tagged(result.stdout)
+        return split_tagged(_whole_lines(result.stdout, result.truncated))
 
     async def read_processes(self, names: Sequence[str], *, timeout: float) -> dict[int, dict[str, str]]:
         check_process_names(names)
@@ -188,7 +188,7 @@ class RemoteFiles:
         # find says 1 when a process it listed exited before grep read it: the others are still there.
         if result.exit_status not in (0, 1) and not result.stdout:
             raise ReadFailed(failure(argv, result))
-        return by_process(split_tagged(result.stdout), names)
+        return by_process(split_tagged(_whole_lines(result.stdout, result.truncated)), names)
 
     async def disk_usage(self, mountpoints: Sequence[str], *, timeout: float) -> dict[str, DiskUsage]:
         if not mountpoints:
@@ -203,6 +203,11 @@ class RemoteFiles:
 
     def monotonic_usec(self) -> int | None:
         return None
+
+
+def _whole_lines(stdout: bytes, truncated: bool) -> bytes:
+    """A cut output without its last, incomplete line (a half `VmRSS:` line would read as a smaller figure)."""
+    return stdout[: stdout.rfind(b"\n") + 1] if truncated else stdout
 
 
 def process_files_argv(names: Sequence[str]) -> list[str]:
