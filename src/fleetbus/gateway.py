@@ -22,10 +22,13 @@ from fleetbus.dbus.introspect import ObjectInfo, WalkResult, walk
 from fleetbus.dbus.jobs import MANAGER, MANAGER_PATH, SYSTEMD, JobOutcome, JobWatch
 from fleetbus.dbus.link import PROPERTIES, BusLink, Reply
 from fleetbus.dbus.signals import Collected, ReceivedSignal, SignalFilter, Subscription, collect
-from fleetbus.executors import dbus_calls, local_processes
+from fleetbus.executors import dbus_calls
 from fleetbus.executors import journal as journal_reader
 from fleetbus.executors import metrics as host_metrics
 from fleetbus.executors.command import CommandError
+from fleetbus.executors.host_facts import HostFacts
+from fleetbus.executors.proc_files import ReadFailed
+from fleetbus.executors.procfs import ProcFormatError
 from fleetbus.guard import audit, scopes
 from fleetbus.guard.approvals import Approval, ApprovalStore, DecisionCommands, utc_time
 from fleetbus.guard.audit import AuditLog
@@ -179,13 +182,14 @@ class Gateway:
         audit_log: AuditLog,
         limiter: RateLimiter,
         journal_directory: Path | None = None,
-        metrics: host_metrics.MetricsSource | None = None,
+        facts: HostFacts | None = None,
         decision_commands: DecisionCommands | None = None,
     ) -> None:
         self.hosts = hosts
         self.decision_commands = decision_commands or DecisionCommands()
-        self.journal_directory = journal_directory
-        self.metrics: host_metrics.MetricsSource = metrics if metrics is not None else host_metrics.LocalFigures()
+        self.local_facts = facts if facts is not None else HostFacts.local(journal_directory)
+        """This machine's figures and journal; a remote host's come from `_host_facts`."""
+        self._remote_facts: dict[str, HostFacts] = {}
         self.policy = policy
         self.deadlines = deadlines
         self.approvals = approvals
@@ -550,16 +554,17 @@ class Gateway:
         deadline = self.deadlines.choose(timeout)
 
         async def execute(resolved: Operation) -> journal_reader.JournalRead:
-            self._require_local(resolved, "journal queries")
+            journal = (await self._host_facts(resolved.host)).journal
             try:
-                return await journal_reader.read(
-                    [str(a) for a in resolved.args],
-                    directory=self.journal_directory,
-                    timeout=deadline,
-                    max_entries=max_entries,
-                    max_bytes=max_bytes,
-                )
-            except CommandError as exc:
+                async with asyncio.timeout(deadline):
+                    return await journal.read(
+                        [str(a) for a in resolved.args], timeout=deadline, max_entries=max_entries, max_bytes=max_bytes
+                    )
+            except TimeoutError:
+                raise HostCommandFailed(
+                    f"reading the journal of {resolved.host}: no answer within {deadline:g} s"
+                ) from None
+            except (CommandError, HostError, journal_reader.JournalFailed) as exc:
                 raise HostCommandFailed(f"reading the journal of {resolved.host}: {exc}") from exc
 
         return await self.run(operation, caller, execute)
@@ -573,28 +578,30 @@ class Gateway:
         host: str,
         timeout: float | None = None,
     ) -> dict[str, Any]:
-        """One resource snapshot of a host (system, processes, network, identity), under a deadline."""
+        """One resource snapshot of a host (system, processes, network, identity, process_names), under a deadline."""
         if snapshot not in host_metrics.SNAPSHOTS:
             raise GatewayError(f"unknown metrics snapshot {snapshot!r}")
-        operation = Operation(HOST_METRICS, host, "", member=snapshot, args=(dict(params or {}),))
+        values = dict(params or {})
+        if snapshot == "process_names":
+            try:
+                values["pids"] = host_metrics.checked_pids(values.get("pids", []))
+            except ValueError as exc:
+                raise GatewayError(f"invalid argument 'pids': {exc}") from exc
+        operation = Operation(HOST_METRICS, host, "", member=snapshot, args=(values,))
         deadline = self.deadlines.choose(timeout)
 
         async def execute(resolved: Operation) -> dict[str, Any]:
-            self._require_local(resolved, f"{snapshot} figures")
+            figures = (await self._host_facts(resolved.host)).figures
+            what = f"{snapshot} figures of {resolved.host}"
             try:
                 async with asyncio.timeout(deadline):
-                    return await asyncio.to_thread(self.metrics.snapshot, snapshot, dict(params or {}))
+                    return await figures.snapshot(snapshot, values, timeout=deadline)
             except TimeoutError:
-                raise HostCommandFailed(
-                    f"{snapshot} figures of {resolved.host}: no answer within {deadline:g} s"
-                ) from None
+                raise HostCommandFailed(f"{what}: no answer within {deadline:g} s") from None
+            except (CommandError, HostError, ReadFailed, ProcFormatError) as exc:
+                raise HostCommandFailed(f"{what}: {exc}") from exc
 
         return await self.run(operation, caller, execute)
-
-    def _require_local(self, operation: Operation, what: str) -> None:
-        # TODO(facts helper): these executors read this machine; they become remote-capable through Host.runner.
-        if not self.hosts.get(operation.host).is_local:
-            raise GatewayError(f"{operation.host}: {what} are not yet on remote hosts (only on local)")
 
     def _admit_host(self, operation: Operation, caller: Caller | None) -> None:
         """The host must be in the inventory and among the caller's (token's) hosts — decided before anything
@@ -663,16 +670,29 @@ class Gateway:
             )
         return rows
 
+    async def process_names(self, caller: Caller, pids: Sequence[int], *, host: str = LOCAL_HOST) -> dict[int, str]:
+        """The command names of processes on `host` (an audited host.metrics read), for labelling bus peers;
+        a process that is gone has none."""
+        if not pids:
+            return {}
+        found = await self.read_metrics(caller, "process_names", {"pids": sorted(set(pids))}, host=host)
+        return {int(pid): str(name) for pid, name in found.get("names", {}).items()}
+
+    async def _host_facts(self, name: str) -> HostFacts:
+        """The figures and journal of host `name`: this machine's own, or read through the host's SSH runner
+        (one HostFacts per host for the life of the gateway, so its CPU history survives reconnects)."""
+        host = await self.hosts.runner_of(name)
+        if host.runner is None:
+            return self.local_facts
+        facts = self._remote_facts.get(name)
+        if facts is None:
+            facts = self._remote_facts[name] = HostFacts.remote(host.runner)
+        return facts
+
     async def bus_identity(self, host: str, bus: str) -> str:
         """fleetbus's own unique name on a bus: the subject polkit is asked about."""
         link = await self._link(host, bus, self.deadlines.connect)
         return link.unique_name or ""
-
-    def process_name(self, host: str, pid: int) -> str | None:
-        """The command name of a process on `host`, for labelling bus peers; None where unknown."""
-        if host != LOCAL_HOST:  # TODO(facts helper): a remote process's name through the host's runner
-            return None
-        return local_processes.process_name(pid)
 
     def _owner_changed(self, link: BusLink, name: str, old: str, new: str) -> None:
         if old and name == old and not new:
@@ -682,7 +702,9 @@ class Gateway:
 
     def close(self) -> None:
         self.hosts.close()
-        self.metrics.close()
+        self.local_facts.close()
+        for facts in self._remote_facts.values():
+            facts.close()
         self.audit_log.close()
 
 

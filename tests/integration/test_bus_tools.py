@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from fleetbus.gateway import Caller
+from fleetbus.guard import audit
 from fleetbus.runtime import Runtime
 from fleetbus.sandbox import Sandbox
 from tests.integration.calls import ok, run
@@ -41,6 +42,12 @@ async def test_list_services_shows_running_and_activatable_services(runtime: Run
     assert rows["org.freedesktop.hostname1"]["process"] == "systemd-hostnamed"
     assert rows["org.freedesktop.hostname1"]["unit"] == "systemd-hostnamed.service"
     assert rows["org.freedesktop.systemd1"]["unit"] == "init.scope"
+    # The process names are one host.metrics read through the gateway, in the audit log like any other read.
+    records = audit.query(runtime.gateway.audit_log.directory, limit=1000)
+    names_read = [r for r in records if r.get("operation", {}).get("member") == "process_names"]
+    assert names_read
+    assert names_read[-1]["operation"]["kind"] == "host.metrics"
+    assert names_read[-1]["event"] == "succeeded"
     for name in (
         "org.freedesktop.timedate1",
         "org.freedesktop.locale1",

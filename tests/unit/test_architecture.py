@@ -82,5 +82,6 @@ def test_the_rule_sees_real_imports() -> None:
     # Guards the two tests above against passing because the scan finds nothing.
     gateway_imports = imports(PACKAGE / "gateway.py")
     assert "fleetbus.dbus.link" in gateway_imports
-    for library in HOST_LIBRARIES:
-        assert any(name.split(".")[0] == library for path, _ in modules() for name in imports(path)), library
+    seen = {name.split(".")[0] for path, _top in modules() for name in imports(path)}
+    # psutil left fleetbus (host figures are parsed from /proc, here and remotely); the rule keeps it out above.
+    assert seen >= set(HOST_LIBRARIES) - {"psutil"}

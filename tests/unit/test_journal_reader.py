@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from fleetbus.executors import journal
-from fleetbus.executors.command import CommandFailed
+from fleetbus.executors.command import LocalRunner
 
 GREP = ["--grep=nothing-like-this", "--output-fields=MESSAGE"]
 
@@ -46,9 +46,38 @@ async def test_read_gives_an_empty_page_for_no_match_and_raises_for_a_failure(
     # A stand-in journalctl on PATH behaving as the real one does for each case (the sandbox tests use the real one).
     _fake_journalctl(tmp_path, stderr)
     monkeypatch.setenv("PATH", f"{tmp_path}{os.pathsep}{os.environ['PATH']}")
+    reader = journal.JournalReader(LocalRunner())
     if empty:
-        read = await journal.read(GREP, directory=None, timeout=5, max_entries=10, max_bytes=1 << 20)
+        read = await reader.read(GREP, timeout=5, max_entries=10, max_bytes=1 << 20)
         assert (read.entries, read.complete) == ([], True)
     else:
-        with pytest.raises(CommandFailed, match="Bad pattern"):
-            await journal.read(GREP, directory=None, timeout=5, max_entries=10, max_bytes=1 << 20)
+        with pytest.raises(journal.JournalFailed, match="Bad pattern"):
+            await reader.read(GREP, timeout=5, max_entries=10, max_bytes=1 << 20)
+
+
+def test_a_nul_in_an_option_is_refused_before_any_argv_is_made() -> None:
+    with pytest.raises(journal.JournalQueryError, match="NUL"):
+        journal.argv(["--grep=a\0b"], None)
+    with pytest.raises(journal.JournalQueryError, match="NUL"):
+        journal.argv(["_SYSTEMD_UNIT=a\0.service"], None)
+
+
+def test_only_query_options_reach_the_argv_and_matches_follow_the_separator() -> None:
+    with pytest.raises(journal.JournalQueryError, match="--rotate"):
+        journal.argv(["--rotate"], None)
+    command = journal.argv(["--reverse", "_PID=1", "+", "UNIT=x.service"], None, 5)
+    assert command[-4:] == ["--", "_PID=1", "+", "UNIT=x.service"]
+    assert "--lines=5" in command
+    with pytest.raises(journal.JournalQueryError, match="max_entries"):
+        journal.argv(["--reverse"], None, 0)
+
+
+def test_a_cut_output_drops_its_incomplete_last_line() -> None:
+    stdout = b'{"MESSAGE":"a"}\n{"MESSAGE":"b"}\n{"MESS'
+    read = journal.parse(stdout, 10, truncated=True)
+    assert [e["MESSAGE"] for e in read.entries] == ["a", "b"]
+    assert not read.complete
+    whole = journal.parse(b'{"MESSAGE":"a"}\n{"MESSAGE":"b"}\n', 2, truncated=False)
+    assert len(whole.entries) == 2
+    assert not whole.complete  # as many as asked for: there may be more
+    assert journal.parse(b'{"MESSAGE":"a"}\n', 2, truncated=False).complete

@@ -1,92 +1,144 @@
-"""Running one command with a deadline, reading its output line by line up to a cap, and stopping it early
-when enough has been read (so `journalctl` never streams a whole journal to find the first N entries)."""
+"""Running fixed read-only commands on a host: one runner protocol for this machine and for remote hosts, argv
+only (never a shell), every run with a deadline and a cap on what is read back."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Mapping, Sequence
+import signal
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
+READ_CHUNK = 65_536
 STDERR_CAP = 16_384
+NOT_RUNNABLE = 127
+"""The status a shell gives a command it cannot find or execute; this runner gives it too, so that a missing
+program reads the same on this machine as on a remote host (whose login shell runs the argv)."""
 
 
 class CommandError(Exception):
-    """The command could not run, failed, or overran its deadline; the message says which and why."""
+    """The command did not give an answer: it overran its deadline, or the way to the host failed."""
 
 
-class CommandFailed(CommandError):
-    """The command ran to its end and exited with a non-zero status; callers may know statuses that mean less."""
+class CommandTimeout(CommandError):
+    """The command did not finish within its deadline; it was stopped."""
 
-    def __init__(self, message: str, *, status: int, stderr: str, lines: list[str]) -> None:
-        super().__init__(message)
-        self.status = status
-        self.stderr = stderr
-        self.lines = lines
+
+class CommandOutcome(Protocol):
+    """What a run gives back. `fleetbus.hosts.runner.CommandResult` (a remote run) has this shape too."""
+
+    @property
+    def exit_status(self) -> int | None: ...
+
+    @property
+    def stdout(self) -> bytes: ...
+
+    @property
+    def stderr(self) -> bytes: ...
+
+    @property
+    def truncated(self) -> bool: ...
+
+
+class CommandRunner(Protocol):
+    """Runs an argv on one host. Implementations: `LocalRunner` here, `fleetbus.hosts.runner.RemoteRunner` over a
+    host's SSH connection (which raises `fleetbus.hosts.errors.HostError`s where this one raises CommandError)."""
+
+    async def run(self, argv: Sequence[str], *, timeout: float, max_bytes: int) -> CommandOutcome: ...
 
 
 @dataclass(frozen=True)
-class CommandOutput:
-    lines: list[str]
-    complete: bool
-    """The command ended by itself; False when it was stopped after `max_lines` or `max_bytes`."""
+class CommandResult:
+    exit_status: int | None
+    """None when the command did not end by itself: killed by a signal, or stopped after `max_bytes`."""
+    stdout: bytes
+    stderr: bytes
+    truncated: bool = False
+    """stdout reached `max_bytes`; the command was stopped there."""
+    exit_signal: str | None = None
 
 
-async def read_lines(
-    argv: Sequence[str], *, timeout: float, max_lines: int, max_bytes: int, env: Mapping[str, str] | None = None
-) -> CommandOutput:
-    """Up to `max_lines` lines (at most `max_bytes` in all) of `argv`'s standard output."""
-    try:
-        process = await asyncio.create_subprocess_exec(
-            *argv,
-            stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-            env=dict(env) if env is not None else None,
-            limit=max_bytes,
-        )
-    except OSError as exc:
-        raise CommandError(f"cannot run {argv[0]}: {exc}") from exc
-    assert process.stdout is not None
-    assert process.stderr is not None
-    stderr_task = asyncio.create_task(process.stderr.read(STDERR_CAP))
-    lines: list[str] = []
-    size = 0
-    complete = True
-    try:
-        async with asyncio.timeout(timeout):
-            while True:
-                if len(lines) >= max_lines:
-                    complete = False
-                    break
-                try:
-                    raw = await process.stdout.readline()
-                except ValueError:  # one line longer than max_bytes
-                    complete = False
-                    break
-                if not raw:
-                    break
-                size += len(raw)
-                if size > max_bytes:
-                    complete = False
-                    break
-                lines.append(raw.decode("utf-8", errors="replace").rstrip("\n"))
-            if complete:
+def check_argv(argv: Sequence[str]) -> None:
+    """Refuse anything but a non-empty list of strings without NUL (what an exec can carry)."""
+    if isinstance(argv, str | bytes) or not isinstance(argv, Sequence):
+        raise TypeError(f"a command is an argv list of strings, not {type(argv).__name__}")
+    if not argv:
+        raise ValueError("a command needs at least the program to run")
+    for word in argv:
+        if not isinstance(word, str):
+            raise TypeError(f"every argv word must be a string, not {type(word).__name__}: {word!r}")
+        if "\0" in word:
+            raise ValueError(f"an argv word cannot contain a NUL character: {word!r}")
+
+
+class LocalRunner:
+    """Runs argvs on this machine as asyncio subprocesses: no shell, stdin from /dev/null, a deadline for the
+    whole run, stdout read up to `max_bytes` (then the command is killed), stderr kept to its first STDERR_CAP."""
+
+    host = "local"
+
+    async def run(self, argv: Sequence[str], *, timeout: float, max_bytes: int) -> CommandResult:
+        check_argv(argv)
+        if max_bytes < 0:
+            raise ValueError(f"max_bytes must be at least 0, not {max_bytes}")
+        try:
+            process = await asyncio.create_subprocess_exec(
+                *argv, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
+            )
+        except OSError as exc:
+            return CommandResult(NOT_RUNNABLE, b"", f"{argv[0]}: {exc.strerror or exc}".encode())
+        assert process.stdout is not None
+        assert process.stderr is not None
+        stderr_task = asyncio.create_task(_read_capped(process.stderr, STDERR_CAP))
+        try:
+            async with asyncio.timeout(timeout):
+                stdout, truncated = await _read_capped(process.stdout, max_bytes)
+                if truncated:
+                    return CommandResult(None, stdout, b"", truncated=True)
+                status = await process.wait()
+                stderr, _ = await stderr_task
+        except TimeoutError:
+            raise CommandTimeout(f"{argv[0]} did not finish within {timeout:g} s; it was stopped") from None
+        finally:
+            if process.returncode is None:
+                with contextlib.suppress(ProcessLookupError):
+                    process.kill()
                 await process.wait()
-    except TimeoutError:
-        raise CommandError(f"{argv[0]} gave no complete answer within {timeout:g} s") from None
-    finally:
-        if process.returncode is None:
-            with contextlib.suppress(ProcessLookupError):
-                process.kill()
-            await process.wait()
-        stderr = (await stderr_task).decode("utf-8", errors="replace").strip()
-    if complete and process.returncode != 0:
-        detail = stderr.splitlines()[-1] if stderr else "no message"
-        raise CommandFailed(
-            f"{argv[0]} failed (exit status {process.returncode}): {detail}",
-            status=process.returncode or 0,
-            stderr=stderr,
-            lines=lines,
-        )
-    return CommandOutput(lines, complete)
+            stderr_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await stderr_task
+        if status < 0:
+            return CommandResult(None, stdout, stderr, exit_signal=_signal_name(-status))
+        return CommandResult(status, stdout, stderr)
+
+
+async def _read_capped(stream: asyncio.StreamReader, cap: int) -> tuple[bytes, bool]:
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        chunk = await stream.read(READ_CHUNK)
+        if not chunk:
+            return b"".join(chunks), False
+        if size + len(chunk) > cap:
+            chunks.append(chunk[: cap - size])
+            return b"".join(chunks), True
+        chunks.append(chunk)
+        size += len(chunk)
+
+
+def _signal_name(number: int) -> str:
+    try:
+        return signal.Signals(number).name.removeprefix("SIG")
+    except ValueError:
+        return str(number)
+
+
+def failure(argv: Sequence[str], result: CommandOutcome) -> str:
+    """Why a run that gave no usable answer failed, in one line: its status or signal and its last stderr line."""
+    text = result.stderr.decode("utf-8", errors="replace").strip()
+    detail = text.splitlines()[-1] if text else "no message"
+    if result.exit_status is None:
+        how = "was stopped" if result.truncated else "ended by a signal"
+        return f"{argv[0]} {how}: {detail}"
+    return f"{argv[0]} failed (exit status {result.exit_status}): {detail}"

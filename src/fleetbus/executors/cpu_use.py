@@ -8,11 +8,12 @@ none fresh enough (the first second after start) does a reading wait, at most FI
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from fleetbus.executors.procfs import CpuTicks
@@ -82,55 +83,55 @@ class CpuHistory:
 
 
 class CpuMeter:
-    """CPU use of one machine from `read_ticks` (a /proc/stat read and parse), with a background sampler so
-    that a reading rarely waits. `close` stops the sampler."""
+    """CPU use of one host from samples of its /proc/stat counters, however they are read (in-process here, over
+    SSH for a remote host). Every reading's own sample joins the history; `CpuSampler` adds more in the
+    background where sampling is cheap (this machine), so that a reading rarely waits."""
 
     def __init__(
-        self,
-        read_ticks: Callable[[], CpuTicks],
-        *,
-        clock: Callable[[], float] = time.monotonic,
-        sleep: Callable[[float], None] = time.sleep,
-        tick: float | None = TICK,
+        self, *, clock: Callable[[], float] = time.monotonic, sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
     ) -> None:
-        self._read_ticks = read_ticks
         self._clock = clock
         self._sleep = sleep
         self.history = CpuHistory()
-        self._stopping = threading.Event()
-        self._sampler: threading.Thread | None = None
-        if tick is not None:
-            self._sampler = threading.Thread(
-                target=self._sample, args=(tick,), name="fleetbus-cpu-sampler", daemon=True
-            )
-            self._sampler.start()
 
-    def sample(self) -> CpuSample:
-        sample = CpuSample(self._clock(), self._read_ticks())
+    def record(self, ticks: CpuTicks) -> CpuSample:
+        sample = CpuSample(self._clock(), ticks)
         self.history.add(sample)
         return sample
 
-    def reading(self) -> CpuUse:
-        """CPU use over the last MIN_WINDOW to MIN_WINDOW + TICK seconds. Right after start there is no sample
-        that old: then over what there is, waiting until FIRST_WINDOW has passed (at most that long)."""
-        now = self.sample()
+    async def reading(self, ticks: CpuTicks, read_ticks: Callable[[], Awaitable[CpuTicks]]) -> CpuUse:
+        """CPU use up to `ticks` (just read) over the last MIN_WINDOW to MIN_WINDOW + TICK seconds. Without a
+        sample that old (right after start, or a remote host not asked for a while): over what there is, waiting
+        until FIRST_WINDOW has passed and reading again with `read_ticks` (at most that long, plus one read)."""
+        now = self.record(ticks)
         earlier = self.history.baseline(now.at) or self.history.baseline(now.at, min_window=FIRST_WINDOW)
         if earlier is None:
             young = self.history.baseline(now.at, min_window=1e-6)
             start = young if young is not None else now
-            self._sleep(FIRST_WINDOW - (now.at - start.at))
-            earlier, now = start, self.sample()
+            await self._sleep(FIRST_WINDOW - (now.at - start.at))
+            earlier, now = start, self.record(await read_ticks())
         return use_between(earlier, now)
+
+
+class CpuSampler:
+    """Records a sample into `meter` every `tick` seconds from a thread (`read_ticks` is a /proc/stat read and
+    parse, about 20 µs here). `close` stops it."""
+
+    def __init__(self, meter: CpuMeter, read_ticks: Callable[[], CpuTicks], tick: float = TICK) -> None:
+        self._meter = meter
+        self._read_ticks = read_ticks
+        self._stopping = threading.Event()
+        self.thread = threading.Thread(target=self._sample, args=(tick,), name="fleetbus-cpu-sampler", daemon=True)
+        self.thread.start()
 
     def _sample(self, tick: float) -> None:
         while True:
             # One missed sample only lengthens the next window, and a reading says how long its window was.
             with contextlib.suppress(OSError, ValueError):
-                self.sample()
+                self._meter.record(self._read_ticks())
             if self._stopping.wait(tick):
                 return
 
     def close(self) -> None:
         self._stopping.set()
-        if self._sampler is not None:
-            self._sampler.join(timeout=2)
+        self.thread.join(timeout=2)

@@ -1,21 +1,23 @@
-"""Figures of the machine fleetbus runs on. /proc is read here and parsed by `procfs` (the parsers every host
-shares), disks are measured with statvfs, processes and sockets through psutil. Blocking calls: the gateway
-runs them in a thread under a deadline."""
+"""Figures of one host — this machine or a remote one — from its own /proc and fixed read-only commands.
+
+`HostFigures(runner, files)` answers the snapshots (system, processes, network, identity, process_names) through
+a `FileReader` (in-process here, `grep -H` over SSH there) and a `CommandRunner` (`ip`, `ss`, `df`), and shapes
+them with the parsers every host shares (`procfs`, `processes`, `network`, `identity`) and `figures`.
+No tool argument reaches an argv: snapshot parameters are numbers (limits, a sample window) or, for
+process_names, PIDs that are checked to be integers before they become `/proc/PID/…` paths.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
-import os
-import socket
 import time
-from collections import Counter
-from pathlib import Path
-from typing import Any, Protocol
+from collections.abc import Sequence
+from typing import Any
 
-import psutil
-
-from fleetbus.executors import procfs
-from fleetbus.executors.cpu_use import TICK, CpuMeter
+from fleetbus.executors import identity, network, processes, procfs
+from fleetbus.executors.command import CommandRunner, LocalRunner, failure
+from fleetbus.executors.cpu_use import TICK, CpuMeter, CpuSampler
 from fleetbus.executors.figures import (
     DiskUsage,
     ProcessFigures,
@@ -24,215 +26,293 @@ from fleetbus.executors.figures import (
     rank_processes,
     system_figures,
 )
+from fleetbus.executors.proc_files import C_LOCALE, FileReader, LocalFiles, ReadFailed, RemoteFiles
 
-PROC = Path("/proc")
 PRESSURE_RESOURCES = ("cpu", "memory", "io")
-READ_SIZE = 64 * 1024
-SNAPSHOTS = ("system", "processes", "network", "identity")
+SNAPSHOTS = ("system", "processes", "network", "identity", "process_names")
 CPU_SCALE = "percent of one CPU, as in top: {cpus} CPUs busy make {full}"
+SYSTEM_FILES = (
+    "/proc/loadavg",
+    "/proc/meminfo",
+    "/proc/stat",
+    "/proc/uptime",
+    "/proc/self/mounts",
+    "/proc/filesystems",
+    *(f"/proc/pressure/{resource}" for resource in PRESSURE_RESOURCES),
+)
+IDENTITY_FILES = (
+    "/proc/sys/kernel/random/boot_id",
+    "/proc/sys/kernel/hostname",
+    "/proc/sys/kernel/osrelease",
+    "/proc/stat",
+    "/proc/uptime",
+    "/etc/machine-id",
+    "/etc/os-release",
+    "/usr/lib/os-release",
+)
+IP_ADDR = (*C_LOCALE, "ip", "-j", "addr")
+SS = (*C_LOCALE, "ss", "-Htuanp")
+"""Every TCP and UDP socket with its process: listeners and connection states from one read (`-p` names a
+socket's process, where we may see it)."""
+MAX_COMMAND_BYTES = 8 << 20
+MAX_PIDS = 1000
+DEFAULT_TIMEOUT = 10.0
 
 
-class MetricsSource(Protocol):
-    """What the gateway asks a host's figures of: this machine's (LocalFigures), later a remote host's, whose
-    /proc text arrives over SSH and goes through the same `procfs` parsers and `figures` shapes."""
+class HostFigures:
+    """The snapshots of one host. `local()` for this machine (with a background CPU sampler, so system_status
+    need not wait to measure CPU use), `remote(runner)` for a host reached through its runner (a reading waits
+    FIRST_WINDOW only when no sample of the last MAX_AGE seconds is at hand). `close` stops the sampler."""
 
-    def snapshot(self, name: str, params: dict[str, Any]) -> dict[str, Any]: ...
+    def __init__(self, runner: CommandRunner, files: FileReader, *, sampler: CpuSampler | None = None) -> None:
+        self.runner = runner
+        self.files = files
+        self.cpu = CpuMeter()
+        self._sampler = sampler
+        self._mountpoints: list[str] = []
 
-    def close(self) -> None: ...
+    @classmethod
+    def local(cls, *, cpu_tick: float | None = TICK, root: str = "") -> HostFigures:
+        files = LocalFiles(root)
+        figures = cls(LocalRunner(), files)
+        if cpu_tick is not None:
+            figures._sampler = CpuSampler(
+                figures.cpu, lambda: procfs.proc_stat(files.read_text("/proc/stat")).cpu, cpu_tick
+            )
+        return figures
 
+    @classmethod
+    def remote(cls, runner: CommandRunner) -> HostFigures:
+        return cls(runner, RemoteFiles(runner))
 
-class LocalFigures:
-    """The `system`, `processes`, `network` and `identity` snapshots of this machine. Owns a background CPU
-    sampler (so system_status need not sleep to measure CPU use); `close` stops it."""
+    async def snapshot(self, name: str, params: dict[str, Any], *, timeout: float = DEFAULT_TIMEOUT) -> dict[str, Any]:
+        if name == "system":
+            return await self.system(int(params.get("disk_limit", 20)), timeout=timeout)
+        if name == "processes":
+            sort: ProcessSort = "memory" if params.get("sort") == "memory" else "cpu"
+            return await self.processes(
+                sort, int(params.get("limit", 10)), float(params.get("sample", 0.5)), timeout=timeout
+            )
+        if name == "network":
+            return await self.network(int(params.get("limit", 50)), timeout=timeout)
+        if name == "identity":
+            return await self.identity(timeout=timeout)
+        if name == "process_names":
+            return await self.process_names(params.get("pids", []), timeout=timeout)
+        raise ValueError(f"unknown metrics snapshot {name!r}; known: {', '.join(SNAPSHOTS)}")
 
-    def __init__(self, proc: Path = PROC, *, cpu_tick: float | None = TICK) -> None:
-        self.proc = proc
-        self.cpu = CpuMeter(self._cpu_ticks, tick=cpu_tick)
+    # ---- system ------------------------------------------------------------------------------------
 
-    def read(self, name: str) -> str:
-        """One /proc file. os.read rather than a text file object: a third of the cost, and a snapshot reads eight."""
-        fd = os.open(f"{self.proc}/{name}", os.O_RDONLY | os.O_CLOEXEC)
+    async def system(self, disk_limit: int = 20, *, timeout: float = DEFAULT_TIMEOUT) -> dict[str, Any]:
+        # Mounts rarely change: the last snapshot's mount points are measured while /proc is read, so a remote
+        # host answers in one round trip; only when its mounts changed is df run again for the new list.
+        known = self._mountpoints
+        early = asyncio.ensure_future(self.files.disk_usage(known, timeout=timeout)) if known else None
         try:
-            chunks = []
-            while chunk := os.read(fd, READ_SIZE):
-                chunks.append(chunk)
-        finally:
-            os.close(fd)
-        return b"".join(chunks).decode(errors="replace")
+            files = await self.files.read(SYSTEM_FILES, timeout=timeout)
+        except BaseException:
+            if early is not None:
+                early.cancel()
+                with contextlib.suppress(BaseException):
+                    await early
+            raise
+        stat = procfs.proc_stat(_need(files, "/proc/stat"))
 
-    def _cpu_ticks(self) -> procfs.CpuTicks:
-        return procfs.proc_stat(self.read("stat")).cpu
+        async def read_ticks() -> procfs.CpuTicks:
+            again = await self.files.read(["/proc/stat"], timeout=timeout)
+            return procfs.proc_stat(_need(again, "/proc/stat")).cpu
 
-    def system(self, disk_limit: int = 20) -> dict[str, Any]:
-        stat = procfs.proc_stat(self.read("stat"))
+        cpu, disks = await asyncio.gather(
+            self.cpu.reading(stat.cpu, read_ticks), self.disks(files, disk_limit, early, timeout=timeout)
+        )
+        pressure = {
+            resource: procfs.pressure(files[f"/proc/pressure/{resource}"])
+            for resource in PRESSURE_RESOURCES
+            if f"/proc/pressure/{resource}" in files
+        }
         return system_figures(
-            load=procfs.load_average(self.read("loadavg")),
+            load=procfs.load_average(_need(files, "/proc/loadavg")),
             cpus=stat.cpus,
-            cpu=self.cpu.reading(),
-            memory=procfs.memory(self.read("meminfo")),
-            disks=self.disks(disk_limit),
-            pressure=self.pressure(),
-            uptime_s=procfs.uptime(self.read("uptime")),
+            cpu=cpu,
+            memory=procfs.memory(_need(files, "/proc/meminfo")),
+            disks=disks,
+            # None where the kernel has no pressure stall information (no PSI, or psi=0).
+            pressure=pressure or None,
+            uptime_s=procfs.uptime(_need(files, "/proc/uptime")),
         )
 
-    def disks(self, limit: int) -> list[DiskUsage]:
-        found: list[DiskUsage] = []
-        for mount in procfs.disk_mounts(self.read("self/mounts"), self.read("filesystems")):
-            if len(found) >= limit:
-                break
-            with contextlib.suppress(OSError):  # unmounted meanwhile, or not ours to look at
-                st = os.statvfs(mount.mountpoint)
-                found.append(
-                    DiskUsage.from_statvfs(
-                        mount.mountpoint, mount.fstype, st.f_blocks, st.f_bfree, st.f_bavail, st.f_frsize
-                    )
-                )
-        return found
+    async def disks(
+        self,
+        files: dict[str, str],
+        limit: int,
+        early: asyncio.Future[dict[str, DiskUsage]] | None = None,
+        *,
+        timeout: float,
+    ) -> list[DiskUsage]:
+        mounts = procfs.disk_mounts(_need(files, "/proc/self/mounts"), _need(files, "/proc/filesystems"))
+        # A mount point seen twice (a bind mount of the same tree) is measured once, as df shows it.
+        points = list(dict.fromkeys(m.mountpoint for m in mounts))
+        if early is not None and points == self._mountpoints:
+            usage = await early
+        else:
+            if early is not None:
+                early.cancel()
+                with contextlib.suppress(BaseException):
+                    await early
+            usage = await self.files.disk_usage(points, timeout=timeout)
+        self._mountpoints = points
+        fstypes = {m.mountpoint: m.fstype for m in mounts}
+        found = [
+            DiskUsage(point, fstypes[point], usage[point].total, usage[point].used, usage[point].available)
+            for point in points
+            if point in usage
+        ]
+        return found[:limit]
 
-    def pressure(self) -> dict[str, dict[str, float]] | None:
-        """Pressure stall figures per resource; None where the kernel has none (no PSI, or psi=0)."""
-        if not (self.proc / "pressure").is_dir():
-            return None
-        found: dict[str, dict[str, float]] = {}
-        for resource in PRESSURE_RESOURCES:
-            with contextlib.suppress(OSError):
-                found[resource] = procfs.pressure(self.read(f"pressure/{resource}"))
-        return found or None
+    # ---- processes ---------------------------------------------------------------------------------
 
-    def processes(self, sort: ProcessSort = "cpu", limit: int = 10, sample: float = 0.5) -> dict[str, Any]:
+    async def processes(
+        self, sort: ProcessSort = "cpu", limit: int = 10, sample: float = 0.5, *, timeout: float = DEFAULT_TIMEOUT
+    ) -> dict[str, Any]:
         """The top processes by CPU, measured over `sample` seconds, or by resident memory. By memory no CPU
-        figure is given: it would need the same wait, and a figure without one is noise (psutil then divides
-        by a few microseconds and says 295 % on 2 CPUs)."""
-        fields = ["pid", "name", "username", "status", "memory_info", "memory_percent"]
-        procs = list(psutil.process_iter(fields))
+        figure is given: it would need the same wait, and a figure without one is noise."""
+        shared = await self.files.read(["/proc/meminfo", "/proc/stat", "/etc/passwd"], timeout=timeout)
         window = None
+        before: dict[int, dict[str, str]] = {}
         if sort == "cpu":
-            for proc in procs:
-                with contextlib.suppress(psutil.Error):
-                    proc.cpu_percent(None)  # the first call only starts the measurement
+            before = await self.files.read_processes(["stat"], timeout=timeout)
             started = time.monotonic()
-            time.sleep(sample)
+            await asyncio.sleep(sample)
+            found = await self.files.read_processes(["stat", "status", "cmdline"], timeout=timeout)
             window = time.monotonic() - started
+        else:
+            found = await self.files.read_processes(["status", "cmdline"], timeout=timeout)
+        total = procfs.memory(_need(shared, "/proc/meminfo")).total
+        cpus = procfs.proc_stat(_need(shared, "/proc/stat")).cpus
+        users = processes.passwd_names(shared.get("/etc/passwd", ""))
         figures: list[ProcessFigures] = []
-        for proc in procs:
-            try:
-                info = proc.info
-                figures.append(
-                    ProcessFigures(
-                        pid=proc.pid,
-                        name=info.get("name") or "",
-                        user=info.get("username") or "",
-                        state=info.get("status") or "",
-                        rss=info["memory_info"].rss if info.get("memory_info") else 0,
-                        memory_percent=info.get("memory_percent") or 0.0,
-                        cpu_percent=proc.cpu_percent(None) if window is not None else None,
-                    )
-                )
-            except psutil.Error:
+        commands: dict[int, str] = {}
+        for pid, files in found.items():
+            if "status" not in files:
                 continue  # it exited while we looked
+            try:
+                state = processes.status(files["status"])
+                cpu = None
+                if window is not None:
+                    if pid not in before or "stat" not in files:
+                        continue  # started during the window: no figure over the same window as the others
+                    ticks = processes.cpu_ticks(files["stat"]) - processes.cpu_ticks(before[pid]["stat"])
+                    cpu = 100.0 * ticks / processes.USER_HZ / window if window > 0 else 0.0
+            except procfs.ProcFormatError:
+                continue
+            cmdline = files.get("cmdline", "")
+            commands[pid] = processes.command_line(cmdline)
+            figures.append(
+                ProcessFigures(
+                    pid=pid,
+                    name=processes.process_name(state.name, cmdline),
+                    user=processes.user_name(state.uid, users),
+                    state=state.state,
+                    rss=state.rss,
+                    memory_percent=100.0 * state.rss / total if total else 0.0,
+                    cpu_percent=cpu,
+                )
+            )
         top, ranked = rank_processes(figures, sort, limit)
         result: dict[str, Any] = {
-            "processes": [process_row(p, _command(p.pid)) for p in top],
+            "processes": [process_row(p, commands.get(p.pid, "")) for p in top],
             "total": ranked,
             "sort": sort,
         }
         if window is not None:
-            cpus = psutil.cpu_count() or 1
             result |= {"cpu_window_s": round(window, 2), "cpu_scale": CPU_SCALE.format(cpus=cpus, full=cpus * 100)}
         else:
             result["left_out"] = len(figures) - ranked
         return result
 
-    def network(self, limit: int = 50) -> dict[str, Any]:
-        addresses = psutil.net_if_addrs()
-        stats = psutil.net_if_stats()
-        interfaces = []
-        for name in sorted(addresses)[:limit]:
-            stat = stats.get(name)
-            addrs = [
-                f"{a.address}/{_prefix(a.netmask)}" if a.netmask else a.address
-                for a in addresses[name]
-                if a.family in (socket.AF_INET, socket.AF_INET6)
-            ]
-            interfaces.append(
-                {
-                    "name": name,
-                    "up": bool(stat.isup) if stat else False,
-                    "mtu": stat.mtu if stat else None,
-                    "speed_mbps": stat.speed if stat and stat.speed else None,
-                    "addresses": " ".join(addrs),
-                }
-            )
-        connections = psutil.net_connections(kind="inet")
-        states: Counter[str] = Counter()
-        listening = []
-        for conn in connections:
-            if conn.status == psutil.CONN_LISTEN or (conn.type == socket.SOCK_DGRAM and not conn.raddr):
-                listening.append(
-                    {
-                        "proto": ("tcp" if conn.type == socket.SOCK_STREAM else "udp")
-                        + ("6" if conn.family == socket.AF_INET6 else ""),
-                        "address": conn.laddr.ip if conn.laddr else "",
-                        "port": conn.laddr.port if conn.laddr else 0,
-                        "pid": conn.pid,
-                        "process": _process_name(conn.pid),
-                    }
-                )
-            elif conn.type == socket.SOCK_STREAM:
-                states[conn.status.lower()] += 1
-        listening.sort(key=lambda row: (row["port"], row["proto"], row["address"]))
-        return {
-            "interfaces": interfaces,
-            "listening": listening[:limit],
-            "listening_total": len(listening),
-            "connections": dict(sorted(states.items())),
-        }
+    async def process_names(self, pids: Sequence[Any], *, timeout: float = DEFAULT_TIMEOUT) -> dict[str, Any]:
+        """The names of the given processes (bus peers to label); a process that is gone has none."""
+        checked = checked_pids(pids)
+        if not checked:
+            return {"names": {}}
+        paths = [f"/proc/{pid}/{name}" for pid in checked for name in ("comm", "cmdline")]
+        files = await self.files.read(paths, timeout=timeout)
+        names = {}
+        for pid in checked:
+            comm = files.get(f"/proc/{pid}/comm")
+            if comm is not None:
+                names[str(pid)] = processes.process_name(comm.rstrip("\n"), files.get(f"/proc/{pid}/cmdline"))
+        return {"names": names}
 
-    def identity(self) -> dict[str, Any]:
-        """Boot and clocks. `monotonic_usec` is the clock systemd's *TimestampMonotonic properties count on."""
-        boot_id = ""
-        with contextlib.suppress(OSError):
-            boot_id = self.read("sys/kernel/random/boot_id").strip().replace("-", "")
-        return {
-            "boot_id": boot_id,
-            "boot_time": procfs.proc_stat(self.read("stat")).boot_time,
-            "uptime_s": int(procfs.uptime(self.read("uptime"))),
-            "monotonic_usec": time.monotonic_ns() // 1000,
-        }
+    # ---- network -----------------------------------------------------------------------------------
 
-    def snapshot(self, name: str, params: dict[str, Any]) -> dict[str, Any]:
-        if name == "system":
-            return self.system(int(params.get("disk_limit", 20)))
-        if name == "processes":
-            sort: ProcessSort = "memory" if params.get("sort") == "memory" else "cpu"
-            return self.processes(sort, int(params.get("limit", 10)), float(params.get("sample", 0.5)))
-        if name == "network":
-            return self.network(int(params.get("limit", 50)))
-        if name == "identity":
-            return self.identity()
-        raise ValueError(f"unknown metrics snapshot {name!r}; known: {', '.join(SNAPSHOTS)}")
+    async def network(self, limit: int = 50, *, timeout: float = DEFAULT_TIMEOUT) -> dict[str, Any]:
+        addr, ss = await asyncio.gather(
+            self.runner.run(IP_ADDR, timeout=timeout, max_bytes=MAX_COMMAND_BYTES),
+            self.runner.run(SS, timeout=timeout, max_bytes=MAX_COMMAND_BYTES),
+        )
+        if addr.exit_status != 0:
+            raise ReadFailed(failure(IP_ADDR, addr))
+        if ss.exit_status != 0 and not ss.truncated:
+            raise ReadFailed(failure(SS, ss))
+        found = network.interfaces(addr.stdout.decode("utf-8", errors="replace"))
+        text = ss.stdout.decode("utf-8", errors="replace")
+        if ss.truncated:
+            text = text[: text.rfind("\n") + 1]  # the last line was cut
+        speed_paths = [f"/sys/class/net/{i.name}/speed" for i in found if network.plain_name(i.name)]
+        speeds = await self.files.read(speed_paths, timeout=timeout) if speed_paths else {}
+        return network.network_figures(
+            found,
+            network.sockets(text),
+            {path.split("/")[4]: int(value) for path, value in speeds.items() if value.strip().lstrip("-").isdigit()},
+            limit,
+            sockets_complete=not ss.truncated,
+        )
+
+    # ---- identity ----------------------------------------------------------------------------------
+
+    async def identity(self, *, timeout: float = DEFAULT_TIMEOUT) -> dict[str, Any]:
+        """The host's boot, clocks, name and OS. `monotonic_usec` is the clock systemd's *TimestampMonotonic
+        properties count on: read directly here; on a remote host CLOCK_BOOTTIME from /proc/uptime stands for it
+        (the same unless the host has been suspended; no file shows CLOCK_MONOTONIC to an unprivileged reader)."""
+        files = await self.files.read(IDENTITY_FILES, timeout=timeout)
+        uptime = procfs.uptime(_need(files, "/proc/uptime"))
+        monotonic = self.files.monotonic_usec()
+        release = identity.os_release(files.get("/etc/os-release") or files.get("/usr/lib/os-release") or "")
+        return {
+            "boot_id": files.get("/proc/sys/kernel/random/boot_id", "").strip().replace("-", ""),
+            "boot_time": procfs.proc_stat(_need(files, "/proc/stat")).boot_time,
+            "uptime_s": int(uptime),
+            "monotonic_usec": monotonic if monotonic is not None else int(uptime * 1_000_000),
+            "hostname": files.get("/proc/sys/kernel/hostname", "").strip() or None,
+            "kernel_release": files.get("/proc/sys/kernel/osrelease", "").strip() or None,
+            "machine_id": files.get("/etc/machine-id", "").strip() or None,
+            "os": release.get("PRETTY_NAME") or release.get("NAME"),
+            "os_id": release.get("ID"),
+            "os_version": release.get("VERSION_ID"),
+        }
 
     def close(self) -> None:
-        self.cpu.close()
+        if self._sampler is not None:
+            self._sampler.close()
 
 
-def _command(pid: int) -> str:
+def _need(files: dict[str, str], path: str) -> str:
     try:
-        return " ".join(psutil.Process(pid).cmdline())[:160]
-    except psutil.Error:
-        return ""
+        return files[path]
+    except KeyError:
+        raise ReadFailed(f"{path} could not be read") from None
 
 
-def _prefix(netmask: str) -> int:
-    if ":" in netmask:
-        return sum(bin(int(part, 16)).count("1") for part in netmask.split(":") if part)
-    return sum(bin(int(part)).count("1") for part in netmask.split(".") if part.isdigit())
-
-
-def _process_name(pid: int | None) -> str | None:
-    if not pid:
-        return None
-    try:
-        return psutil.Process(pid).name()
-    except psutil.Error:
-        return None
+def checked_pids(pids: Any) -> list[int]:
+    """PIDs as integers (booleans and anything else refused), at most MAX_PIDS: they become /proc paths."""
+    if isinstance(pids, str | bytes) or not isinstance(pids, Sequence):
+        raise ValueError("pids must be a list of process ids")
+    checked = []
+    for pid in pids:
+        if isinstance(pid, bool) or not isinstance(pid, int) or pid <= 0:
+            raise ValueError(f"not a process id: {pid!r}")
+        checked.append(pid)
+    if len(checked) > MAX_PIDS:
+        raise ValueError(f"at most {MAX_PIDS} process ids at once, not {len(checked)}")
+    return list(dict.fromkeys(checked))

@@ -164,12 +164,15 @@ def block_filesystems(text: str) -> frozenset[str]:
 
 def disk_mounts(mounts_text: str, filesystems_text: str) -> list[Mount]:
     """The mounts of /proc/self/mounts that store files on a device (psutil's `disk_partitions(all=False)`):
-    a device is named and the filesystem type needs one — no proc, tmpfs, cgroup, overlay…"""
+    a device is named and the filesystem type needs one — no proc, tmpfs, cgroup, overlay… Nor a file bound
+    somewhere inside /proc or /sys (a container's or a simulated host's stand-in for a kernel file): not a disk."""
     wanted = block_filesystems(filesystems_text)
     found = []
     for line in mounts_text.splitlines():
         fields = line.split(maxsplit=3)
         if len(fields) < 3 or fields[0] == "none" or _unescape(fields[2]) not in wanted:
+            continue
+        if fields[1].startswith(("/proc/", "/sys/")):
             continue
         found.append(Mount(*(_unescape(f) for f in fields[:3])))
     return found

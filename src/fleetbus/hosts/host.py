@@ -20,7 +20,6 @@ from fleetbus.dbus.introspect import IntrospectionCache
 from fleetbus.dbus.link import BusLink
 from fleetbus.hosts.errors import HostError, HostKeyError, HostUnreachable
 from fleetbus.hosts.inventory import Host as InventoryHost
-from fleetbus.hosts.local_runner import LocalRunner
 from fleetbus.hosts.runner import CommandResult
 from fleetbus.hosts.ssh import SshConnection, SshHost
 
@@ -84,8 +83,9 @@ class Host:
         self._lock = asyncio.Lock()
         self._watchers: set[asyncio.Task[None]] = set()
         self._in_use = 0
-        self.runner: Runner = LocalRunner(self.name) if ssh is None else _RemoteRunner(self)
-        """Runs argvs on this host (`await host.runner.run(argv, timeout=…, max_bytes=…)`), connecting if needed."""
+        self.runner: Runner | None = None if ssh is None else _RemoteRunner(self)
+        """Runs argvs on this host (`await host.runner.run(argv, timeout=…, max_bytes=…)`), connecting if needed.
+        None for `local`: this machine's commands run in executors/ (`executors.command.LocalRunner`)."""
 
     @property
     def is_local(self) -> bool:

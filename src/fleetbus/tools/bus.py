@@ -14,7 +14,7 @@ from fleetbus.dbus import types
 from fleetbus.dbus.errors import BusError, RemoteError
 from fleetbus.dbus.introspect import Interface, Method, ObjectInfo
 from fleetbus.dbus.link import PROPERTIES
-from fleetbus.gateway import Deadlines, dbus_call
+from fleetbus.gateway import Deadlines, GatewayError, dbus_call
 from fleetbus.guard.catalog import Risk, unit_name_from_path
 from fleetbus.guard.policy import OperationPattern
 from fleetbus.operation import DBUS_WATCH, Operation
@@ -120,8 +120,10 @@ async def list_services(ctx: ToolContext, args: dict[str, Any]) -> dict[str, Any
             row.update(await _owner_details(ctx, args, name, has_manager))
         return row
 
+    rows = await asyncio.gather(*(describe(n) for n in names[:limit]))
+    await _name_processes(ctx, rows)
     # The page is cut to the budget before the cursor is made, so the next page starts right after its last row.
-    page = output.take(await asyncio.gather(*(describe(n) for n in names[:limit])), limit)
+    page = output.take(rows, limit)
     more = page.more or len(names) > limit
     next_cursor = (
         output.encode_cursor("list_services", selection, {"after": page.rows[-1]["name"]})
@@ -151,7 +153,6 @@ async def _owner_details(ctx: ToolContext, args: dict[str, Any], name: str, has_
     details["uid"] = _variant_int(credentials.get("UnixUserID"))
     if pid is None:
         return details
-    details["process"] = ctx.gateway.process_name(ctx.host, pid)
     if has_manager:
         try:
             _, (unit_path,) = await _call(
@@ -161,6 +162,20 @@ async def _owner_details(ctx: ToolContext, args: dict[str, Any], name: str, has_
         except BusError:
             pass
     return details
+
+
+async def _name_processes(ctx: ToolContext, rows: list[dict[str, Any]]) -> None:
+    """Every owner's process name, from one host.metrics read through the gateway; a label, so a refusal or a
+    failure leaves the names out rather than the listing."""
+    pids = [row["pid"] for row in rows if isinstance(row.get("pid"), int)]
+    if not pids:
+        return
+    try:
+        names = await ctx.gateway.process_names(ctx.caller, pids, host=ctx.host)
+    except GatewayError:
+        return
+    for row in rows:
+        row["process"] = names.get(row["pid"]) if isinstance(row.get("pid"), int) else None
 
 
 def _variant_int(value: Any) -> int | None:

@@ -52,19 +52,21 @@ async def host_info(ctx: ToolContext, args: dict[str, Any]) -> dict[str, Any]:
         machine_id = str(reply.body[0])
     except BusError:
         pass
-    if not host and not manager:
+    if not host and not manager and not identity.get("hostname"):
         raise ToolError("neither hostname1 nor systemd answer on the system bus; is this a systemd host?")
+    # hostname1 first (it is what the host's own tools say); the host's /proc and os-release where it is missing.
+    release = host.get("KernelRelease") or identity.get("kernel_release")
     return {
-        "hostname": host.get("Hostname"),
+        "hostname": host.get("Hostname") or identity.get("hostname"),
         "static_hostname": host.get("StaticHostname") or None,
-        "os": host.get("OperatingSystemPrettyName") or None,
-        "kernel": " ".join(str(host.get(k, "")) for k in ("KernelName", "KernelRelease")).strip() or None,
+        "os": host.get("OperatingSystemPrettyName") or identity.get("os") or None,
+        "kernel": f"{host.get('KernelName') or 'Linux'} {release}" if release else None,
         "kernel_version": host.get("KernelVersion") or None,
         "architecture": manager.get("Architecture") or None,
         "virtualization": manager.get("Virtualization") or "none",
         "chassis": host.get("Chassis") or None,
         "systemd_version": manager.get("Version") or None,
-        "machine_id": machine_id,
+        "machine_id": machine_id or identity.get("machine_id") or None,
         "boot_id": identity.get("boot_id") or None,
         "booted": iso(datetime.fromtimestamp(float(identity["boot_time"]), UTC)) if identity.get("boot_time") else None,
         "uptime_s": identity.get("uptime_s"),

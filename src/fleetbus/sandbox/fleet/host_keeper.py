@@ -14,6 +14,7 @@ import signal
 import socket
 import subprocess
 import threading
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 
@@ -52,6 +53,17 @@ class HostKeeper(Keeper):
     def write_identity(self) -> None:
         super().write_identity()
         unlock_root_for_keys()
+        self.give_own_boot_id()
+
+    def give_own_boot_id(self) -> None:
+        """A boot id of the host's own, as a real remote host has: the kernel's is one for every namespace, so a
+        file bound over /proc/sys/kernel/random/boot_id in this host's mount namespace (and its /proc) says it to
+        everything here — journald's _BOOT_ID, systemd, and fleetbus's host facts read over SSH."""
+        boot_id = self.host_paths.root / "boot_id"
+        boot_id.write_text(f"{uuid.uuid4()}\n")
+        subprocess.run(
+            ["mount", "--no-mtab", "--bind", "-o", "ro", str(boot_id), "/proc/sys/kernel/random/boot_id"], check=True
+        )
 
     def start_sshd(self) -> None:
         process = self.spawn("sshd", [SSHD, "-D", "-e", "-f", str(self.host_paths.sshd_config)], SSHD_CGROUP, BASE_ENV)
