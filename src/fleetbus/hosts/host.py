@@ -15,12 +15,12 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
+from fleetbus.argv import CommandResult
 from fleetbus.dbus.errors import BusError, BusUnavailable
 from fleetbus.dbus.introspect import IntrospectionCache
 from fleetbus.dbus.link import BusLink
 from fleetbus.hosts.errors import HostError, HostKeyError, HostUnreachable
 from fleetbus.hosts.inventory import Host as InventoryHost
-from fleetbus.hosts.runner import CommandResult
 from fleetbus.hosts.ssh import SshConnection, SshHost
 
 log = logging.getLogger(__name__)

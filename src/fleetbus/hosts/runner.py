@@ -10,10 +10,10 @@ import asyncio
 import contextlib
 import shlex
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 import asyncssh
 
+from fleetbus.argv import CommandResult, check_argv
 from fleetbus.hosts.channels import ChannelSlots
 from fleetbus.hosts.errors import RemoteCommandError, RemoteTimeout
 from fleetbus.hosts.remote_process import RemoteKiller, read_pid, reporting_pid
@@ -22,28 +22,9 @@ READ_CHUNK = 65_536
 STDERR_CAP = 16_384
 
 
-@dataclass(frozen=True)
-class CommandResult:
-    exit_status: int | None
-    """None when the command did not end by itself: killed by a signal, or stopped after `max_bytes`."""
-    stdout: bytes
-    stderr: bytes
-    truncated: bool = False
-    """stdout reached `max_bytes`; the command was stopped there."""
-    exit_signal: str | None = None
-
-
 def remote_command(argv: Sequence[str]) -> str:
     """The remote shell's command line for `argv`, refusing anything but a non-empty list of strings."""
-    if isinstance(argv, str | bytes) or not isinstance(argv, Sequence):
-        raise TypeError(f"a remote command is an argv list of strings, not {type(argv).__name__}")
-    if not argv:
-        raise ValueError("a remote command needs at least the program to run")
-    for word in argv:
-        if not isinstance(word, str):
-            raise TypeError(f"every argv word must be a string, not {type(word).__name__}: {word!r}")
-        if "\0" in word:
-            raise ValueError(f"an argv word cannot contain a NUL character: {word!r}")
+    check_argv(argv)
     return shlex.join(argv)
 
 

@@ -17,13 +17,14 @@ from typing import Any
 
 import asyncssh
 
+from fleetbus.argv import CommandResult
 from fleetbus.dbus.link import BusLink
 from fleetbus.hosts.channels import DEFAULT_MAX_CHANNELS, ChannelSlots
 from fleetbus.hosts.errors import AuthenticationFailed, HostError, HostUnreachable
 from fleetbus.hosts.host_keys import DEFAULT_KNOWN_HOSTS, HostKeyWitness, KnownHosts, refusal
 from fleetbus.hosts.relay import BusRelay, bridge_argv
 from fleetbus.hosts.remote_process import RemoteKiller
-from fleetbus.hosts.runner import CommandResult, RemoteRunner
+from fleetbus.hosts.runner import RemoteRunner
 
 log = logging.getLogger(__name__)
 
