@@ -38,6 +38,7 @@ from fleetbus.guard.audit import (
     tail,
     verify,
 )
+from fleetbus.guard.audit import files as audit_files
 from fleetbus.guard.journald import MESSAGE_ID, JournalMirror
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -340,7 +341,7 @@ def test_reopening_reads_only_the_end_of_a_long_log(tmp_path: Path, monkeypatch:
     damaged = lines(tmp_path)
     damaged[1] = b"garbage\n"
     rewrite(tmp_path, damaged)
-    monkeypatch.setattr(audit, "TAIL_CHUNK", 4096)  # several chunks from the end, none reaching line 2
+    monkeypatch.setattr(audit_files, "TAIL_CHUNK", 4096)  # several chunks from the end, none reaching line 2
     reopened = AuditLog(tmp_path, fsync=False)
     assert reopened.seq == 300
     reopened.append(entry(301))
@@ -361,12 +362,12 @@ def test_reopening_reads_only_the_end_of_a_long_log(tmp_path: Path, monkeypatch:
 def test_lines_read_backwards_are_the_lines_read_forwards(body: list[bytes], tail: bytes, chunk: int) -> None:
     data = b"".join(line + b"\n" for line in body) + tail  # `tail`: an unterminated record a crash cut
     forward = [(offset, line) for offset, line in _forward_lines(data)]
-    original, audit.TAIL_CHUNK = audit.TAIL_CHUNK, chunk
+    original, audit_files.TAIL_CHUNK = audit_files.TAIL_CHUNK, chunk
     try:
-        backward = list(audit._lines_from_end(io.BytesIO(data)))
-        end = audit._end_of_last_line(io.BytesIO(data))
+        backward = list(audit_files.lines_from_end(io.BytesIO(data)))
+        end = audit_files.end_of_last_line(io.BytesIO(data))
     finally:
-        audit.TAIL_CHUNK = original
+        audit_files.TAIL_CHUNK = original
     assert backward == forward[::-1]
     assert end == len(data) - len(tail)
 
