@@ -12,6 +12,7 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 
 DEFAULT_CONFIG_FILE = Path("/etc/fleetbus/config.toml")
 DEFAULT_SYSTEM_BUS = "unix:path=/run/dbus/system_bus_socket"
+AUDIT_KEY_CREDENTIAL = "fleetbus-audit-key"
 
 
 def default_state_dir() -> Path:
@@ -108,6 +109,11 @@ class Settings(BaseSettings):
     state_dir: Path = Field(default_factory=default_state_dir, description="Approvals and audit log live here.")
     audit_dir: Path | None = Field(None, description="Audit log directory (default: <state_dir>/audit).")
     audit_max_bytes: int = Field(64 * 1024 * 1024, gt=4096, description="Rotate the audit log at this size.")
+    audit_key_file: Path | None = Field(
+        None,
+        description="Key (a file only its owner, root, may read; ≥ 32 bytes) that makes the audit chain an HMAC chain "
+        "and signs its head. Default: the systemd credential fleetbus-audit-key when the service has one.",
+    )
     audit_journal: bool = Field(True, description="Mirror audit records to journald when its socket is there.")
     journal_socket: Path = Field(Path("/run/systemd/journal/socket"), description="journald's native socket.")
     journal_directory: Path | None = Field(
@@ -175,6 +181,18 @@ class Settings(BaseSettings):
     @property
     def audit_directory(self) -> Path:
         return self.audit_dir or self.state_dir / "audit"
+
+    def audit_key_path(self) -> Path | None:
+        """The audit key's file: audit_key_file, else the systemd credential `fleetbus-audit-key`
+        (LoadCredential=fleetbus-audit-key:/etc/fleetbus/audit.key puts it in $CREDENTIALS_DIRECTORY)."""
+        if self.audit_key_file is not None:
+            return self.audit_key_file
+        credentials = os.environ.get("CREDENTIALS_DIRECTORY")
+        if credentials:
+            candidate = Path(credentials) / AUDIT_KEY_CREDENTIAL
+            if candidate.exists():
+                return candidate
+        return None
 
     @property
     def approvals_directory(self) -> Path:

@@ -47,7 +47,14 @@ def add_parsers(
     audit_parser = commands.add_parser("audit", help="verify, tail or query the audit log")
     actions = audit_parser.add_subparsers(dest="audit_command", required=True)
     verify = actions.add_parser(
-        "verify", help="check the hash chain; exit 0 when intact, 1 naming the first bad record"
+        "verify",
+        help="check the hash chain (the HMAC chain, with the audit key); exit 0 when intact, 1 naming the first bad "
+        "record",
+    )
+    verify.add_argument(
+        "--after-crash",
+        action="store_true",
+        help="the server crashed: accept records written after the head file (they must still chain)",
     )
     tail = actions.add_parser("tail", help="the last records")
     tail.add_argument("-n", type=int, default=20, help="how many (default 20)")
@@ -138,12 +145,13 @@ def _holding(sites: list[Site], approval_id: str) -> Site:
     raise ApprovalError(f"approval {approval_id} is in several stores: {where}; name one with --state-dir DIR")
 
 
-def audit_main(args: argparse.Namespace, directory: Path) -> int:
+def audit_main(args: argparse.Namespace, directory: Path, key: bytes | None = None) -> int:
     if args.audit_command == "verify":
-        result = audit.verify(directory)
+        result = audit.verify(directory, key=key, after_crash=args.after_crash)
         if result.ok:
-            note = f" ({result.note})" if result.note else ""
-            print(f"audit log intact: {result.records} records{note}")
+            notes = [*(["HMAC chain and signed head checked with the audit key"] if key else []), result.note]
+            note = "; ".join(n for n in notes if n)
+            print(f"audit log intact: {result.records} records" + (f" ({note})" if note else ""))
             return 0
         print(f"audit log BROKEN after {result.records} good records: {result.problem}", file=sys.stderr)
         return 1

@@ -272,18 +272,26 @@ def test_a_head_pointing_at_a_replaced_earlier_record_fails(log_dir: Path) -> No
 # ---- crashes --------------------------------------------------------------------------------------------------
 
 
-def test_crash_between_record_and_head_verifies_with_a_note(tmp_path: Path) -> None:
+def test_a_record_after_the_head_fails_unless_the_server_crashed(tmp_path: Path) -> None:
+    # Records past the head were never acknowledged: a crash between record and head, or someone appending.
     log = write_log(tmp_path, 9)
     previous_head = (tmp_path / HEAD).read_bytes()
     log.append(entry(10))
     log.close()
     (tmp_path / HEAD).write_bytes(previous_head)
     result = verify(tmp_path)
-    assert (result.ok, result.records) == (True, 10)
-    assert result.note == "record 10 was written just before a crash (or while verifying); it chains correctly"
+    assert (result.ok, result.records) == (False, 10)
+    assert result.problem is not None
+    assert result.problem.startswith("record 10 comes after record 9, the last one audit.head acknowledges")
+    assert "--after-crash" in result.problem
+    crashed = verify(tmp_path, after_crash=True)
+    assert (crashed.ok, crashed.records) == (True, 10)
+    assert crashed.note == (
+        "record 10 was written after audit.head was last updated (accepted: --after-crash); they chain correctly"
+    )
 
 
-def test_several_records_after_the_head_verify_with_a_note(tmp_path: Path) -> None:
+def test_several_records_after_the_head_are_named(tmp_path: Path) -> None:
     log = write_log(tmp_path, 5)
     old_head = (tmp_path / HEAD).read_bytes()
     for n in range(6, 9):
@@ -291,9 +299,13 @@ def test_several_records_after_the_head_verify_with_a_note(tmp_path: Path) -> No
     log.close()
     (tmp_path / HEAD).write_bytes(old_head)
     result = verify(tmp_path)
-    assert result.ok
-    assert result.note is not None
-    assert result.note.startswith("records 6–8 were written after audit.head was last updated")
+    assert not result.ok
+    assert result.problem is not None
+    assert result.problem.startswith("records 6–8 come after record 5, the last one audit.head acknowledges")
+    crashed = verify(tmp_path, after_crash=True)
+    assert crashed.ok
+    assert crashed.note is not None
+    assert crashed.note.startswith("records 6–8 were written after audit.head was last updated")
 
 
 def test_a_half_written_last_record_the_head_does_not_cover_verifies_with_a_note(tmp_path: Path) -> None:
@@ -580,13 +592,19 @@ def test_rotation_keeps_the_chain_across_files(tmp_path: Path) -> None:
 @pytest.mark.parametrize("which", [0, 1], ids=["first-rotated", "middle-rotated"])
 def test_a_deleted_rotated_file_is_detected(tmp_path: Path, which: int) -> None:
     write_log(tmp_path, 30, max_bytes=2048).close()
-    victim = log_files(tmp_path)[which]
+    victim, following = log_files(tmp_path)[which : which + 2]
     first_missing = next(audit.iter_file(victim))[1]["seq"]
+    first_left = next(audit.iter_file(following))[1]["seq"]
     victim.unlink()
     result = verify(tmp_path)
     assert not result.ok
     assert result.problem is not None
-    assert f"does not follow record {first_missing - 1}" in result.problem
+    if which == 0:  # nothing before it to break with: only a checkpoint could say the log may start there
+        assert result.problem.startswith(
+            f"the log starts at record {first_left}: records before it are missing, and no checkpoint record"
+        )
+    else:
+        assert f"does not follow record {first_missing - 1}" in result.problem
 
 
 def test_a_record_larger_than_max_bytes_still_gets_written(tmp_path: Path) -> None:

@@ -9,17 +9,25 @@ import os
 import re
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, NamedTuple
 
 CURRENT = "audit.log"
 HEAD = "audit.head"
 ROTATED = re.compile(r"^audit-(\d{12})\.log$")
-HEAD_BYTES = 128
-"""Fixed size of the head file: enough for the JSON of any sequence number and a SHA-256."""
+HEAD_BYTES = 256
+"""Fixed size of the head file: enough for the JSON of any sequence number, a SHA-256 and a signature."""
 
 
-def read_head(directory: Path) -> tuple[int, str] | None:
-    """(seq, hash) from the head file, or None when it is missing or damaged.
+class Head(NamedTuple):
+    """What the head file says: the last record acknowledged, and (with a key) the writer's signature of that."""
+
+    seq: int
+    hash: str
+    mac: str | None = None
+
+
+def read_head(directory: Path) -> Head | None:
+    """The head file, or None when it is missing or damaged.
 
     A live writer rewrites the head in place, and a read racing that pwrite can see half of each (page-cache
     reads take no lock against writes): the number of one record with a hash spliced from two. Reading until
@@ -33,7 +41,8 @@ def read_head(directory: Path) -> tuple[int, str] | None:
                 break
             data = again
         head = json.loads(data)
-        return int(head["seq"]), str(head["hash"])
+        mac = head.get("mac")
+        return Head(int(head["seq"]), str(head["hash"]), str(mac) if mac is not None else None)
     except (OSError, ValueError, KeyError, TypeError):
         return None
 
@@ -149,16 +158,16 @@ def snapshot(directory: Path) -> Iterator[list[LogFile]]:
             current.close()
 
 
-def split_lines(path: Path, handle: BinaryIO | None = None) -> tuple[list[tuple[int, bytes]], bytes]:
-    """(line number, raw line) for every complete line, and the unterminated tail a cut leaves (or b"")."""
-    if handle is None:
-        with open(path, "rb") as opened:
-            data = opened.read()
-    else:
-        data = handle.read()
-    # The last element is empty after a final newline, else the unterminated tail of a cut record.
-    *complete, partial = data.split(b"\n")
-    return [(number, raw) for number, raw in enumerate(complete, start=1) if raw.strip()], partial
+def stream_lines(path: Path, handle: BinaryIO | None = None) -> Iterator[tuple[int, bytes, bool]]:
+    """(line number, raw line, complete) for every non-blank line, read a line at a time (a 64 MiB file is never
+    held whole); the last may be incomplete — the unterminated tail a cut leaves."""
+    with contextlib.ExitStack() as stack:
+        source = handle if handle is not None else stack.enter_context(open(path, "rb"))
+        for number, raw in enumerate(source, start=1):
+            complete = raw.endswith(b"\n")
+            line = raw[:-1] if complete else raw
+            if line.strip():
+                yield number, line, complete
 
 
 def parse_line(path: Path, number: int, raw: bytes) -> dict[str, Any]:
@@ -183,8 +192,9 @@ def iter_file(
     path: Path, tolerate_partial: bool = False, handle: BinaryIO | None = None
 ) -> Iterator[tuple[int, dict[str, Any]]]:
     """(line number, record) for each line; raises ValueError naming the line that does not parse."""
-    complete, partial = split_lines(path, handle)
-    for number, raw in complete:
+    for number, raw, complete in stream_lines(path, handle):
+        if not complete:
+            if tolerate_partial:
+                return
+            raise ValueError(f"{path.name} line {number} is incomplete (the file was cut mid-record)")
         yield number, parse_line(path, number, raw)
-    if partial.strip() and not tolerate_partial:
-        raise ValueError(f"{path.name} line {len(complete) + 1} is incomplete (the file was cut mid-record)")

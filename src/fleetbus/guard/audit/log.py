@@ -22,6 +22,7 @@ from fleetbus.guard.audit.files import (
     last_record_and,
     read_head,
 )
+from fleetbus.guard.audit.keys import CHAIN_HMAC, head_mac
 from fleetbus.guard.audit.records import GENESIS, RESERVED, AuditError, canonical, now_stamp, seal
 from fleetbus.guard.journald import JournalMirror, audit_datagram
 
@@ -35,6 +36,9 @@ class AuditLog:
     never acknowledged) and a `recovered` record says so. When the head names a record the files no longer end
     with, the chain continues from the head, so `verify` keeps reporting the gap instead of having it papered
     over by the next append.
+
+    With a `key`, every record's hash is an HMAC under it and the head is signed: whoever can write the files but
+    not read the key cannot add, change or cut records and have `verify` (given the key) pass.
     """
 
     def __init__(
@@ -45,11 +49,13 @@ class AuditLog:
         journal: Path | None = None,
         fsync: bool = True,
         sync_within: float = 1.0,
+        key: bytes | None = None,
     ) -> None:
         """`fsync=False` never forces records to disk (tests). Otherwise a record appended with `durable=True`
         is on disk before `append` returns, and any other record within `sync_within` seconds (group commit:
         a read's record need not cost two disk flushes, a change's record must be there before it runs)."""
         self.directory = directory
+        self.key = key
         self._current_path = str(directory / CURRENT)
         self.max_bytes = max_bytes
         self.journal = journal
@@ -75,6 +81,7 @@ class AuditLog:
             with self._locked():
                 notes = self._discard_partial_tail()
                 self._seq, self._prev, resume_notes = self._resume()
+                resume_notes += self._key_notes()
                 self._fd = self._open_current()
                 self._known = self._position()
                 if notes or resume_notes:
@@ -164,7 +171,7 @@ class AuditLog:
                 str(last["hash"]),
                 [f"{HEAD} was missing or damaged; continuing from record {last['seq']} on disk"],
             )
-        head_seq, head_hash = head
+        head_seq, head_hash = head.seq, head.hash
         if last is not None and at_head is not None and at_head.get("hash") == head_hash:
             # Records after the head chain from it (a crash between a record and its head).
             return int(last["seq"]), str(last["hash"]), []
@@ -177,6 +184,28 @@ class AuditLog:
                 "or replaced — the chain continues from the head so verification keeps showing the gap"
             ],
         )
+
+    def _key_notes(self) -> list[str]:
+        """What a `recovered` record must say about the key; refuses a keyed log without its key."""
+        head = read_head(self.directory)
+        if self.key is None:
+            if head is not None and head.mac is not None:
+                raise AuditError(
+                    f"the audit log in {self.directory} is HMAC-chained (its head is signed), but no audit key is "
+                    "configured: set audit_key_file (or the fleetbus-audit-key credential) to the key it was "
+                    "written with, so it is not continued unauthenticated"
+                )
+            return []
+        if head is None or head.seq == 0:
+            return []
+        if head.mac is None:
+            return [f"records from here on are HMAC-chained under the audit key (records up to {head.seq} were not)"]
+        if head.mac != head_mac(self.key, head.seq, head.hash):
+            return [
+                f"{HEAD}'s signature does not match the audit key (another key, or a head written without it); "
+                "`fleetbus audit verify` shows what"
+            ]
+        return []
 
     def _open_current(self) -> int:
         path = self.directory / CURRENT
@@ -204,7 +233,9 @@ class AuditLog:
         if clash:
             raise AuditError(f"audit fields {sorted(clash)} are set by the audit log itself")
         record: dict[str, Any] = {"seq": self._seq + 1, "time": now_stamp(), **fields, "prev": self._prev}
-        record["hash"], sealed = seal(record)
+        if self.key is not None:
+            record["chain"] = CHAIN_HMAC
+        record["hash"], sealed = seal(record, self.key)
         line = sealed + b"\n"
         # Never rotate an empty file: its name would be that of the file holding the last record.
         if size and size + len(line) > self.max_bytes:
@@ -266,7 +297,10 @@ class AuditLog:
     def _write_head(self) -> None:
         # Rewritten in place at a fixed length, padded with JSON whitespace: one small pwrite per record,
         # no rename, and never a moment when the head file is missing or half-written at a new length.
-        data = json.dumps({"seq": self._seq, "hash": self._prev}).encode().ljust(HEAD_BYTES)
+        head: dict[str, Any] = {"seq": self._seq, "hash": self._prev}
+        if self.key is not None:
+            head["mac"] = head_mac(self.key, self._seq, self._prev)
+        data = json.dumps(head).encode().ljust(HEAD_BYTES)
         if os.pwrite(self._head_fd, data, 0) != len(data):
             raise AuditError(f"short write to {self.directory / HEAD}")
 

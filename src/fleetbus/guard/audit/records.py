@@ -4,6 +4,7 @@ owns."""
 from __future__ import annotations
 
 import hashlib
+import hmac
 import json
 import time
 from collections.abc import Mapping
@@ -18,17 +19,24 @@ def canonical(record: Mapping[str, Any]) -> bytes:
     return _encode(record).encode()
 
 
-def record_hash(record: Mapping[str, Any]) -> str:
-    return hashlib.sha256(canonical({k: v for k, v in record.items() if k != "hash"})).hexdigest()
+def digest_of(content: bytes, key: bytes | None) -> str:
+    """SHA-256 of a record's content, or HMAC-SHA256 under `key` (a keyed chain: only the key holder can extend it)."""
+    if key is None:
+        return hashlib.sha256(content).hexdigest()
+    return hmac.new(key, content, hashlib.sha256).hexdigest()
 
 
-def seal(record: Mapping[str, Any]) -> tuple[str, bytes]:
-    """`record_hash(record)` and the canonical JSON of the record with that hash, encoding its content once (the
-    writer's hot path): with sorted keys, `hash` sits between the keys that sort before it and those after."""
+def record_hash(record: Mapping[str, Any], key: bytes | None = None) -> str:
+    return digest_of(canonical({k: v for k, v in record.items() if k != "hash"}), key)
+
+
+def seal(record: Mapping[str, Any], key: bytes | None = None) -> tuple[str, bytes]:
+    """`record_hash(record, key)` and the canonical JSON of the record with that hash, encoding its content once
+    (the writer's hot path): with sorted keys, `hash` sits between the keys that sort before it and those after."""
     before = _encode({k: v for k, v in record.items() if k < "hash"})[:-1]  # "{…" — or "{" when none
     after = _encode({k: v for k, v in record.items() if k > "hash"})[1:]  # "…}" — or "}" when none
     opened, closes = len(before) > 1, len(after) > 1
-    digest = hashlib.sha256((before + ("," if opened and closes else "") + after).encode()).hexdigest()
+    digest = digest_of((before + ("," if opened and closes else "") + after).encode(), key)
     line = before + ("," if opened else "") + f'"hash":"{digest}"' + ("," if closes else "") + after
     return digest, line.encode()
 
@@ -41,7 +49,7 @@ class AuditError(ValueError):
     """The audit log cannot be continued or written; nothing should run unrecorded."""
 
 
-RESERVED = frozenset({"seq", "time", "prev", "hash"})
+RESERVED = frozenset({"seq", "time", "prev", "hash", "chain"})
 """Fields the writer sets; a caller's value for them would break or disguise the chain."""
 
 
