@@ -32,6 +32,7 @@ from fleetbus.guard.approvals import Approval, ApprovalStore, DecisionCommands, 
 from fleetbus.guard.audit import AuditLog
 from fleetbus.guard.catalog import Classification, Effect, Hints, Risk, classify
 from fleetbus.guard.effects import apply_effects, describe_hazards, unjudged
+from fleetbus.guard.journald import MESSAGE_ID as AUDIT_MESSAGE_ID
 from fleetbus.guard.limits import RateLimited, RateLimiter
 from fleetbus.guard.policy import Decision, Policy, Verdict
 from fleetbus.guard.redact import REDACTED, audit_arguments
@@ -487,6 +488,15 @@ class Gateway:
 
         return await self.run(operation, caller, execute)
 
+    def may_read_audit(self, caller: Caller) -> bool:
+        """Whether `caller` holds the audit right: the policy allows reading the audit log (the admin preset) and
+        its scopes grant it (`admin`)."""
+        operation = Operation(AUDIT_QUERY, LOCAL_HOST, "", member="query")
+        classification = classify(operation, None, self.policy.knowledge)
+        if self.policy.decide(operation, classification).verdict is not Verdict.ALLOW:
+            return False
+        return scopes.check(caller.scopes, caller.hosts, operation, classification, caller.client) is None
+
     async def run_job(self, operation: Operation, caller: Caller, *, wait: float) -> JobOutcome:
         """A systemd Manager call that queues a job (StartUnit, RestartUnit…), admitted like any call, then the
         job's end: JobRemoved is matched before the call, so a job that ends at once is not missed."""
@@ -531,19 +541,28 @@ class Gateway:
         except journal_reader.JournalQueryError as exc:
             raise GatewayError(str(exc)) from exc
         deadline = self.deadlines.choose(timeout)
+        # fleetbus's own audit records reach the journal through the mirror; they are the audit log's, and only a
+        # caller who may read the audit log reads them there.
+        hide_audit = not self.may_read_audit(caller)
 
         async def execute(resolved: Operation) -> journal_reader.JournalRead:
             self._require_local(resolved)
+            options = [str(a) for a in resolved.args]
+            if hide_audit:
+                options = journal_reader.with_output_fields(options, *AUDIT_COPY_FIELDS)
             try:
-                return await journal_reader.read(
-                    [str(a) for a in resolved.args],
+                read = await journal_reader.read(
+                    options,
                     directory=self.journal_directory,
                     timeout=deadline,
-                    max_entries=max_entries,
+                    # Audit copies come in runs (every call makes two): read further so they do not crowd out the
+                    # entries asked for.
+                    max_entries=max_entries * AUDIT_COPY_OVERREAD if hide_audit else max_entries,
                     max_bytes=max_bytes,
                 )
             except CommandError as exc:
                 raise HostCommandFailed(f"reading the journal of {resolved.host}: {exc}") from exc
+            return _without_audit_copies(read, max_entries) if hide_audit else read
 
         return await self.run(operation, caller, execute)
 
@@ -628,6 +647,23 @@ def _operation_fields(operation: Operation) -> dict[str, str]:
         "member": operation.member,
         "signature": operation.signature,
     }
+
+
+AUDIT_COPY_FIELDS = ("MESSAGE_ID", "SYSLOG_IDENTIFIER")
+"""What tells a journal entry is the mirror's copy of an audit record (guard/journald.py writes both)."""
+AUDIT_COPY_OVERREAD = 4
+
+
+def _without_audit_copies(read: journal_reader.JournalRead, max_entries: int) -> journal_reader.JournalRead:
+    """The entries that are not audit copies, at most `max_entries` (complete only if nothing was cut)."""
+    kept = [
+        entry
+        for entry in read.entries
+        if not (entry.get("MESSAGE_ID") == AUDIT_MESSAGE_ID and entry.get("SYSLOG_IDENTIFIER") == "fleetbus")
+    ]
+    if len(kept) > max_entries:
+        return journal_reader.JournalRead(kept[:max_entries], complete=False)
+    return journal_reader.JournalRead(kept, read.complete)
 
 
 def _lookup_failure(exc: BaseException, deadline: float, what: str) -> str:

@@ -66,6 +66,18 @@ def argv(options: Sequence[str], directory: Path | None) -> list[str]:
     return [*command, *flags, "--", *matches] if matches else [*command, *flags]
 
 
+def with_output_fields(options: Sequence[str], *fields: str) -> list[str]:
+    """`options` with `fields` added to its --output-fields (when it has one: without it every field comes)."""
+    extended = []
+    for option in options:
+        if option.startswith("--output-fields="):
+            named = option.removeprefix("--output-fields=").split(",")
+            extended.append("--output-fields=" + ",".join(dict.fromkeys([*named, *fields])))
+        else:
+            extended.append(option)
+    return extended
+
+
 def parse(output: CommandOutput) -> JournalRead:
     entries = []
     for line in output.lines:
