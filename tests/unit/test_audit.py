@@ -847,6 +847,55 @@ async def test_under_an_event_loop_reads_go_in_batches_and_a_change_goes_at_once
         receiver.close()
 
 
+async def test_under_an_event_loop_a_changes_copy_never_waits_for_a_stalled_journald(tmp_path: Path) -> None:
+    # Without a loop a change's copy may wait CHANGE_WAIT for room; under one, a stalled journald would stall
+    # every client, so the copy waits in the backlog instead.
+    address = tmp_path / "j.sock"
+    receiver = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    receiver.bind(str(address))
+    log = AuditLog(tmp_path / "audit", journal=address, fsync=False)
+    try:
+        slowest = 0.0
+        for n in range(1, 101):  # journald's queue fills after a handful
+            started = time.perf_counter()
+            log.append(entry(n), durable=True)
+            slowest = max(slowest, time.perf_counter() - started)
+        assert slowest < 0.1, f"a change's append waited {slowest * 1000:.0f} ms for journald"
+        assert log._mirror is not None
+        assert log._mirror.waiting > 0
+    finally:
+        reading = concurrent.futures.ThreadPoolExecutor(1).submit(receive_all, receiver)
+        log.close()
+        received = reading.result()
+        receiver.close()
+    assert [int(e["FLEETBUS_SEQ"]) for e in received] == list(range(1, 101))
+
+
+def test_the_backlog_is_bounded_in_bytes_too_and_a_gap_is_logged_once(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    address = tmp_path / "j.sock"
+    receiver = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    receiver.bind(str(address))
+    mirror = JournalMirror(address, backlog_bytes=64 * 1024)
+    big = json.dumps({"args": ["x" * 4000]}).encode()  # the record travels whole, in FLEETBUS_RECORD
+    with caplog.at_level("WARNING", logger="fleetbus.guard.journald"):
+        for n in range(1, 201):
+            mirror.send({**entry(n), "seq": n}, big)
+            assert mirror._pending_bytes <= 64 * 1024
+    try:
+        assert mirror.dropped > 0
+        assert mirror.waiting <= 64 * 1024 // 4000
+        gap = [r.getMessage() for r in caplog.records if "is not taking fleetbus's audit copies" in r.getMessage()]
+        assert len(gap) == 1, "one line per gap, not one per copy"
+        reading = concurrent.futures.ThreadPoolExecutor(1).submit(receive_all, receiver)
+        mirror.close()
+        received = reading.result()
+    finally:
+        receiver.close()
+    assert any(e.get("FLEETBUS_DROPPED") == str(mirror.dropped).encode() for e in received)
+
+
 def test_an_absent_or_dead_journal_never_stops_the_file_log(tmp_path: Path) -> None:
     address = tmp_path / "dead.sock"
     dead = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
