@@ -114,6 +114,12 @@ class Settings(BaseSettings):
         description="Key (a file only its owner, root, may read; ≥ 32 bytes) that makes the audit chain an HMAC chain "
         "and signs its head. Default: the systemd credential fleetbus-audit-key when the service has one.",
     )
+    audit_coalesce_interval: float = Field(
+        10.0,
+        ge=0,
+        description="Seconds over which repeated refusals and rate-limit hits of one operation by one client are one "
+        "record with a count (the first is written at once); 0 records each on its own.",
+    )
     audit_journal: bool = Field(True, description="Mirror audit records to journald when its socket is there.")
     journal_socket: Path = Field(Path("/run/systemd/journal/socket"), description="journald's native socket.")
     journal_directory: Path | None = Field(

@@ -30,6 +30,7 @@ from fleetbus.executors.command import CommandError
 from fleetbus.guard import audit, scopes
 from fleetbus.guard.approvals import Approval, ApprovalStore, DecisionCommands, utc_time
 from fleetbus.guard.audit import AuditLog
+from fleetbus.guard.audit.coalesce import Coalescer
 from fleetbus.guard.catalog import Classification, Effect, Hints, Risk, classify
 from fleetbus.guard.effects import apply_effects, describe_hazards, unjudged
 from fleetbus.guard.journald import MESSAGE_ID as AUDIT_MESSAGE_ID
@@ -173,6 +174,7 @@ class Gateway:
         journal_directory: Path | None = None,
         metrics: host_metrics.MetricsSource | None = None,
         decision_commands: DecisionCommands | None = None,
+        coalesce_within: float = 10.0,
     ) -> None:
         self.links = links
         self.decision_commands = decision_commands or DecisionCommands()
@@ -183,6 +185,8 @@ class Gateway:
         self.cache = cache
         self.approvals = approvals
         self.audit_log = audit_log
+        # Refusals repeat (a client retrying, a flood): one record per operation and verdict per interval.
+        self.refusals = Coalescer(audit_log, coalesce_within)
         self.limiter = limiter
         self._read_permissions = lookups.ReadPermissions(policy)
         links.add_owner_listener(self._owner_changed)
@@ -311,16 +315,16 @@ class Gateway:
         resolved, decision = assessment.operation, assessment.decision
         record = self._record_base(resolved, caller, assessment)
         if decision.verdict is Verdict.DENY:
-            self.audit_log.append({**record, "event": "denied"})
+            self.refusals.append({**record, "event": "denied"})
             raise OperationDenied(resolved, decision)
         refusal = scopes.check(caller.scopes, caller.hosts, resolved, assessment.classification, caller.client)
         if refusal is not None:
-            self.audit_log.append({**record, "event": "denied", "scope": refusal.scope, "error": refusal.message})
+            self.refusals.append({**record, "event": "denied", "scope": refusal.scope, "error": refusal.message})
             raise OutOfScope(resolved, refusal)
         try:
             self.limiter.check(caller.client, assessment.classification.is_read)
         except RateLimited as exc:
-            self.audit_log.append({**record, "event": "rate-limited", "error": str(exc)})
+            self.refusals.append({**record, "event": "rate-limited", "error": str(exc)})
             raise GatewayError(str(exc)) from exc
         approval: Approval | None = None
         if decision.verdict is Verdict.CONFIRM:
@@ -355,7 +359,7 @@ class Gateway:
             return used
         refused = self.approvals.refused(operation, caller.client)
         if refused is not None:
-            self.audit_log.append({**record, "event": "rejected", "approval": refused.id})
+            self.refusals.append({**record, "event": "rejected", "approval": refused.id})
             raise ApprovalDenied(refused)
         request = self.approvals.request(operation, caller.client, decision.reason)
         # A person's answer counts only through a caller allowed to approve; others wait for `fleetbus approve`.
@@ -619,6 +623,7 @@ class Gateway:
     def close(self) -> None:
         self.links.close()
         self.metrics.close()
+        self.refusals.flush()  # counts still open are written before the log closes: nothing goes unrecorded
         self.audit_log.close()
 
 

@@ -61,6 +61,7 @@ class Runtime:
                 Budget(settings.read_rate, settings.read_burst), Budget(settings.change_rate, settings.change_burst)
             ),
             journal_directory=settings.journal_directory,
+            coalesce_within=settings.audit_coalesce_interval,
         )
         packs_settings = merge_packs(BUILTIN_PACKS if settings.builtin_packs else (), settings.packs)
         catalog = ToolsetCatalog(BUILTIN_TOOLSETS, [pack.name for pack in packs_settings])
