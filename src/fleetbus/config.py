@@ -114,6 +114,15 @@ class Settings(BaseSettings):
         description="Key (a file only its owner, root, may read; ≥ 32 bytes) that makes the audit chain an HMAC chain "
         "and signs its head. Default: the systemd credential fleetbus-audit-key when the service has one.",
     )
+    audit_retention_days: float | None = Field(
+        None, gt=0, description="Remove rotated audit files whose last record is older (default: keep them all)."
+    )
+    audit_max_total_bytes: int | None = Field(
+        None,
+        gt=0,
+        description="Remove the oldest rotated audit files while the log is larger than this (default: no limit). "
+        "Each removal follows a checkpoint record, so `fleetbus audit verify` still proves the rest intact.",
+    )
     audit_coalesce_interval: float = Field(
         10.0,
         ge=0,
@@ -165,6 +174,11 @@ class Settings(BaseSettings):
     def _deadlines_agree(self) -> Settings:
         if self.call_timeout > self.max_call_timeout:
             raise ValueError(f"call_timeout ({self.call_timeout}) exceeds max_call_timeout ({self.max_call_timeout})")
+        if self.audit_max_total_bytes is not None and self.audit_max_total_bytes < 2 * self.audit_max_bytes:
+            raise ValueError(
+                f"audit_max_total_bytes ({self.audit_max_total_bytes}) must be at least twice audit_max_bytes "
+                f"({self.audit_max_bytes}): the current file alone may grow to audit_max_bytes"
+            )
         return self
 
     @classmethod

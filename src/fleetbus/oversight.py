@@ -56,6 +56,7 @@ def add_parsers(
         action="store_true",
         help="the server crashed: accept records written after the head file (they must still chain)",
     )
+    stats = actions.add_parser("stats", help="records and bytes per day, and the files on disk")
     tail = actions.add_parser("tail", help="the last records")
     tail.add_argument("-n", type=int, default=20, help="how many (default 20)")
     query = actions.add_parser("query", help="records matching filters")
@@ -65,7 +66,7 @@ def add_parsers(
     query.add_argument("--since", metavar="TIME", help=f"records from this time on: {times.HELP}")
     query.add_argument("--limit", type=int, default=100)
     # On each action, not on `audit`: options of a parent must come before the action, which nobody types.
-    for action in (verify, tail, query):
+    for action in (verify, stats, tail, query):
         add_state_options(action)
 
 
@@ -155,6 +156,8 @@ def audit_main(args: argparse.Namespace, directory: Path, key: bytes | None = No
             return 0
         print(f"audit log BROKEN after {result.records} good records: {result.problem}", file=sys.stderr)
         return 1
+    if args.audit_command == "stats":
+        return _stats(directory)
     if args.audit_command == "tail":
         records = audit.tail(directory, args.n)
     else:
@@ -166,4 +169,17 @@ def audit_main(args: argparse.Namespace, directory: Path, key: bytes | None = No
         )
     for record in records:
         print(json.dumps(record, ensure_ascii=False))
+    return 0
+
+
+def _stats(directory: Path) -> int:
+    days = audit.volume(directory)
+    print(f"{'day':<10} {'records':>10} {'bytes':>14} {'refusals':>10}")
+    for day in days:
+        print(f"{day.day:<10} {day.records:>10} {day.bytes:>14} {day.refusals:>10}")
+    files = audit.log_files(directory)
+    on_disk = sum(path.stat().st_size for path in files if path.exists())
+    records = sum(day.records for day in days)
+    print(f"{'total':<10} {records:>10} {on_disk:>14} {sum(d.refusals for d in days):>10}")
+    print(f"{len(files)} file(s) in {directory}")
     return 0

@@ -10,7 +10,7 @@ from fleetbus.dbus.link import LinkPool
 from fleetbus.executable import fleetbus_argv
 from fleetbus.gateway import Caller, Deadlines, Gateway
 from fleetbus.guard.approvals import ApprovalStore, DecisionCommands
-from fleetbus.guard.audit import AuditLog
+from fleetbus.guard.audit import AuditLog, Retention
 from fleetbus.guard.audit.keys import load_key
 from fleetbus.guard.limits import Budget, RateLimiter
 from fleetbus.guard.policy import Policy, load_policy
@@ -56,6 +56,7 @@ class Runtime:
                 max_bytes=settings.audit_max_bytes,
                 journal=settings.journal_socket if settings.audit_journal else None,
                 key=audit_key(settings),
+                retention=Retention(settings.audit_retention_days, settings.audit_max_total_bytes),
             ),
             limiter=RateLimiter(
                 Budget(settings.read_rate, settings.read_burst), Budget(settings.change_rate, settings.change_burst)

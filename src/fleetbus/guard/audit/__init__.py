@@ -11,8 +11,9 @@ records.py encodes one record, files.py knows the files, log.py writes, read.py 
 
 from fleetbus.guard.audit.files import CURRENT, HEAD, HEAD_BYTES, ROTATED, iter_file, log_files, read_head
 from fleetbus.guard.audit.log import AuditLog, journal_datagram
-from fleetbus.guard.audit.read import Verification, iter_records, query, tail, verify
+from fleetbus.guard.audit.read import DayVolume, Verification, iter_records, query, tail, verify, volume
 from fleetbus.guard.audit.records import GENESIS, RESERVED, AuditError, canonical, monotonic_ms, record_hash, seal
+from fleetbus.guard.audit.retention import Retention
 
 __all__ = [
     "CURRENT",
@@ -23,6 +24,8 @@ __all__ = [
     "ROTATED",
     "AuditError",
     "AuditLog",
+    "DayVolume",
+    "Retention",
     "Verification",
     "canonical",
     "iter_file",
@@ -36,4 +39,5 @@ __all__ = [
     "seal",
     "tail",
     "verify",
+    "volume",
 ]

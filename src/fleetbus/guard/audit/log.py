@@ -21,10 +21,15 @@ from fleetbus.guard.audit.files import (
     fsync_dir,
     last_record_and,
     read_head,
+    rotated_files,
 )
 from fleetbus.guard.audit.keys import CHAIN_HMAC, head_mac
 from fleetbus.guard.audit.records import GENESIS, RESERVED, AuditError, canonical, now_stamp, seal
+from fleetbus.guard.audit.retention import CHECKPOINT, Retention, first_record
 from fleetbus.guard.journald import JournalMirror, audit_datagram
+
+RETAIN_EVERY = 3600.0
+"""Seconds between retention checks when nothing rotates (age alone can retire a file)."""
 
 
 class AuditLog:
@@ -50,12 +55,16 @@ class AuditLog:
         fsync: bool = True,
         sync_within: float = 1.0,
         key: bytes | None = None,
+        retention: Retention | None = None,
     ) -> None:
         """`fsync=False` never forces records to disk (tests). Otherwise a record appended with `durable=True`
         is on disk before `append` returns, and any other record within `sync_within` seconds (group commit:
         a read's record need not cost two disk flushes, a change's record must be there before it runs)."""
         self.directory = directory
         self.key = key
+        self.retention = retention or Retention()
+        self._retained_at = 0.0
+        self._retaining = False
         self._current_path = str(directory / CURRENT)
         self.max_bytes = max_bytes
         self.journal = journal
@@ -87,6 +96,7 @@ class AuditLog:
                 if notes or resume_notes:
                     note = {"event": "recovered", "client": "fleetbus", "note": "; ".join([*notes, *resume_notes])}
                     self._append_locked(note, self._known[1])
+                self._retain()
         except BaseException:
             for fd in (self._head_fd, self._lock_fd):
                 os.close(fd)
@@ -238,7 +248,8 @@ class AuditLog:
         record["hash"], sealed = seal(record, self.key)
         line = sealed + b"\n"
         # Never rotate an empty file: its name would be that of the file holding the last record.
-        if size and size + len(line) > self.max_bytes:
+        rotated = bool(size and size + len(line) > self.max_bytes)
+        if rotated:
             self._rotate()
             size = 0
         self._write_line(line, size)
@@ -247,7 +258,49 @@ class AuditLog:
         # or the next record would repeat its number.
         self._seq, self._prev = record["seq"], record["hash"]
         self._write_head()
+        if (
+            self.retention.active
+            and not self._retaining  # the checkpoint's own append may rotate: one removal at a time
+            and (rotated or time.monotonic() - self._retained_at > RETAIN_EVERY)
+        ):
+            self._retain()
         return record, line
+
+    def _retain(self) -> None:
+        """Remove the rotated files retention no longer keeps — after a durable checkpoint record that names the
+        record the remaining log starts with, so the chain is still proven from there (see read.verify)."""
+        self._retained_at = time.monotonic()
+        if not self.retention.active:
+            return
+        rotated = rotated_files(self.directory)
+        doomed = self.retention.doomed(rotated, self._known[1], time.time())
+        if not doomed:
+            return
+        kept = rotated[len(doomed) :]
+        start = first_record(kept[0] if kept else self.directory / CURRENT)
+        if start is None or not isinstance(start.get("seq"), int):
+            # The file that would begin the log has no readable first record: removing less is safe, guessing not.
+            return
+        checkpoint = {
+            "event": CHECKPOINT,
+            "client": "fleetbus",
+            "start_seq": start["seq"],
+            "start_prev": start.get("prev"),
+            "removed_files": [path.name for path in doomed],
+            "removed_through": start["seq"] - 1,
+            "note": f"retention removes records before {start['seq']}; the log starts there",
+        }
+        self._retaining = True
+        try:
+            self._append_locked(checkpoint, self._known[1])
+        finally:
+            self._retaining = False
+        self._pending = True
+        if self.fsync:
+            self._sync_locked()  # the checkpoint is on disk before anything it speaks for is gone
+        for path in doomed:
+            path.unlink(missing_ok=True)
+        fsync_dir(self.directory)
 
     def _write_line(self, line: bytes, size: int) -> None:
         """All of `line` or none of it: a short write (disk full, signal) is rolled back, not left half-written."""
@@ -276,10 +329,10 @@ class AuditLog:
 
     def _rotate(self) -> None:
         current = self.directory / CURRENT
+        # Only the first record names the file: never read all 64 MiB.
+        first = first_record(current)
         try:
-            with open(current, "rb") as handle:
-                first = handle.readline()  # only the first record names the file: never read all 64 MiB
-            start = int(json.loads(first)["seq"]) if first.endswith(b"\n") else self._seq + 1
+            start = int(first["seq"]) if first is not None else self._seq
         except (ValueError, KeyError, TypeError):
             start = self._seq
         target = self.directory / f"audit-{start:012d}.log"

@@ -13,6 +13,7 @@ from typing import Any
 from fleetbus.guard.audit.files import HEAD, Head, LogFile, iter_file, parse_line, read_head, snapshot, stream_lines
 from fleetbus.guard.audit.keys import CHAIN_HMAC, head_mac
 from fleetbus.guard.audit.records import GENESIS, canonical, record_hash
+from fleetbus.guard.audit.retention import CHECKPOINT
 
 
 def iter_records(directory: Path, tolerate_partial: bool = False) -> Iterator[tuple[Path, int, dict[str, Any]]]:
@@ -28,10 +29,6 @@ class Verification:
     records: int
     problem: str | None = None
     note: str | None = None
-
-
-CHECKPOINT = "checkpoint"
-"""The event of a record that carries the chain over files retention removed: the log may start where it says."""
 
 
 def verify(
@@ -245,6 +242,39 @@ def _epoch(stamp: str) -> float:
         return datetime.fromisoformat(stamp.replace("Z", "+00:00")).timestamp()
     except ValueError:
         return 0.0
+
+
+@dataclass
+class DayVolume:
+    """What one day (UTC, by record time) added to the log."""
+
+    day: str
+    records: int = 0
+    bytes: int = 0
+    refusals: int = 0
+    """Refused and rate-limited calls, coalesced ones counted by their `count`."""
+
+
+REFUSALS = frozenset({"denied", "rate-limited", "rejected"})
+
+
+def volume(directory: Path) -> list[DayVolume]:
+    """Records and bytes per day, oldest day first, reading the log a line at a time."""
+    days: dict[str, DayVolume] = {}
+    with snapshot(directory) as files:
+        for path, handle in files:
+            for number, raw, complete in stream_lines(path, handle):
+                if not complete:
+                    break
+                record = parse_line(path, number, raw)
+                day = str(record.get("time", ""))[:10] or "unknown"
+                entry = days.setdefault(day, DayVolume(day))
+                entry.records += 1
+                entry.bytes += len(raw) + 1
+                if record.get("event") in REFUSALS:
+                    count = record.get("count", 1)
+                    entry.refusals += count if isinstance(count, int) else 1
+    return [days[day] for day in sorted(days)]
 
 
 def tail(directory: Path, count: int) -> list[dict[str, Any]]:
