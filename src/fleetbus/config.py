@@ -123,6 +123,12 @@ class Settings(BaseSettings):
         description="Remove the oldest rotated audit files while the log is larger than this (default: no limit). "
         "Each removal follows a checkpoint record, so `fleetbus audit verify` still proves the rest intact.",
     )
+    audit_reserve_bytes: int = Field(
+        1 << 20,
+        ge=0,
+        description="Free bytes the audit log's filesystem must have before a change runs (room for its outcome "
+        "record); with less, changes are refused: 'the audit log cannot be written (disk full at PATH)'.",
+    )
     audit_coalesce_interval: float = Field(
         10.0,
         ge=0,

@@ -9,6 +9,7 @@ module (and the executors below it) touch a bus.
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
@@ -29,7 +30,7 @@ from fleetbus.executors import metrics as host_metrics
 from fleetbus.executors.command import CommandError
 from fleetbus.guard import audit, scopes
 from fleetbus.guard.approvals import Approval, ApprovalStore, DecisionCommands, utc_time
-from fleetbus.guard.audit import AuditLog
+from fleetbus.guard.audit import AuditLog, room
 from fleetbus.guard.audit.coalesce import Coalescer
 from fleetbus.guard.catalog import Classification, Effect, Hints, Risk, classify
 from fleetbus.guard.effects import apply_effects, describe_hazards, unjudged
@@ -41,6 +42,7 @@ from fleetbus.operation import AUDIT_QUERY, DBUS_CALL, DBUS_WATCH, HOST_METRICS,
 
 INTROSPECTABLE = "org.freedesktop.DBus.Introspectable"
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 
 AskPerson = Callable[[Approval], Awaitable[bool | None]]
 """Ask a person (through the MCP client) to approve; True/False is their answer, None means no answer."""
@@ -96,6 +98,10 @@ class OutOfScope(GatewayError):
         super().__init__(refusal.message)
         self.operation = operation
         self.scope = refusal.scope
+
+
+class AuditUnavailable(GatewayError):
+    """The audit log cannot be written: the call is refused before anything ran."""
 
 
 class HostCommandFailed(GatewayError):
@@ -175,6 +181,7 @@ class Gateway:
         metrics: host_metrics.MetricsSource | None = None,
         decision_commands: DecisionCommands | None = None,
         coalesce_within: float = 10.0,
+        audit_reserve: int = room.DEFAULT_RESERVE,
     ) -> None:
         self.links = links
         self.decision_commands = decision_commands or DecisionCommands()
@@ -187,6 +194,7 @@ class Gateway:
         self.audit_log = audit_log
         # Refusals repeat (a client retrying, a flood): one record per operation and verdict per interval.
         self.refusals = Coalescer(audit_log, coalesce_within)
+        self.audit_reserve = audit_reserve
         self.limiter = limiter
         self._read_permissions = lookups.ReadPermissions(policy)
         links.add_owner_listener(self._owner_changed)
@@ -265,7 +273,7 @@ class Gateway:
     def _record_lookups(self, operation: Operation, caller: Caller | None, reads: lookups.Lookups) -> None:
         if not reads.made:
             return
-        self.audit_log.append(
+        self._admit_record(
             {
                 "client": caller.client if caller is not None else "fleetbus",
                 "host": operation.host,
@@ -274,7 +282,8 @@ class Gateway:
                 "digest": operation.digest(),
                 "lookups": reads.summary(),
                 "count": len(reads.made),
-            }
+            },
+            durable=False,
         )
 
     def _hints(self, operation: Operation) -> Hints | None:
@@ -315,16 +324,16 @@ class Gateway:
         resolved, decision = assessment.operation, assessment.decision
         record = self._record_base(resolved, caller, assessment)
         if decision.verdict is Verdict.DENY:
-            self.refusals.append({**record, "event": "denied"})
+            self._record_refusal({**record, "event": "denied"})
             raise OperationDenied(resolved, decision)
         refusal = scopes.check(caller.scopes, caller.hosts, resolved, assessment.classification, caller.client)
         if refusal is not None:
-            self.refusals.append({**record, "event": "denied", "scope": refusal.scope, "error": refusal.message})
+            self._record_refusal({**record, "event": "denied", "scope": refusal.scope, "error": refusal.message})
             raise OutOfScope(resolved, refusal)
         try:
             self.limiter.check(caller.client, assessment.classification.is_read)
         except RateLimited as exc:
-            self.refusals.append({**record, "event": "rate-limited", "error": str(exc)})
+            self._record_refusal({**record, "event": "rate-limited", "error": str(exc)})
             raise GatewayError(str(exc)) from exc
         approval: Approval | None = None
         if decision.verdict is Verdict.CONFIRM:
@@ -334,7 +343,11 @@ class Gateway:
         durable = not assessment.classification.is_read
         approved = {"approved_by": approval.decided_by} if approval else {}
         event = "approved" if approval else "allowed"
-        self.audit_log.append({**record, "event": event, **approved}, durable=durable)
+        # Nothing runs unrecorded: a change whose records would not fit is refused before it runs.
+        self._admit_record({**record, "event": event, **approved}, durable)
+        pending = room.CALL_AUDIT.get()
+        if durable and pending is not None:
+            pending.changes_ran.append(resolved.member or resolved.kind)
         started = time.monotonic()
         try:
             result = await execute(resolved)
@@ -344,12 +357,69 @@ class Gateway:
                 "duration_ms": audit.monotonic_ms(started),
                 "error": str(exc) or type(exc).__name__,
             }
-            self.audit_log.append({**record, **failure}, durable=durable)
+            self._record_outcome({**record, **failure}, durable, resolved)
             raise
-        self.audit_log.append(
-            {**record, "event": "succeeded", "duration_ms": audit.monotonic_ms(started)}, durable=durable
+        self._record_outcome(
+            {**record, "event": "succeeded", "duration_ms": audit.monotonic_ms(started)}, durable, resolved
         )
         return result
+
+    def _record_refusal(self, fields: dict[str, Any], *, coalesce: bool = True) -> None:
+        """A refusal's record; when the log cannot take it, the call is refused all the same (nothing ran)."""
+        try:
+            if coalesce:
+                self.refusals.append(fields)
+            else:
+                self.audit_log.append(fields)
+        except OSError as exc:
+            log.error("%s; a refusal went unrecorded: %s", room.unwritable(self.audit_log.directory, exc), fields)
+
+    def _admit_record(self, fields: dict[str, Any], durable: bool) -> None:
+        """The record before a call runs; refuses the call (AuditUnavailable) when it cannot be written, and a
+        change when the disk lacks room for its outcome record too."""
+        directory = self.audit_log.directory
+        try:
+            if durable:
+                self.audit_log.open()
+                free = room.free_bytes(directory)
+                if free < self.audit_reserve:
+                    raise AuditUnavailable(
+                        room.unwritable(directory, free=free, needed=self.audit_reserve) + "; nothing was run"
+                    )
+            self.audit_log.append(fields, durable=durable)
+        except OSError as exc:
+            pending = room.CALL_AUDIT.get()
+            if not durable and pending is not None and pending.changes_ran:
+                # A read that reports on a change which already ran (its state, its output) in this same call:
+                # refusing it would make the change look failed, and a retry repeat it. It runs, unrecorded, said.
+                why = room.unwritable(directory, exc)
+                log.error("%s; a read after a change ran unrecorded: %s", why, fields)
+                note = (
+                    f"ran: {', '.join(pending.changes_ran)} ran, but {why}, so what this call read after it is not "
+                    "in the audit log. Do not repeat the call: it was made."
+                )
+                if note not in pending.unrecorded and not any(n.startswith("ran; outcome") for n in pending.unrecorded):
+                    pending.unrecorded.append(note)
+                return
+            raise AuditUnavailable(room.unwritable(directory, exc) + "; nothing was run") from exc
+
+    def _record_outcome(self, fields: dict[str, Any], durable: bool, operation: Operation) -> None:
+        """The record after a call ran. If it cannot be written, the call still ran: it is never reported as
+        failed for that (a client would retry, repeating a change) but as "ran; outcome not recorded"."""
+        try:
+            self.audit_log.append(fields, durable=durable)
+        except OSError as exc:
+            why = room.unwritable(self.audit_log.directory, exc)
+            log.error("%s; the outcome of %s went unrecorded: %s", why, operation.describe(), fields)
+            if not durable:
+                return
+            note = (
+                f"ran; outcome not recorded: {operation.member or operation.kind} ran ({fields['event']}), but "
+                f"{why}, so its outcome is not in the audit log. Do not repeat the call: it was made."
+            )
+            pending = room.CALL_AUDIT.get()
+            if pending is not None:
+                pending.unrecorded.append(note)
 
     async def _approval(
         self, operation: Operation, caller: Caller, decision: Decision, record: dict[str, Any]
@@ -359,7 +429,7 @@ class Gateway:
             return used
         refused = self.approvals.refused(operation, caller.client)
         if refused is not None:
-            self.refusals.append({**record, "event": "rejected", "approval": refused.id})
+            self._record_refusal({**record, "event": "rejected", "approval": refused.id})
             raise ApprovalDenied(refused)
         request = self.approvals.request(operation, caller.client, decision.reason)
         # A person's answer counts only through a caller allowed to approve; others wait for `fleetbus approve`.
@@ -372,9 +442,9 @@ class Gateway:
                 if consumed is not None:
                     return consumed
             else:
-                self.audit_log.append({**record, "event": "rejected", "approval": request.id})
+                self._record_refusal({**record, "event": "rejected", "approval": request.id}, coalesce=False)
                 raise ApprovalDenied(request)
-        self.audit_log.append({**record, "event": "awaiting-approval", "approval": request.id})
+        self._record_refusal({**record, "event": "awaiting-approval", "approval": request.id}, coalesce=False)
         raise ApprovalRequired(request, decision, self.decision_commands)
 
     @staticmethod

@@ -63,6 +63,7 @@ class Runtime:
             ),
             journal_directory=settings.journal_directory,
             coalesce_within=settings.audit_coalesce_interval,
+            audit_reserve=settings.audit_reserve_bytes,
         )
         packs_settings = merge_packs(BUILTIN_PACKS if settings.builtin_packs else (), settings.packs)
         catalog = ToolsetCatalog(BUILTIN_TOOLSETS, [pack.name for pack in packs_settings])
