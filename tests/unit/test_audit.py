@@ -538,7 +538,7 @@ def test_kill_9_while_appending_leaves_a_log_that_verifies(tmp_path: Path, max_b
         writer.send_signal(signal.SIGKILL)
         writer.wait(timeout=10)
     assert writer.returncode == -signal.SIGKILL
-    result = verify(directory)
+    result = verify(directory, after_crash=True)  # the kill may land between a record and its head
     assert result.ok, result.problem
     assert result.records > 1
     if max_bytes < 1024 * 1024:
