@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import fnmatch
+import time
 from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -50,7 +51,19 @@ def verify(
     if problem is not None:
         return Verification(False, walk.count, problem)
     later = read_head(directory) if reread_head else head
+    if reread_head and head is not None and walk.seq > head.seq:
+        # A live writer updates the head right after each record: give it that instant before calling the
+        # records it just wrote unacknowledged (a forged or crashed tail stays unacknowledged however long).
+        for _ in range(HEAD_GRACE_POLLS):
+            if later is not None and later.seq >= walk.seq:
+                break
+            time.sleep(HEAD_GRACE_STEP)
+            later = read_head(directory)
     return walk.conclude(head, later, head_present, after_crash)
+
+
+HEAD_GRACE_POLLS = 10
+HEAD_GRACE_STEP = 0.01
 
 
 class _Walk:
