@@ -337,6 +337,7 @@ class Gateway:
             raise GatewayError(str(exc)) from exc
         approval: Approval | None = None
         if decision.verdict is Verdict.CONFIRM:
+            self._require_room(durable=not assessment.classification.is_read)  # before an approval is used up
             approval = await self._approval(resolved, caller, decision, record)
         record["approval"] = approval.id if approval else None
         # A change's records are on disk before it runs and after it ends; a read's follow within a second.
@@ -379,13 +380,7 @@ class Gateway:
         change when the disk lacks room for its outcome record too."""
         directory = self.audit_log.directory
         try:
-            if durable:
-                self.audit_log.open()
-                free = room.free_bytes(directory)
-                if free < self.audit_reserve:
-                    raise AuditUnavailable(
-                        room.unwritable(directory, free=free, needed=self.audit_reserve) + "; nothing was run"
-                    )
+            self._require_room(durable)
             self.audit_log.append(fields, durable=durable)
         except OSError as exc:
             pending = room.CALL_AUDIT.get()
@@ -402,6 +397,21 @@ class Gateway:
                     pending.unrecorded.append(note)
                 return
             raise AuditUnavailable(room.unwritable(directory, exc) + "; nothing was run") from exc
+
+    def _require_room(self, durable: bool) -> None:
+        """A change needs `audit_reserve` bytes free on the audit disk: room for its outcome record."""
+        if not durable:
+            return
+        directory = self.audit_log.directory
+        try:
+            self.audit_log.open()
+            free = room.free_bytes(directory)
+        except OSError as exc:
+            raise AuditUnavailable(room.unwritable(directory, exc) + "; nothing was run") from exc
+        if free < self.audit_reserve:
+            raise AuditUnavailable(
+                room.unwritable(directory, free=free, needed=self.audit_reserve) + "; nothing was run"
+            )
 
     def _record_outcome(self, fields: dict[str, Any], durable: bool, operation: Operation) -> None:
         """The record after a call ran. If it cannot be written, the call still ran: it is never reported as
