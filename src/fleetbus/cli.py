@@ -19,7 +19,7 @@ from fleetbus.config import Settings, load_settings
 from fleetbus.gateway import Caller
 from fleetbus.guard.approvals import ApprovalError
 from fleetbus.guard.policy import SAFETY_PRESETS, PolicyError
-from fleetbus.runtime import Runtime
+from fleetbus.runtime import Runtime, audit_key
 from fleetbus.sandbox import cli as sandbox_cli
 from fleetbus.sandbox.control import SandboxError
 from fleetbus.server import auth, install, transports
@@ -205,7 +205,7 @@ def _dispatch(args: argparse.Namespace) -> int:
     if args.command in ("approvals", "approve", "deny"):
         return oversight.approvals_main(args, settings)
     if args.command == "audit":
-        return oversight.audit_main(args, settings.audit_directory)
+        return oversight.audit_main(args, settings.audit_directory, audit_key(settings))
     if args.command == "token":
         return auth.token_main(args, settings.tokens_path)
     if args.command == "hosts":

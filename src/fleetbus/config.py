@@ -12,6 +12,7 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 
 DEFAULT_CONFIG_FILE = Path("/etc/fleetbus/config.toml")
 DEFAULT_SYSTEM_BUS = "unix:path=/run/dbus/system_bus_socket"
+AUDIT_KEY_CREDENTIAL = "fleetbus-audit-key"
 
 
 def default_state_dir() -> Path:
@@ -108,6 +109,32 @@ class Settings(BaseSettings):
     state_dir: Path = Field(default_factory=default_state_dir, description="Approvals and audit log live here.")
     audit_dir: Path | None = Field(None, description="Audit log directory (default: <state_dir>/audit).")
     audit_max_bytes: int = Field(64 * 1024 * 1024, gt=4096, description="Rotate the audit log at this size.")
+    audit_key_file: Path | None = Field(
+        None,
+        description="Key (a file only its owner, root, may read; ≥ 32 bytes) that makes the audit chain an HMAC chain "
+        "and signs its head. Default: the systemd credential fleetbus-audit-key when the service has one.",
+    )
+    audit_retention_days: float | None = Field(
+        None, gt=0, description="Remove rotated audit files whose last record is older (default: keep them all)."
+    )
+    audit_max_total_bytes: int | None = Field(
+        None,
+        gt=0,
+        description="Remove the oldest rotated audit files while the log is larger than this (default: no limit). "
+        "Each removal follows a checkpoint record, so `fleetbus audit verify` still proves the rest intact.",
+    )
+    audit_reserve_bytes: int = Field(
+        1 << 20,
+        ge=0,
+        description="Free bytes the audit log's filesystem must have before a change runs (room for its outcome "
+        "record); with less, changes are refused: 'the audit log cannot be written (disk full at PATH)'.",
+    )
+    audit_coalesce_interval: float = Field(
+        10.0,
+        ge=0,
+        description="Seconds over which repeated refusals and rate-limit hits of one operation by one client are one "
+        "record with a count (the first is written at once); 0 records each on its own.",
+    )
     audit_journal: bool = Field(True, description="Mirror audit records to journald when its socket is there.")
     journal_socket: Path = Field(Path("/run/systemd/journal/socket"), description="journald's native socket.")
     journal_directory: Path | None = Field(
@@ -173,6 +200,11 @@ class Settings(BaseSettings):
     def _deadlines_agree(self) -> Settings:
         if self.call_timeout > self.max_call_timeout:
             raise ValueError(f"call_timeout ({self.call_timeout}) exceeds max_call_timeout ({self.max_call_timeout})")
+        if self.audit_max_total_bytes is not None and self.audit_max_total_bytes < 2 * self.audit_max_bytes:
+            raise ValueError(
+                f"audit_max_total_bytes ({self.audit_max_total_bytes}) must be at least twice audit_max_bytes "
+                f"({self.audit_max_bytes}): the current file alone may grow to audit_max_bytes"
+            )
         return self
 
     @classmethod
@@ -195,6 +227,18 @@ class Settings(BaseSettings):
     @property
     def audit_directory(self) -> Path:
         return self.audit_dir or self.state_dir / "audit"
+
+    def audit_key_path(self) -> Path | None:
+        """The audit key's file: audit_key_file, else the systemd credential `fleetbus-audit-key`
+        (LoadCredential=fleetbus-audit-key:/etc/fleetbus/audit.key puts it in $CREDENTIALS_DIRECTORY)."""
+        if self.audit_key_file is not None:
+            return self.audit_key_file
+        credentials = os.environ.get("CREDENTIALS_DIRECTORY")
+        if credentials:
+            candidate = Path(credentials) / AUDIT_KEY_CREDENTIAL
+            if candidate.exists():
+                return candidate
+        return None
 
     @property
     def approvals_directory(self) -> Path:

@@ -9,6 +9,7 @@ module (and the executors below it) touch a bus.
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
@@ -31,9 +32,11 @@ from fleetbus.executors.proc_files import ReadFailed
 from fleetbus.executors.procfs import ProcFormatError
 from fleetbus.guard import audit, scopes
 from fleetbus.guard.approvals import Approval, ApprovalStore, DecisionCommands, utc_time
-from fleetbus.guard.audit import AuditLog
+from fleetbus.guard.audit import AuditLog, room
+from fleetbus.guard.audit.coalesce import Coalescer
 from fleetbus.guard.catalog import Classification, Effect, Hints, Risk, classify
 from fleetbus.guard.effects import apply_effects, describe_hazards, unjudged
+from fleetbus.guard.journald import MESSAGE_ID as AUDIT_MESSAGE_ID
 from fleetbus.guard.limits import RateLimited, RateLimiter
 from fleetbus.guard.policy import Decision, Policy, Verdict
 from fleetbus.guard.redact import REDACTED, audit_arguments
@@ -43,6 +46,7 @@ from fleetbus.operation import AUDIT_QUERY, DBUS_CALL, DBUS_WATCH, HOST_METRICS,
 
 INTROSPECTABLE = well_known.INTROSPECTABLE
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 
 AskPerson = Callable[[Approval], Awaitable[bool | None]]
 """Ask a person (through the MCP client) to approve; True/False is their answer, None means no answer."""
@@ -107,6 +111,10 @@ class HostFailed(GatewayError):
 
 class UnknownHostName(GatewayError):
     """The operation names a host the inventory does not hold; the message names the closest ones."""
+
+
+class AuditUnavailable(GatewayError):
+    """The audit log cannot be written: the call is refused before anything ran."""
 
 
 class HostCommandFailed(GatewayError):
@@ -184,6 +192,8 @@ class Gateway:
         journal_directory: Path | None = None,
         facts: HostFacts | None = None,
         decision_commands: DecisionCommands | None = None,
+        coalesce_within: float = 10.0,
+        audit_reserve: int = room.DEFAULT_RESERVE,
     ) -> None:
         self.hosts = hosts
         self.decision_commands = decision_commands or DecisionCommands()
@@ -194,6 +204,9 @@ class Gateway:
         self.deadlines = deadlines
         self.approvals = approvals
         self.audit_log = audit_log
+        # Refusals repeat (a client retrying, a flood): one record per operation and verdict per interval.
+        self.refusals = Coalescer(audit_log, coalesce_within)
+        self.audit_reserve = audit_reserve
         self.limiter = limiter
         self._read_permissions = lookups.ReadPermissions(policy)
         hosts.add_owner_listener(self._owner_changed)
@@ -277,7 +290,7 @@ class Gateway:
     def _record_lookups(self, operation: Operation, caller: Caller | None, reads: lookups.Lookups) -> None:
         if not reads.made:
             return
-        self.audit_log.append(
+        self._admit_record(
             {
                 "client": caller.client if caller is not None else "fleetbus",
                 "host": operation.host,
@@ -286,7 +299,8 @@ class Gateway:
                 "digest": operation.digest(),
                 "lookups": reads.summary(),
                 "count": len(reads.made),
-            }
+            },
+            durable=False,
         )
 
     def _hints(self, operation: Operation) -> Hints | None:
@@ -328,27 +342,32 @@ class Gateway:
         resolved, decision = assessment.operation, assessment.decision
         record = self._record_base(resolved, caller, assessment)
         if decision.verdict is Verdict.DENY:
-            self.audit_log.append({**record, "event": "denied"})
+            self._record_refusal({**record, "event": "denied"})
             raise OperationDenied(resolved, decision)
         # The caller's hosts were checked (before any connection) by _admit_host, in Ansible's pattern grammar.
         refusal = scopes.check(caller.scopes, None, resolved, assessment.classification, caller.client)
         if refusal is not None:
-            self.audit_log.append({**record, "event": "denied", "scope": refusal.scope, "error": refusal.message})
+            self._record_refusal({**record, "event": "denied", "scope": refusal.scope, "error": refusal.message})
             raise OutOfScope(resolved, refusal)
         try:
             self.limiter.check(caller.client, assessment.classification.is_read, resolved.host)
         except RateLimited as exc:
-            self.audit_log.append({**record, "event": "rate-limited", "error": str(exc)})
+            self._record_refusal({**record, "event": "rate-limited", "error": str(exc)})
             raise GatewayError(str(exc)) from exc
         approval: Approval | None = None
         if decision.verdict is Verdict.CONFIRM:
+            self._require_room(durable=not assessment.classification.is_read)  # before an approval is used up
             approval = await self._approval(resolved, caller, decision, record)
         record["approval"] = approval.id if approval else None
         # A change's records are on disk before it runs and after it ends; a read's follow within a second.
         durable = not assessment.classification.is_read
         approved = {"approved_by": approval.decided_by} if approval else {}
         event = "approved" if approval else "allowed"
-        self.audit_log.append({**record, "event": event, **approved}, durable=durable)
+        # Nothing runs unrecorded: a change whose records would not fit is refused before it runs.
+        self._admit_record({**record, "event": event, **approved}, durable)
+        pending = room.CALL_AUDIT.get()
+        if durable and pending is not None:
+            pending.changes_ran.append(resolved.member or resolved.kind)
         started = time.monotonic()
         try:
             result = await execute(resolved)
@@ -358,12 +377,78 @@ class Gateway:
                 "duration_ms": audit.monotonic_ms(started),
                 "error": str(exc) or type(exc).__name__,
             }
-            self.audit_log.append({**record, **failure}, durable=durable)
+            self._record_outcome({**record, **failure}, durable, resolved)
             raise
-        self.audit_log.append(
-            {**record, "event": "succeeded", "duration_ms": audit.monotonic_ms(started)}, durable=durable
+        self._record_outcome(
+            {**record, "event": "succeeded", "duration_ms": audit.monotonic_ms(started)}, durable, resolved
         )
         return result
+
+    def _record_refusal(self, fields: dict[str, Any], *, coalesce: bool = True) -> None:
+        """A refusal's record; when the log cannot take it, the call is refused all the same (nothing ran)."""
+        try:
+            if coalesce:
+                self.refusals.append(fields)
+            else:
+                self.audit_log.append(fields)
+        except OSError as exc:
+            log.error("%s; a refusal went unrecorded: %s", room.unwritable(self.audit_log.directory, exc), fields)
+
+    def _admit_record(self, fields: dict[str, Any], durable: bool) -> None:
+        """The record before a call runs; refuses the call (AuditUnavailable) when it cannot be written, and a
+        change when the disk lacks room for its outcome record too."""
+        directory = self.audit_log.directory
+        try:
+            self._require_room(durable)
+            self.audit_log.append(fields, durable=durable)
+        except OSError as exc:
+            pending = room.CALL_AUDIT.get()
+            if not durable and pending is not None and pending.changes_ran:
+                # A read that reports on a change which already ran (its state, its output) in this same call:
+                # refusing it would make the change look failed, and a retry repeat it. It runs, unrecorded, said.
+                why = room.unwritable(directory, exc)
+                log.error("%s; a read after a change ran unrecorded: %s", why, fields)
+                note = (
+                    f"ran: {', '.join(pending.changes_ran)} ran, but {why}, so what this call read after it is not "
+                    "in the audit log. Do not repeat the call: it was made."
+                )
+                if note not in pending.unrecorded and not any(n.startswith("ran; outcome") for n in pending.unrecorded):
+                    pending.unrecorded.append(note)
+                return
+            raise AuditUnavailable(room.unwritable(directory, exc) + "; nothing was run") from exc
+
+    def _require_room(self, durable: bool) -> None:
+        """A change needs `audit_reserve` bytes free on the audit disk: room for its outcome record."""
+        if not durable:
+            return
+        directory = self.audit_log.directory
+        try:
+            self.audit_log.open()
+            free = room.free_bytes(directory)
+        except OSError as exc:
+            raise AuditUnavailable(room.unwritable(directory, exc) + "; nothing was run") from exc
+        if free < self.audit_reserve:
+            raise AuditUnavailable(
+                room.unwritable(directory, free=free, needed=self.audit_reserve) + "; nothing was run"
+            )
+
+    def _record_outcome(self, fields: dict[str, Any], durable: bool, operation: Operation) -> None:
+        """The record after a call ran. If it cannot be written, the call still ran: it is never reported as
+        failed for that (a client would retry, repeating a change) but as "ran; outcome not recorded"."""
+        try:
+            self.audit_log.append(fields, durable=durable)
+        except OSError as exc:
+            why = room.unwritable(self.audit_log.directory, exc)
+            log.error("%s; the outcome of %s went unrecorded: %s", why, operation.describe(), fields)
+            if not durable:
+                return
+            note = (
+                f"ran; outcome not recorded: {operation.member or operation.kind} ran ({fields['event']}), but "
+                f"{why}, so its outcome is not in the audit log. Do not repeat the call: it was made."
+            )
+            pending = room.CALL_AUDIT.get()
+            if pending is not None:
+                pending.unrecorded.append(note)
 
     async def _approval(
         self, operation: Operation, caller: Caller, decision: Decision, record: dict[str, Any]
@@ -373,7 +458,7 @@ class Gateway:
             return used
         refused = self.approvals.refused(operation, caller.client)
         if refused is not None:
-            self.audit_log.append({**record, "event": "rejected", "approval": refused.id})
+            self._record_refusal({**record, "event": "rejected", "approval": refused.id})
             raise ApprovalDenied(refused)
         request = self.approvals.request(operation, caller.client, decision.reason)
         # A person's answer counts only through a caller allowed to approve; others wait for `fleetbus approve`.
@@ -386,9 +471,9 @@ class Gateway:
                 if consumed is not None:
                     return consumed
             else:
-                self.audit_log.append({**record, "event": "rejected", "approval": request.id})
+                self._record_refusal({**record, "event": "rejected", "approval": request.id}, coalesce=False)
                 raise ApprovalDenied(request)
-        self.audit_log.append({**record, "event": "awaiting-approval", "approval": request.id})
+        self._record_refusal({**record, "event": "awaiting-approval", "approval": request.id}, coalesce=False)
         raise ApprovalRequired(request, decision, self.decision_commands)
 
     @staticmethod
@@ -508,6 +593,15 @@ class Gateway:
 
         return await self.run(operation, caller, execute)
 
+    def may_read_audit(self, caller: Caller) -> bool:
+        """Whether `caller` holds the audit right: the policy allows reading the audit log (the admin preset) and
+        its scopes grant it (`admin`)."""
+        operation = Operation(AUDIT_QUERY, LOCAL_HOST, "", member="query")
+        classification = classify(operation, None, self.policy.knowledge)
+        if self.policy.decide(operation, classification).verdict is not Verdict.ALLOW:
+            return False
+        return scopes.check(caller.scopes, caller.hosts, operation, classification, caller.client) is None
+
     async def run_job(self, operation: Operation, caller: Caller, *, wait: float) -> JobOutcome:
         """A systemd Manager call that queues a job (StartUnit, RestartUnit…), admitted like any call, then the
         job's end: JobRemoved is matched before the call, so a job that ends at once is not missed."""
@@ -552,13 +646,24 @@ class Gateway:
         except journal_reader.JournalQueryError as exc:
             raise GatewayError(str(exc)) from exc
         deadline = self.deadlines.choose(timeout)
+        # fleetbus's own audit records reach the journal through the mirror; they are the audit log's, and only a
+        # caller who may read the audit log reads them there.
+        hide_audit = not self.may_read_audit(caller)
 
         async def execute(resolved: Operation) -> journal_reader.JournalRead:
             journal = (await self._host_facts(resolved.host)).journal
+            options = [str(a) for a in resolved.args]
+            if hide_audit:
+                options = journal_reader.with_output_fields(options, *AUDIT_COPY_FIELDS)
             try:
                 async with asyncio.timeout(deadline):
-                    return await journal.read(
-                        [str(a) for a in resolved.args], timeout=deadline, max_entries=max_entries, max_bytes=max_bytes
+                    read = await journal.read(
+                        options,
+                        timeout=deadline,
+                        # Audit copies come in runs (every call makes two): read further so they do not crowd out
+                        # the entries asked for.
+                        max_entries=max_entries * AUDIT_COPY_OVERREAD if hide_audit else max_entries,
+                        max_bytes=max_bytes,
                     )
             except TimeoutError:
                 raise HostCommandFailed(
@@ -566,6 +671,7 @@ class Gateway:
                 ) from None
             except (CommandError, HostError, journal_reader.JournalFailed) as exc:
                 raise HostCommandFailed(f"reading the journal of {resolved.host}: {exc}") from exc
+            return _without_audit_copies(read, max_entries) if hide_audit else read
 
         return await self.run(operation, caller, execute)
 
@@ -705,6 +811,7 @@ class Gateway:
         self.local_facts.close()
         for facts in self._remote_facts.values():
             facts.close()
+        self.refusals.flush()  # counts still open are written before the log closes: nothing goes unrecorded
         self.audit_log.close()
 
 
@@ -725,6 +832,23 @@ def _operation_fields(operation: Operation) -> dict[str, str]:
         "member": operation.member,
         "signature": operation.signature,
     }
+
+
+AUDIT_COPY_FIELDS = ("MESSAGE_ID", "SYSLOG_IDENTIFIER")
+"""What tells a journal entry is the mirror's copy of an audit record (guard/journald.py writes both)."""
+AUDIT_COPY_OVERREAD = 4
+
+
+def _without_audit_copies(read: journal_reader.JournalRead, max_entries: int) -> journal_reader.JournalRead:
+    """The entries that are not audit copies, at most `max_entries` (complete only if nothing was cut)."""
+    kept = [
+        entry
+        for entry in read.entries
+        if not (entry.get("MESSAGE_ID") == AUDIT_MESSAGE_ID and entry.get("SYSLOG_IDENTIFIER") == "fleetbus")
+    ]
+    if len(kept) > max_entries:
+        return journal_reader.JournalRead(kept[:max_entries], complete=False)
+    return journal_reader.JournalRead(kept, read.complete)
 
 
 def _lookup_failure(exc: BaseException, deadline: float, what: str) -> str:

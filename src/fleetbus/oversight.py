@@ -47,8 +47,16 @@ def add_parsers(
     audit_parser = commands.add_parser("audit", help="verify, tail or query the audit log")
     actions = audit_parser.add_subparsers(dest="audit_command", required=True)
     verify = actions.add_parser(
-        "verify", help="check the hash chain; exit 0 when intact, 1 naming the first bad record"
+        "verify",
+        help="check the hash chain (the HMAC chain, with the audit key); exit 0 when intact, 1 naming the first bad "
+        "record",
     )
+    verify.add_argument(
+        "--after-crash",
+        action="store_true",
+        help="the server crashed: accept records written after the head file (they must still chain)",
+    )
+    stats = actions.add_parser("stats", help="records and bytes per day, and the files on disk")
     tail = actions.add_parser("tail", help="the last records")
     tail.add_argument("-n", type=int, default=20, help="how many (default 20)")
     query = actions.add_parser("query", help="records matching filters")
@@ -58,7 +66,7 @@ def add_parsers(
     query.add_argument("--since", metavar="TIME", help=f"records from this time on: {times.HELP}")
     query.add_argument("--limit", type=int, default=100)
     # On each action, not on `audit`: options of a parent must come before the action, which nobody types.
-    for action in (verify, tail, query):
+    for action in (verify, stats, tail, query):
         add_state_options(action)
 
 
@@ -138,15 +146,18 @@ def _holding(sites: list[Site], approval_id: str) -> Site:
     raise ApprovalError(f"approval {approval_id} is in several stores: {where}; name one with --state-dir DIR")
 
 
-def audit_main(args: argparse.Namespace, directory: Path) -> int:
+def audit_main(args: argparse.Namespace, directory: Path, key: bytes | None = None) -> int:
     if args.audit_command == "verify":
-        result = audit.verify(directory)
+        result = audit.verify(directory, key=key, after_crash=args.after_crash)
         if result.ok:
-            note = f" ({result.note})" if result.note else ""
-            print(f"audit log intact: {result.records} records{note}")
+            notes = [*(["HMAC chain and signed head checked with the audit key"] if key else []), result.note]
+            note = "; ".join(n for n in notes if n)
+            print(f"audit log intact: {result.records} records" + (f" ({note})" if note else ""))
             return 0
         print(f"audit log BROKEN after {result.records} good records: {result.problem}", file=sys.stderr)
         return 1
+    if args.audit_command == "stats":
+        return _stats(directory)
     if args.audit_command == "tail":
         records = audit.tail(directory, args.n)
     else:
@@ -158,4 +169,17 @@ def audit_main(args: argparse.Namespace, directory: Path) -> int:
         )
     for record in records:
         print(json.dumps(record, ensure_ascii=False))
+    return 0
+
+
+def _stats(directory: Path) -> int:
+    days = audit.volume(directory)
+    print(f"{'day':<10} {'records':>10} {'bytes':>14} {'refusals':>10}")
+    for day in days:
+        print(f"{day.day:<10} {day.records:>10} {day.bytes:>14} {day.refusals:>10}")
+    files = audit.log_files(directory)
+    on_disk = sum(path.stat().st_size for path in files if path.exists())
+    records = sum(day.records for day in days)
+    print(f"{'total':<10} {records:>10} {on_disk:>14} {sum(d.refusals for d in days):>10}")
+    print(f"{len(files)} file(s) in {directory}")
     return 0

@@ -9,7 +9,8 @@ from fleetbus.dbus.introspect import IntrospectionCache
 from fleetbus.executable import fleetbus_argv
 from fleetbus.gateway import Caller, Deadlines, Gateway
 from fleetbus.guard.approvals import ApprovalStore, DecisionCommands
-from fleetbus.guard.audit import AuditLog
+from fleetbus.guard.audit import AuditLog, Retention
+from fleetbus.guard.audit.keys import load_key
 from fleetbus.guard.limits import Budget, RateLimiter
 from fleetbus.guard.policy import Policy, load_policy
 from fleetbus.hosts.inventory import load_inventory
@@ -24,6 +25,12 @@ from fleetbus.tools.operator import operator_tools
 from fleetbus.tools.packs import BUILTIN_PACKS, PackManager, merge_packs
 from fleetbus.tools.registry import Listed, ToolBudget, ToolContext, ToolRegistry
 from fleetbus.tools.toolsets import BUILTIN_TOOLSETS, ToolsetCatalog, ToolsetSelection
+
+
+def audit_key(settings: Settings) -> bytes | None:
+    """The audit key the settings name, checked (a key others can read is refused: fleetbus does not start)."""
+    path = settings.audit_key_path()
+    return load_key(path) if path is not None else None
 
 
 @dataclass
@@ -56,11 +63,15 @@ class Runtime:
                 settings.audit_directory,
                 max_bytes=settings.audit_max_bytes,
                 journal=settings.journal_socket if settings.audit_journal else None,
+                key=audit_key(settings),
+                retention=Retention(settings.audit_retention_days, settings.audit_max_total_bytes),
             ),
             limiter=RateLimiter(
                 Budget(settings.read_rate, settings.read_burst), Budget(settings.change_rate, settings.change_burst)
             ),
             journal_directory=settings.journal_directory,
+            coalesce_within=settings.audit_coalesce_interval,
+            audit_reserve=settings.audit_reserve_bytes,
         )
         packs_settings = merge_packs(BUILTIN_PACKS if settings.builtin_packs else (), settings.packs)
         catalog = ToolsetCatalog(BUILTIN_TOOLSETS, [pack.name for pack in packs_settings])

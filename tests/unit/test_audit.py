@@ -38,6 +38,7 @@ from fleetbus.guard.audit import (
     tail,
     verify,
 )
+from fleetbus.guard.audit import files as audit_files
 from fleetbus.guard.journald import MESSAGE_ID, JournalMirror
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -271,18 +272,26 @@ def test_a_head_pointing_at_a_replaced_earlier_record_fails(log_dir: Path) -> No
 # ---- crashes --------------------------------------------------------------------------------------------------
 
 
-def test_crash_between_record_and_head_verifies_with_a_note(tmp_path: Path) -> None:
+def test_a_record_after_the_head_fails_unless_the_server_crashed(tmp_path: Path) -> None:
+    # Records past the head were never acknowledged: a crash between record and head, or someone appending.
     log = write_log(tmp_path, 9)
     previous_head = (tmp_path / HEAD).read_bytes()
     log.append(entry(10))
     log.close()
     (tmp_path / HEAD).write_bytes(previous_head)
     result = verify(tmp_path)
-    assert (result.ok, result.records) == (True, 10)
-    assert result.note == "record 10 was written just before a crash (or while verifying); it chains correctly"
+    assert (result.ok, result.records) == (False, 10)
+    assert result.problem is not None
+    assert result.problem.startswith("record 10 comes after record 9, the last one audit.head acknowledges")
+    assert "--after-crash" in result.problem
+    crashed = verify(tmp_path, after_crash=True)
+    assert (crashed.ok, crashed.records) == (True, 10)
+    assert crashed.note == (
+        "record 10 was written after audit.head was last updated (accepted: --after-crash); they chain correctly"
+    )
 
 
-def test_several_records_after_the_head_verify_with_a_note(tmp_path: Path) -> None:
+def test_several_records_after_the_head_are_named(tmp_path: Path) -> None:
     log = write_log(tmp_path, 5)
     old_head = (tmp_path / HEAD).read_bytes()
     for n in range(6, 9):
@@ -290,9 +299,13 @@ def test_several_records_after_the_head_verify_with_a_note(tmp_path: Path) -> No
     log.close()
     (tmp_path / HEAD).write_bytes(old_head)
     result = verify(tmp_path)
-    assert result.ok
-    assert result.note is not None
-    assert result.note.startswith("records 6–8 were written after audit.head was last updated")
+    assert not result.ok
+    assert result.problem is not None
+    assert result.problem.startswith("records 6–8 come after record 5, the last one audit.head acknowledges")
+    crashed = verify(tmp_path, after_crash=True)
+    assert crashed.ok
+    assert crashed.note is not None
+    assert crashed.note.startswith("records 6–8 were written after audit.head was last updated")
 
 
 def test_a_half_written_last_record_the_head_does_not_cover_verifies_with_a_note(tmp_path: Path) -> None:
@@ -340,7 +353,7 @@ def test_reopening_reads_only_the_end_of_a_long_log(tmp_path: Path, monkeypatch:
     damaged = lines(tmp_path)
     damaged[1] = b"garbage\n"
     rewrite(tmp_path, damaged)
-    monkeypatch.setattr(audit, "TAIL_CHUNK", 4096)  # several chunks from the end, none reaching line 2
+    monkeypatch.setattr(audit_files, "TAIL_CHUNK", 4096)  # several chunks from the end, none reaching line 2
     reopened = AuditLog(tmp_path, fsync=False)
     assert reopened.seq == 300
     reopened.append(entry(301))
@@ -361,12 +374,12 @@ def test_reopening_reads_only_the_end_of_a_long_log(tmp_path: Path, monkeypatch:
 def test_lines_read_backwards_are_the_lines_read_forwards(body: list[bytes], tail: bytes, chunk: int) -> None:
     data = b"".join(line + b"\n" for line in body) + tail  # `tail`: an unterminated record a crash cut
     forward = [(offset, line) for offset, line in _forward_lines(data)]
-    original, audit.TAIL_CHUNK = audit.TAIL_CHUNK, chunk
+    original, audit_files.TAIL_CHUNK = audit_files.TAIL_CHUNK, chunk
     try:
-        backward = list(audit._lines_from_end(io.BytesIO(data)))
-        end = audit._end_of_last_line(io.BytesIO(data))
+        backward = list(audit_files.lines_from_end(io.BytesIO(data)))
+        end = audit_files.end_of_last_line(io.BytesIO(data))
     finally:
-        audit.TAIL_CHUNK = original
+        audit_files.TAIL_CHUNK = original
     assert backward == forward[::-1]
     assert end == len(data) - len(tail)
 
@@ -525,7 +538,7 @@ def test_kill_9_while_appending_leaves_a_log_that_verifies(tmp_path: Path, max_b
         writer.send_signal(signal.SIGKILL)
         writer.wait(timeout=10)
     assert writer.returncode == -signal.SIGKILL
-    result = verify(directory)
+    result = verify(directory, after_crash=True)  # the kill may land between a record and its head
     assert result.ok, result.problem
     assert result.records > 1
     if max_bytes < 1024 * 1024:
@@ -579,13 +592,19 @@ def test_rotation_keeps_the_chain_across_files(tmp_path: Path) -> None:
 @pytest.mark.parametrize("which", [0, 1], ids=["first-rotated", "middle-rotated"])
 def test_a_deleted_rotated_file_is_detected(tmp_path: Path, which: int) -> None:
     write_log(tmp_path, 30, max_bytes=2048).close()
-    victim = log_files(tmp_path)[which]
+    victim, following = log_files(tmp_path)[which : which + 2]
     first_missing = next(audit.iter_file(victim))[1]["seq"]
+    first_left = next(audit.iter_file(following))[1]["seq"]
     victim.unlink()
     result = verify(tmp_path)
     assert not result.ok
     assert result.problem is not None
-    assert f"does not follow record {first_missing - 1}" in result.problem
+    if which == 0:  # nothing before it to break with: only a checkpoint could say the log may start there
+        assert result.problem.startswith(
+            f"the log starts at record {first_left}: records before it are missing, and no checkpoint record"
+        )
+    else:
+        assert f"does not follow record {first_missing - 1}" in result.problem
 
 
 def test_a_record_larger_than_max_bytes_still_gets_written(tmp_path: Path) -> None:
@@ -826,6 +845,55 @@ async def test_under_an_event_loop_reads_go_in_batches_and_a_change_goes_at_once
     finally:
         log.close()
         receiver.close()
+
+
+async def test_under_an_event_loop_a_changes_copy_never_waits_for_a_stalled_journald(tmp_path: Path) -> None:
+    # Without a loop a change's copy may wait CHANGE_WAIT for room; under one, a stalled journald would stall
+    # every client, so the copy waits in the backlog instead.
+    address = tmp_path / "j.sock"
+    receiver = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    receiver.bind(str(address))
+    log = AuditLog(tmp_path / "audit", journal=address, fsync=False)
+    try:
+        slowest = 0.0
+        for n in range(1, 101):  # journald's queue fills after a handful
+            started = time.perf_counter()
+            log.append(entry(n), durable=True)
+            slowest = max(slowest, time.perf_counter() - started)
+        assert slowest < 0.1, f"a change's append waited {slowest * 1000:.0f} ms for journald"
+        assert log._mirror is not None
+        assert log._mirror.waiting > 0
+    finally:
+        reading = concurrent.futures.ThreadPoolExecutor(1).submit(receive_all, receiver)
+        log.close()
+        received = reading.result()
+        receiver.close()
+    assert [int(e["FLEETBUS_SEQ"]) for e in received] == list(range(1, 101))
+
+
+def test_the_backlog_is_bounded_in_bytes_too_and_a_gap_is_logged_once(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    address = tmp_path / "j.sock"
+    receiver = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    receiver.bind(str(address))
+    mirror = JournalMirror(address, backlog_bytes=64 * 1024)
+    big = json.dumps({"args": ["x" * 4000]}).encode()  # the record travels whole, in FLEETBUS_RECORD
+    with caplog.at_level("WARNING", logger="fleetbus.guard.journald"):
+        for n in range(1, 201):
+            mirror.send({**entry(n), "seq": n}, big)
+            assert mirror._pending_bytes <= 64 * 1024
+    try:
+        assert mirror.dropped > 0
+        assert mirror.waiting <= 64 * 1024 // 4000
+        gap = [r.getMessage() for r in caplog.records if "is not taking fleetbus's audit copies" in r.getMessage()]
+        assert len(gap) == 1, "one line per gap, not one per copy"
+        reading = concurrent.futures.ThreadPoolExecutor(1).submit(receive_all, receiver)
+        mirror.close()
+        received = reading.result()
+    finally:
+        receiver.close()
+    assert any(e.get("FLEETBUS_DROPPED") == str(mirror.dropped).encode() for e in received)
 
 
 def test_an_absent_or_dead_journal_never_stops_the_file_log(tmp_path: Path) -> None:

@@ -80,6 +80,18 @@ def argv(options: Sequence[str], directory: Path | None, max_entries: int | None
     return [*command, *flags, "--", *matches] if matches else [*command, *flags]
 
 
+def with_output_fields(options: Sequence[str], *fields: str) -> list[str]:
+    """`options` with `fields` added to its --output-fields (when it has one: without it every field comes)."""
+    extended = []
+    for option in options:
+        if option.startswith("--output-fields="):
+            named = option.removeprefix("--output-fields=").split(",")
+            extended.append("--output-fields=" + ",".join(dict.fromkeys([*named, *fields])))
+        else:
+            extended.append(option)
+    return extended
+
+
 def parse(stdout: bytes, max_entries: int, *, truncated: bool) -> JournalRead:
     """The first `max_entries` entries of journalctl's JSON lines. The last line of a cut output is incomplete
     and dropped; the read is complete when journalctl ended by itself with fewer entries than asked for."""

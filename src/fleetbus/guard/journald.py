@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import select
 import socket
 import struct
@@ -23,15 +24,19 @@ MESSAGE_ID = "6b1c0f8e3d2a4e7fb0c5d9a1e2f3a4b5"
 """journald MESSAGE_ID of every fleetbus audit record: `journalctl MESSAGE_ID=6b1c0f8e…` finds them all."""
 BACKLOG = 10_000
 """Copies the mirror holds while journald is behind; beyond it the oldest are dropped and counted (never the file's)."""
+BACKLOG_BYTES = 16 << 20
+"""The same bound in bytes: a backlog of large records (long arguments) stops growing here too."""
 CHANGE_WAIT = 0.2
-"""How long a change's copy may wait for room in journald's queue, so it is there before the change runs; a
-journald stuck longer does not hold up the server (the copy follows later, the file already has the record)."""
+"""Without an event loop (a CLI command), how long a change's copy may wait for room in journald's queue, so it is
+there before the change runs. Under a loop (the server) nothing waits: a stalled journald would stall every client
+(the copy follows when journald has room; the file already has the record)."""
 CLOSE_WAIT = 2.0
 READ_BATCH = 0.01
 """Under an event loop, reads' copies go to journald together, at most this late: every datagram wakes journald,
 and on a busy host each wake-up costs the server more than the rest of its audit work for a read."""
 RECONNECT_AFTER = 1.0
 """Without journald (not running, or restarting), try its socket again at most this often."""
+LOG = logging.getLogger(__name__)
 
 
 def native_fields(fields: Mapping[str, str]) -> bytes:
@@ -79,19 +84,22 @@ class JournalMirror:
     """Copies of audit records, in order, on a non-blocking socket connected to journald's.
 
     Under a running event loop (the server), reads' copies are sent in batches, READ_BATCH after the first one
-    waiting; a change's copy (`wait=True`) is sent at once, after those, waiting up to CHANGE_WAIT for room, so
-    journald has it before the change runs. Without a loop (a CLI command) every copy is sent at once. A copy that
-    journald has no room for waits in a bounded backlog and goes as soon as the socket is writable again (the loop
-    watches it), with the next record, or at close. Copies dropped (backlog full, journald gone) are counted, and
+    waiting; a change's copy (`wait=True`) is sent at once, after those, so journald normally has it before the
+    change runs — but the loop never waits for journald. Without a loop (a CLI command) every copy is sent at once,
+    a change's waiting up to CHANGE_WAIT for room. A copy that journald has no room for waits in a backlog bounded
+    by count and bytes and goes as soon as the socket is writable again (the loop watches it), with the next
+    record, or at close. Copies dropped (backlog full, journald gone) are counted and logged (once per gap), and
     the count reaches journald with the next copy it takes.
     """
 
-    def __init__(self, path: Path, *, backlog: int = BACKLOG) -> None:
+    def __init__(self, path: Path, *, backlog: int = BACKLOG, backlog_bytes: int = BACKLOG_BYTES) -> None:
         self.path = path
         self.backlog = backlog
+        self.backlog_bytes = backlog_bytes
         self.dropped = 0
         self._reported = 0
         self._pending: deque[bytes] = deque()
+        self._pending_bytes = 0
         self._sock: socket.socket | None = None
         self._connect_after = 0.0
         self._watching: asyncio.AbstractEventLoop | None = None
@@ -103,13 +111,35 @@ class JournalMirror:
         return len(self._pending)
 
     def send(self, record: Mapping[str, Any], canonical: bytes, *, wait: bool = False) -> None:
-        """Copy one record (`canonical`: its canonical JSON, the line in the file)."""
-        if len(self._pending) >= self.backlog:
-            self._pending.popleft()
-            self.dropped += 1
-        self._pending.append(audit_datagram(record, canonical))
-        if wait or not self._batched():
-            self._flush(CHANGE_WAIT if wait else 0.0)
+        """Copy one record (`canonical`: its canonical JSON, the line in the file). `wait`: a change's copy, sent
+        at once (and, without an event loop, waiting up to CHANGE_WAIT for room)."""
+        datagram = audit_datagram(record, canonical)
+        while self._pending and (
+            len(self._pending) >= self.backlog or self._pending_bytes + len(datagram) > self.backlog_bytes
+        ):
+            self._drop_oldest()
+        self._pending.append(datagram)
+        self._pending_bytes += len(datagram)
+        if wait:
+            self._flush(0.0 if _loop_running() else CHANGE_WAIT)
+        elif not self._batched():
+            self._flush(0.0)
+
+    def _drop_oldest(self) -> None:
+        self._pending_bytes -= len(self._pending.popleft())
+        self._count_drop()
+
+    def _count_drop(self) -> None:
+        if self.dropped == self._reported:  # the first copy of a gap: say so once, not per copy
+            LOG.warning(
+                "journald at %s is not taking fleetbus's audit copies; dropping them until it does (the audit log "
+                "file keeps every record)",
+                self.path,
+            )
+        self.dropped += 1
+
+    def _popleft(self) -> None:
+        self._pending_bytes -= len(self._pending.popleft())
 
     def _batched(self) -> bool:
         """True when the copy will go with a batch the running loop sends shortly."""
@@ -142,12 +172,15 @@ class JournalMirror:
         while self._pending:
             sock = self._connected()
             if sock is None:
-                self._pending.clear()  # no journald here (or not now): nothing to copy to, the file has it all
+                # No journald here (or not now): nothing to copy to, the file has it all.
+                self._pending.clear()
+                self._pending_bytes = 0
                 return
             try:
                 if self.dropped > self._reported:
                     dropped = self.dropped
                     sock.send(self._drop_note(dropped - self._reported))
+                    LOG.warning("journald takes audit copies again; %d were dropped", dropped - self._reported)
                     self._reported = dropped
                 sock.send(self._pending[0])
             except BlockingIOError:
@@ -158,10 +191,9 @@ class JournalMirror:
                 return
             except OSError:
                 self._disconnect()  # journald restarted or went away; the next copy reconnects
-                self._pending.popleft()
-                self.dropped += 1
+                self._drop_oldest()
                 continue
-            self._pending.popleft()
+            self._popleft()
         self._stop_watching()
 
     def _connected(self) -> socket.socket | None:
@@ -217,6 +249,14 @@ class JournalMirror:
                 "FLEETBUS_DROPPED": str(missed),
             }
         )
+
+
+def _loop_running() -> bool:
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    return True
 
 
 def _writable(sock: socket.socket, timeout: float) -> bool:

@@ -13,7 +13,19 @@ from fleetbus.operation import AUDIT_QUERY
 from fleetbus.tools import schema as s
 from fleetbus.tools.registry import Annotations, ToolContext, ToolError, ToolSpec
 
-EVENTS = ["allowed", "approved", "denied", "awaiting-approval", "rejected", "rate-limited", "succeeded", "failed"]
+EVENTS = [
+    "allowed",
+    "approved",
+    "denied",
+    "awaiting-approval",
+    "rejected",
+    "rate-limited",
+    "succeeded",
+    "failed",
+    "looked-up",
+    "recovered",
+    "checkpoint",
+]
 
 
 def _row(record: dict[str, Any]) -> dict[str, Any]:
@@ -33,6 +45,8 @@ def _row(record: dict[str, Any]) -> dict[str, Any]:
         "approval": record.get("approval"),
         "duration_ms": record.get("duration_ms"),
         "error": record.get("error"),
+        # Repeated refusals are one record per interval: how many calls it stands for (see guard/audit/coalesce).
+        "count": record.get("count", 1),
     }
 
 

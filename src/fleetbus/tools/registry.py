@@ -23,6 +23,7 @@ from fleetbus import output
 from fleetbus.dbus.errors import BusError
 from fleetbus.dbus.types import SignatureError, ValueConversionError
 from fleetbus.gateway import ApprovalRequired, Caller, Gateway, GatewayError
+from fleetbus.guard.audit.room import CALL_AUDIT, CallAudit
 from fleetbus.guard.catalog import Risk
 from fleetbus.guard.policy import OperationPattern, Policy
 from fleetbus.operation import AUDIT_QUERY, LOCAL_HOST
@@ -276,6 +277,17 @@ class ToolRegistry:
             return output.error(self.unknown_tool(name, context.gateway.policy))
         args = dict(arguments or {})
         self.usage[name] += 1
+        # What the audit log could not hold during this call (a full disk): said with the result, never hidden.
+        audit_gaps = CallAudit()
+        token = CALL_AUDIT.set(audit_gaps)
+        try:
+            return await self._run(context, spec, name, args, audit_gaps)
+        finally:
+            CALL_AUDIT.reset(token)
+
+    async def _run(
+        self, context: ToolContext, spec: ToolSpec, name: str, args: dict[str, Any], audit_gaps: CallAudit
+    ) -> output.ToolResult:
         try:
             self.validate(name, args)
             if HOST in _properties(spec):
@@ -295,7 +307,11 @@ class ToolRegistry:
         except Exception:
             log.exception("tool %s failed", name)
             return output.error(f"internal error in tool {name}; the server log has the details")
-        return output.success(structured, fmt=output.requested_format(spec.input_schema, args))
+        result = output.success(structured, fmt=output.requested_format(spec.input_schema, args))
+        if audit_gaps.unrecorded:
+            result.text = "\n".join([*audit_gaps.unrecorded, "", result.text])
+            result.notes.extend(audit_gaps.unrecorded)
+        return result
 
 
 HOST = "host"

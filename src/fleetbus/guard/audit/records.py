@@ -1,0 +1,57 @@
+"""One audit record as written: its canonical JSON, the hash that chains it to the one before, the fields the writer
+owns."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import time
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+GENESIS = "0" * 64
+_encode = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode
+
+
+def canonical(record: Mapping[str, Any]) -> bytes:
+    return _encode(record).encode()
+
+
+def digest_of(content: bytes, key: bytes | None) -> str:
+    """SHA-256 of a record's content, or HMAC-SHA256 under `key` (a keyed chain: only the key holder can extend it)."""
+    if key is None:
+        return hashlib.sha256(content).hexdigest()
+    return hmac.new(key, content, hashlib.sha256).hexdigest()
+
+
+def record_hash(record: Mapping[str, Any], key: bytes | None = None) -> str:
+    return digest_of(canonical({k: v for k, v in record.items() if k != "hash"}), key)
+
+
+def seal(record: Mapping[str, Any], key: bytes | None = None) -> tuple[str, bytes]:
+    """`record_hash(record, key)` and the canonical JSON of the record with that hash, encoding its content once
+    (the writer's hot path): with sorted keys, `hash` sits between the keys that sort before it and those after."""
+    before = _encode({k: v for k, v in record.items() if k < "hash"})[:-1]  # "{…" — or "{" when none
+    after = _encode({k: v for k, v in record.items() if k > "hash"})[1:]  # "…}" — or "}" when none
+    opened, closes = len(before) > 1, len(after) > 1
+    digest = digest_of((before + ("," if opened and closes else "") + after).encode(), key)
+    line = before + ("," if opened else "") + f'"hash":"{digest}"' + ("," if closes else "") + after
+    return digest, line.encode()
+
+
+def now_stamp() -> str:
+    return datetime.now(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
+
+
+class AuditError(ValueError):
+    """The audit log cannot be continued or written; nothing should run unrecorded."""
+
+
+RESERVED = frozenset({"seq", "time", "prev", "hash", "chain"})
+"""Fields the writer sets; a caller's value for them would break or disguise the chain."""
+
+
+def monotonic_ms(started: float) -> float:
+    return round((time.monotonic() - started) * 1000, 3)

@@ -1,0 +1,67 @@
+"""Audit volume under a flood, on the sandbox's real services: a thousand refused calls, or a thousand rate-limit
+hits, from one client are a handful of records whose counts sum to a thousand — nothing unrecorded."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from fleetbus.gateway import Caller
+from fleetbus.guard.audit import iter_records, verify
+from fleetbus.runtime import Runtime
+from fleetbus.sandbox import Sandbox
+from tests.integration.effects_setup import guarded
+
+pytestmark = pytest.mark.sandbox
+
+FLEET = {"service": "com.example.Fleet", "path": "/com/example/Fleet1", "interface": "com.example.Fleet1"}
+CALLS = 1000
+
+
+async def flood(runtime: Runtime, client: str, tool: str, **arguments: object) -> int:
+    refused = 0
+    for _ in range(CALLS):
+        result = await runtime.registry.run(runtime.context(Caller(client)), tool, arguments)
+        refused += result.is_error
+    return refused
+
+
+def records_of(state: Path, client: str) -> list[dict[str, object]]:
+    return [record for _, _, record in iter_records(state / "audit") if record.get("client") == client]
+
+
+async def test_a_thousand_refused_calls_are_a_handful_of_records(
+    sandbox: Sandbox, example_service: str, tmp_path: Path
+) -> None:
+    state = tmp_path / "state"
+    async with guarded(sandbox, state, safety="readonly", read_rate=1e6, read_burst=1e6) as runtime:
+        # Collect is not classified as a read: readonly refuses it, every time.
+        refused = await flood(runtime, "flooder", "call_method", **FLEET, method="Collect", signature="u", args=[1])
+        assert refused == CALLS
+        denied = [r for r in records_of(state, "flooder") if r["event"] == "denied"]
+        assert len(denied) == 1, "the first refusal is on disk at once, the rest are counted"
+    # The runtime closed: the open count was written. (The tool's introspection of the method, a read the
+    # policy allows, is recorded per call as every allowed call is.)
+    records = [r for r in records_of(state, "flooder") if r["event"] == "denied"]
+    assert 2 <= len(records) <= 5
+    assert sum(int(r["count"]) for r in records) == CALLS  # type: ignore[call-overload]
+    assert verify(state / "audit").ok
+
+
+async def test_a_thousand_rate_limit_hits_are_a_handful_of_records(sandbox: Sandbox, tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    async with guarded(sandbox, state, safety="readonly", read_rate=0.001, read_burst=1) as runtime:
+        arguments = {
+            "service": "org.freedesktop.DBus",
+            "path": "/org/freedesktop/DBus",
+            "interface": "org.freedesktop.DBus",
+            "property": "Features",
+        }
+        refused = await flood(runtime, "eager", "get_property", **arguments)
+        assert refused == CALLS - 1  # the burst of one ran
+    records = records_of(state, "eager")
+    limited = [r for r in records if r["event"] == "rate-limited"]
+    assert 2 <= len(limited) <= 5
+    assert sum(int(r["count"]) for r in limited) == CALLS - 1  # type: ignore[call-overload]
+    assert [r["event"] for r in records if r["event"] != "rate-limited"] == ["allowed", "succeeded"]
