@@ -83,8 +83,10 @@ class Sandbox:
         hosts: int = 0,
         die_with_parent: bool = False,
         timeout: float = 60.0,
+        profile: str = "full",
     ) -> Sandbox:
-        """A running sandbox; with `hosts`, also that many simulated hosts (host01…) reachable over SSH."""
+        """A running sandbox; with `hosts`, also that many simulated hosts (host01…) reachable over SSH, each
+        running the services of `profile` ("full", or "light": sshd, bus and hostnamed only)."""
         problems = missing_requirements(hosts=hosts > 0)
         if problems:
             raise SandboxError("cannot start a sandbox: " + "; ".join(problems))
@@ -138,7 +140,7 @@ class Sandbox:
             if hosts:
                 # Side by side with the local keeper's start-up; the hosts live inside the sandbox's cgroup.
                 sandbox.fleet = Fleet.start(
-                    _fleet_paths(paths), hosts, units=units, lifeline=die_with_parent, timeout=timeout
+                    _fleet_paths(paths), hosts, units=units, lifeline=die_with_parent, timeout=timeout, profile=profile
                 )
                 state["fleet"] = sandbox.fleet.state()
                 paths.write_state(state)
