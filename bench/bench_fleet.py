@@ -19,6 +19,9 @@ Reads go through fleetbus's fan_out engine over hosts.ssh.SshHost connections (o
 `get_property` and `health_check` with `host=`, as an MCP client's call would.
 
 Run as root: python bench/bench_fleet.py [--sizes 5,20,50] [--light-sizes 100] [--rounds 5] [--no-ansible]
+    [--inotify-instances 1024]
+A full host holds 5 inotify instances, a light one 1, against fs.inotify.max_user_instances (128 by default, shared
+by every root process): `--inotify-instances N` raises that limit for the run and puts the old value back after.
 """
 
 from __future__ import annotations
@@ -46,7 +49,7 @@ from fleetbus.gateway import Caller
 from fleetbus.hosts.ssh import HandshakeGate, SshHost, SshLimits, SshTarget
 from fleetbus.runtime import Runtime
 from fleetbus.sandbox import Sandbox
-from fleetbus.sandbox.fleet import Fleet
+from fleetbus.sandbox.fleet import Fleet, limits
 from fleetbus.sandbox.layout import CgroupLayout
 from fleetbus.tools.fanout.engine import FanOutResult, fan_out
 from fleetbus.tools.fanout.grouping import group_outcomes
@@ -403,6 +406,7 @@ def main() -> None:
     parser.add_argument("--light-sizes", default="100", help="light-profile fleet sizes ('' for none)")
     parser.add_argument("--rounds", type=int, default=5, help="warm fan-outs per read (references: half)")
     parser.add_argument("--no-ansible", action="store_true")
+    parser.add_argument("--inotify-instances", type=int, default=0, help="raise the limit to this for the run")
     parser.add_argument("--via", choices=["direct", "runtime"], default="direct",
                         help="direct: fan_out over SshHost relay links; runtime: tools via Runtime")  # fmt: skip
     args = parser.parse_args()
@@ -413,10 +417,17 @@ def main() -> None:
     ]
     print(f"via {args.via}; {os.cpu_count()} cores; load {os.getloadavg()[0]:.1f}")
     results = []
+    previous = limits.inotify_limit()
+    if args.inotify_instances > previous:
+        limits.MAX_INSTANCES.write_text(f"{args.inotify_instances}\n")
+        print(f"fs.inotify.max_user_instances {previous} -> {args.inotify_instances} for this run")
     try:
         for size, profile in plan:
             results.append(one_size(size, profile, args.rounds, not args.no_ansible, args.via))
     finally:
+        if limits.inotify_limit() != previous:
+            limits.MAX_INSTANCES.write_text(f"{previous}\n")
+            print(f"fs.inotify.max_user_instances back to {previous}")
         summary(results)
 
 

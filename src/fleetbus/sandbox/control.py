@@ -24,6 +24,7 @@ from typing import Any
 
 from fleetbus.sandbox import files
 from fleetbus.sandbox.fleet import Fleet
+from fleetbus.sandbox.fleet import limits as fleet_limits
 from fleetbus.sandbox.fleet import missing_requirements as fleet_requirements
 from fleetbus.sandbox.fleet.files import GROUPS_FILE
 from fleetbus.sandbox.fleet.layout import FleetPaths
@@ -88,6 +89,9 @@ class Sandbox:
         """A running sandbox; with `hosts`, also that many simulated hosts (host01…) reachable over SSH, each
         running the services of `profile` ("full", or "light": sshd, bus and hostnamed only)."""
         problems = missing_requirements(hosts=hosts > 0)
+        shortage = fleet_limits.check(hosts, profile) if hosts and not problems else None
+        if shortage is not None:
+            problems.append(shortage)
         if problems:
             raise SandboxError("cannot start a sandbox: " + "; ".join(problems))
         sandbox_id = secrets.token_hex(4)

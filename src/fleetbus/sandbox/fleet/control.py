@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from fleetbus.sandbox.fleet import files
+from fleetbus.sandbox.fleet import files, limits
 from fleetbus.sandbox.fleet.layout import FULL, PROFILES, FleetPaths, HostPaths, host_address, host_names
 from fleetbus.sandbox.layout import CgroupLayout
 
@@ -107,6 +107,9 @@ class Fleet:
             raise FleetError(f"unknown host profile {profile!r}: one of {', '.join(PROFILES)}")
         if units is not None and not units.is_dir():
             raise FleetError(f"--units: {units} is not a directory")
+        problem = limits.check(count, profile)
+        if problem is not None:
+            raise FleetError(problem)
         paths.root.mkdir(mode=0o755)
         paths.bin_dir.mkdir()
         _keygen(paths.client_key, "fleetbus-sandbox-client")
