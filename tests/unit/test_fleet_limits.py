@@ -3,10 +3,10 @@ refusal tells an operator to do."""
 
 from __future__ import annotations
 
+from fleetbus.sandbox.files import SYSTEM_SERVICES
 from fleetbus.sandbox.fleet.layout import FULL, LIGHT
 from fleetbus.sandbox.fleet.light import direct_activation_file
 from fleetbus.sandbox.fleet.limits import HEADROOM, PER_HOST, shortfall
-from fleetbus.sandbox.files import SYSTEM_SERVICES
 
 
 def test_hosts_that_fit_under_the_limit_pass() -> None:

@@ -85,7 +85,8 @@ def _add_hosts(parser: argparse.ArgumentParser) -> None:
         choices=PROFILES,
         default=FULL,
         help="what runs on each simulated host: full (sshd, system bus, systemd manager, journald, bus-activated "
-        "services; the default) or light (sshd, system bus and hostnamed only: ~1/4 of the memory, for 100+ hosts)",
+        "services; the default) or light (sshd, system bus and hostnamed only: ~60 %% of the memory, 1/5 of the "
+        "inotify instances; for 100+ hosts)",
     )
 
 
