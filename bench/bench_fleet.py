@@ -314,6 +314,7 @@ class Figures:
     handshake_max: float = 0.0
     groups: int = 0
     cold_failures: str = ""
+    health_failures: str = ""
     cpu_get_per_host: float = 0.0
     """Seconds of this process's own CPU per host per warm get_property fan-out: what fleetbus itself costs,
     where the wall time also holds the simulated hosts' sshd, bridge, bus and hostnamed on the same cores."""
@@ -345,10 +346,11 @@ async def measure_fleetbus(sandbox: Sandbox, figures: Figures, rounds: int, via:
         figures.cpu_get_per_host = (time.process_time() - cpu_before) / rounds / len(hosts)
         if figures.profile == "full":
             figures.first_health, result = await fan(hosts, reader.health)
-            if failures(result):
-                raise AssertionError(f"the health read failed: {failures(result)}")
-            figures.groups = len(group_outcomes(result.outcomes).answers)
-            figures.warm_health = median([await warm(hosts, reader.health) for _ in range(rounds)])
+            # Through the runtime, health_check needs host figures read on remote hosts: said, not fatal.
+            figures.health_failures = failures(result)
+            if not figures.health_failures:
+                figures.groups = len(group_outcomes(result.outcomes).answers)
+                figures.warm_health = median([await warm(hosts, reader.health) for _ in range(rounds)])
     finally:
         await reader.close()
 
@@ -397,7 +399,9 @@ def report_size(f: Figures) -> None:
           f"(fleetbus CPU {f.cpu_get_per_host * 1e6:.0f} µs per host)")  # fmt: skip
     if f.cold_failures:
         print(f"  cold fan-out: {f.cold_failures}")
-    if f.profile == "full":
+    if f.health_failures:
+        print(f"  health read: {f.health_failures}")
+    elif f.profile == "full":
         print(f"  fleetbus health read  first {f.first_health * 1000:7.0f} ms   warm {f.warm_health * 1000:7.1f} ms"
               f"   ({f.groups} group{'s' if f.groups != 1 else ''})")  # fmt: skip
     if f.ansible_warm:
@@ -423,7 +427,8 @@ def summary(results: list[Figures]) -> None:
         small, big = full[min(full)], full[max(full)]
         print(
             f"  scaling t({big.size})/t({small.size}): get_property {big.warm_get / small.warm_get:.2f}, "
-            f"health {big.warm_health / small.warm_health:.2f}, cold get {big.cold_get / small.cold_get:.2f}"
+            f"health {big.warm_health / small.warm_health if small.warm_health else float('nan'):.2f}, "
+            f"cold get {big.cold_get / small.cold_get:.2f}"
         )
 
 
