@@ -24,6 +24,7 @@ from typing import Any
 
 from fleetbus.sandbox import files
 from fleetbus.sandbox.fleet import Fleet
+from fleetbus.sandbox.fleet import limits as fleet_limits
 from fleetbus.sandbox.fleet import missing_requirements as fleet_requirements
 from fleetbus.sandbox.fleet.files import GROUPS_FILE
 from fleetbus.sandbox.fleet.layout import FleetPaths
@@ -83,9 +84,14 @@ class Sandbox:
         hosts: int = 0,
         die_with_parent: bool = False,
         timeout: float = 60.0,
+        profile: str = "full",
     ) -> Sandbox:
-        """A running sandbox; with `hosts`, also that many simulated hosts (host01…) reachable over SSH."""
+        """A running sandbox; with `hosts`, also that many simulated hosts (host01…) reachable over SSH, each
+        running the services of `profile` ("full", or "light": sshd, bus and hostnamed only)."""
         problems = missing_requirements(hosts=hosts > 0)
+        shortage = fleet_limits.check(hosts, profile) if hosts and not problems else None
+        if shortage is not None:
+            problems.append(shortage)
         if problems:
             raise SandboxError("cannot start a sandbox: " + "; ".join(problems))
         sandbox_id = secrets.token_hex(4)
@@ -138,7 +144,7 @@ class Sandbox:
             if hosts:
                 # Side by side with the local keeper's start-up; the hosts live inside the sandbox's cgroup.
                 sandbox.fleet = Fleet.start(
-                    _fleet_paths(paths), hosts, units=units, lifeline=die_with_parent, timeout=timeout
+                    _fleet_paths(paths), hosts, units=units, lifeline=die_with_parent, timeout=timeout, profile=profile
                 )
                 state["fleet"] = sandbox.fleet.state()
                 paths.write_state(state)

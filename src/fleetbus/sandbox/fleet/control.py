@@ -19,8 +19,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from fleetbus.sandbox.fleet import files
-from fleetbus.sandbox.fleet.layout import FleetPaths, HostPaths, host_address, host_names
+from fleetbus.sandbox.fleet import files, limits
+from fleetbus.sandbox.fleet.layout import FULL, PROFILES, FleetPaths, HostPaths, host_address, host_names
 from fleetbus.sandbox.layout import CgroupLayout
 
 KEEPER_MODULE = "fleetbus.sandbox.fleet.host_keeper"
@@ -91,13 +91,25 @@ class Fleet:
 
     @classmethod
     def start(
-        cls, paths: FleetPaths, count: int, *, units: Path | None = None, lifeline: bool = False, timeout: float = 60
+        cls,
+        paths: FleetPaths,
+        count: int,
+        *,
+        units: Path | None = None,
+        lifeline: bool = False,
+        timeout: float = 60,
+        profile: str = FULL,
     ) -> Fleet:
         """Start `count` hosts side by side and wait until each answers on ssh. With `lifeline`, the hosts stop
-        by themselves when this process ends."""
+        by themselves when this process ends. `profile` is what runs on each host (layout.PROFILES)."""
         names = host_names(count)
+        if profile not in PROFILES:
+            raise FleetError(f"unknown host profile {profile!r}: one of {', '.join(PROFILES)}")
         if units is not None and not units.is_dir():
             raise FleetError(f"--units: {units} is not a directory")
+        problem = limits.check(count, profile)
+        if problem is not None:
+            raise FleetError(problem)
         paths.root.mkdir(mode=0o755)
         paths.bin_dir.mkdir()
         _keygen(paths.client_key, "fleetbus-sandbox-client")
@@ -109,7 +121,7 @@ class Fleet:
                 host_paths = paths.host(name)
                 address = host_address(index)
                 _prepare_host(host_paths, name, address, paths.client_public_key.read_text(), units)
-                launcher, ready = _launch(host_paths, name, address, lifeline_read)
+                launcher, ready = _launch(host_paths, name, address, lifeline_read, profile)
                 readiness[name] = ready
                 fleet.hosts.append(SimulatedHost(name, address, host_paths, 0, launcher))
             answers = _read_answers(readiness, timeout)
@@ -223,7 +235,7 @@ class Fleet:
 
 def host_diagnostics(host: SimulatedHost, lines: int = 20) -> str:
     parts = []
-    for name in ("keeper", "manager", "journald", "sshd"):
+    for name in ("keeper", "manager", "journald", "bus", "sshd"):
         with contextlib.suppress(OSError):
             tail = (host.paths.root / f"{name}.log").read_text(errors="replace").splitlines()[-lines:]
             if tail:
@@ -270,7 +282,9 @@ def _prepare_host(paths: HostPaths, name: str, address: str, client_key: str, un
                     shutil.copy2(entry, target)
 
 
-def _launch(paths: HostPaths, name: str, address: str, lifeline: int) -> tuple[subprocess.Popen[bytes], int]:
+def _launch(
+    paths: HostPaths, name: str, address: str, lifeline: int, profile: str = FULL
+) -> tuple[subprocess.Popen[bytes], int]:
     ready_read, ready_write = os.pipe()
     argv = [
         *DROP_SYS_TIME,
@@ -291,6 +305,8 @@ def _launch(paths: HostPaths, name: str, address: str, lifeline: int) -> tuple[s
         paths.cgroup_name,
         "--ready-fd",
         str(ready_write),
+        "--profile",
+        profile,
     ]
     passed = [ready_write]
     if lifeline >= 0:

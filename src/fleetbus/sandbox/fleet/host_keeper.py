@@ -20,7 +20,7 @@ from pathlib import Path
 
 from fleetbus.sandbox import keeper
 from fleetbus.sandbox.fleet.files import SSH_PORT
-from fleetbus.sandbox.fleet.layout import SSHD_CGROUP, HostPaths
+from fleetbus.sandbox.fleet.layout import FULL, PROFILES, SSHD_CGROUP, HostPaths
 from fleetbus.sandbox.keeper import BASE_ENV, Keeper, log, wait_for
 
 SSHD = "/usr/sbin/sshd"
@@ -138,9 +138,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cgroup", required=True)
     parser.add_argument("--ready-fd", type=int, required=True)
     parser.add_argument("--lifeline-fd", type=int, default=-1)
+    parser.add_argument("--profile", choices=PROFILES, default=FULL)
     args = parser.parse_args(argv)
 
-    host = HostKeeper(HostPaths(args.directory, cgroup=args.cgroup), args.hostname, args.address)
+    keeper_class = HostKeeper
+    if args.profile != FULL:
+        from fleetbus.sandbox.fleet.light import LightHostKeeper  # noqa: PLC0415 - it imports this module
+
+        keeper_class = LightHostKeeper
+    host = keeper_class(HostPaths(args.directory, cgroup=args.cgroup), args.hostname, args.address)
     keeper.catch_signals(host)
     if args.lifeline_fd >= 0:
         watch_lifeline(args.lifeline_fd)

@@ -11,6 +11,13 @@ from pathlib import Path
 from fleetbus.sandbox.layout import SandboxPaths
 
 SSHD_CGROUP = "sshd.service"
+BUS_CGROUP = "dbus.service"
+"""Where a light host's bus runs; a full host's manager puts its dbus.service under its own slice."""
+FULL = "full"
+LIGHT = "light"
+PROFILES = (FULL, LIGHT)
+"""full: sshd, system bus, systemd service manager, journald, bus-activated services (the default);
+light: sshd, system bus and a bus-activated hostnamed only (for 100+ hosts on one machine)."""
 MAX_HOSTS = 254
 """Host N listens on 127.0.1.N inside its own network namespace."""
 
