@@ -83,6 +83,9 @@ class Settings(BaseSettings):
     max_call_timeout: float = Field(120.0, gt=0, description="Largest deadline a caller may ask for, seconds.")
     connect_timeout: float = Field(5.0, gt=0, description="Deadline for connecting to a bus, seconds.")
     introspection_max_age: float = Field(30.0, ge=0, description="How long cached introspection stays fresh.")
+    introspection_cache_bytes: int = Field(
+        16 * 1024 * 1024, ge=64 * 1024, description="Most memory the introspection cache holds (approximate bytes)."
+    )
     packs: list[PackSettings] = Field(
         default_factory=list,
         description="Tool packs besides the built-in ones (systemd1, login1, hostname1, timedate1, packagekit); "

@@ -598,6 +598,7 @@ class Gateway:
             self.cache.forget_owner(link.key, old)
 
     def close(self) -> None:
+        self.cache.close()
         self.links.close()
         self.metrics.close()
         self.audit_log.close()

@@ -41,7 +41,7 @@ class Runtime:
             LinkPool(settings.bus_addresses(), settings.connect_timeout),
             policy,
             deadlines,
-            IntrospectionCache(max_age=settings.introspection_max_age),
+            IntrospectionCache(max_age=settings.introspection_max_age, max_bytes=settings.introspection_cache_bytes),
             approvals=ApprovalStore(settings.approvals_directory, ttl=settings.approval_ttl),
             decision_commands=DecisionCommands(tuple(fleetbus_argv()), settings.approvals_location()),
             audit_log=AuditLog(
