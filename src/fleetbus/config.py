@@ -142,6 +142,13 @@ class Settings(BaseSettings):
         default_factory=list, description="Host headers HTTP accepts besides loopback names (e.g. behind a proxy)."
     )
     shutdown_timeout: float = Field(20.0, gt=0, description="Seconds a stop lets calls in flight finish.")
+    http_sessions_max: int = Field(256, ge=1, description="Most handshake-era HTTP sessions open at once, in all.")
+    http_sessions_per_client: int = Field(
+        16, ge=1, description="Most HTTP sessions one token (or socket peer) keeps; a new one evicts its idlest."
+    )
+    http_session_idle_minutes: float = Field(
+        10.0, gt=0, le=24 * 60, description="Minutes without a request after which an HTTP session ends."
+    )
     jwt: JwtSettings | None = Field(None, description="Also accept JWTs from this issuer on HTTP.")
 
     # Hosts (F9): read by fleetbus.hosts.inventory.load_inventory(inventory, hosts) when the server starts.
