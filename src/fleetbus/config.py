@@ -142,6 +142,9 @@ class Settings(BaseSettings):
         default_factory=list, description="Host headers HTTP accepts besides loopback names (e.g. behind a proxy)."
     )
     shutdown_timeout: float = Field(20.0, gt=0, description="Seconds a stop lets calls in flight finish.")
+    resource_subscriptions_per_session: int = Field(
+        64, ge=1, le=10_000, description="Most resources/subscribe one session (connection) may hold."
+    )
     http_sessions_max: int = Field(256, ge=1, description="Most handshake-era HTTP sessions open at once, in all.")
     http_sessions_per_client: int = Field(
         16, ge=1, description="Most HTTP sessions one token (or socket peer) keeps; a new one evicts its idlest."

@@ -20,6 +20,8 @@ POLICY_URI = "policy://effective"
 TEMPLATE = "dbus://{bus}/{service}{+path}"
 RESOURCE_NOT_FOUND = -32002
 JSON = "application/json"
+MAX_URI_CHARS = 1024
+"""Longest URI a client may subscribe to: a bus name (≤ 255) and a deep object path fit; 100 kB strings do not."""
 
 
 def services_uri(bus: str) -> str:
@@ -75,6 +77,39 @@ def templates() -> list[types.ResourceTemplate]:
             "hostname1; bus is system or session.",
         )
     ]
+
+
+def check_subscribable(runtime: Runtime, uri: str) -> None:
+    """A subscription is kept for the session's life, so only a URI this server serves may be one: the policy,
+    a bus's services, or an object of the dbus:// template (checked by syntax; its bus must be one we have)."""
+    if len(uri) > MAX_URI_CHARS:
+        raise MCPError(
+            INVALID_PARAMS, f"uri: {len(uri)} characters, more than the {MAX_URI_CHARS} a subscribable URI may have"
+        )
+    if uri == POLICY_URI:
+        return
+    parts = urlsplit(uri)
+    service, _, rest = parts.path.lstrip("/").partition("/")
+    path = "/" + rest
+    served = (
+        parts.scheme == "dbus"
+        and parts.netloc in runtime.gateway.links.addresses
+        and not parts.query
+        and not parts.fragment
+        and (
+            (service == "services" and not rest)
+            or (
+                re.fullmatch(BUS_NAME_PATTERN, service) is not None
+                and re.fullmatch(OBJECT_PATH_PATTERN, path.rstrip("/") or "/") is not None
+            )
+        )
+    )
+    if not served:
+        raise MCPError(
+            INVALID_PARAMS,
+            f"uri: {uri[:80]!r} is not a resource this server serves; subscribe to {POLICY_URI}, "
+            f"{services_uri('system')} or an object as {TEMPLATE} (see resources/list)",
+        )
 
 
 async def read(runtime: Runtime, caller: Caller, uri: str) -> types.ReadResourceResult:
