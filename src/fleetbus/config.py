@@ -86,6 +86,12 @@ class Settings(BaseSettings):
     introspection_cache_bytes: int = Field(
         16 * 1024 * 1024, ge=64 * 1024, description="Most memory the introspection cache holds (approximate bytes)."
     )
+    signal_watches_per_client: int = Field(
+        16, ge=1, le=256, description="Signal watches (wait_signal in progress) one client may hold at once."
+    )
+    signal_watches_max: int = Field(
+        512, ge=1, description="Signal watches of all clients together, fleetbus's own tool packs included."
+    )
     packs: list[PackSettings] = Field(
         default_factory=list,
         description="Tool packs besides the built-in ones (systemd1, login1, hostname1, timedate1, packagekit); "

@@ -23,7 +23,7 @@ from fleetbus.dbus.errors import BusError, RemoteError
 from fleetbus.dbus.introspect import IntrospectionCache, ObjectInfo, WalkResult, parse, walk
 from fleetbus.dbus.jobs import MANAGER, MANAGER_PATH, SYSTEMD, JobOutcome, JobWatch
 from fleetbus.dbus.link import PROPERTIES, BusLink, LinkPool, Reply
-from fleetbus.dbus.signals import Collected, ReceivedSignal, SignalFilter, Subscription, collect
+from fleetbus.dbus.signals import Collected, ReceivedSignal, SignalFilter, Subscription, WatchLimits, collect
 from fleetbus.executors import journal as journal_reader
 from fleetbus.executors import metrics as host_metrics
 from fleetbus.executors.command import CommandError
@@ -172,8 +172,10 @@ class Gateway:
         journal_directory: Path | None = None,
         metrics: host_metrics.MetricsSource | None = None,
         decision_commands: DecisionCommands | None = None,
+        watches: WatchLimits | None = None,
     ) -> None:
         self.links = links
+        self.watches = watches or WatchLimits()
         self.decision_commands = decision_commands or DecisionCommands()
         self.journal_directory = journal_directory
         self.metrics: host_metrics.MetricsSource = metrics if metrics is not None else host_metrics.LocalFigures()
@@ -456,8 +458,9 @@ class Gateway:
         )
 
         async def execute(resolved: Operation) -> Collected:
-            link = await self.links.get(resolved.host, resolved.bus)
-            return await collect(link, selector, timeout=timeout, max_count=max_count)
+            with self.watches.hold(caller.client):
+                link = await self.links.get(resolved.host, resolved.bus)
+                return await collect(link, selector, timeout=timeout, max_count=max_count)
 
         return await self.run(operation, caller, execute)
 
@@ -473,8 +476,13 @@ class Gateway:
         )
 
         async def execute(resolved: Operation) -> Subscription:
-            link = await self.links.get(resolved.host, resolved.bus)
-            return await Subscription(link, selector, deliver).open()
+            release = self.watches.acquire(caller.client)
+            try:
+                link = await self.links.get(resolved.host, resolved.bus)
+            except BaseException:
+                release()
+                raise
+            return await Subscription(link, selector, deliver, release).open()
 
         return await self.run(operation, caller, execute)
 

@@ -7,6 +7,7 @@ from dataclasses import dataclass, replace
 from fleetbus.config import Settings
 from fleetbus.dbus.introspect import IntrospectionCache
 from fleetbus.dbus.link import LinkPool
+from fleetbus.dbus.signals import WatchLimits
 from fleetbus.executable import fleetbus_argv
 from fleetbus.gateway import Caller, Deadlines, Gateway
 from fleetbus.guard.approvals import ApprovalStore, DecisionCommands
@@ -53,6 +54,7 @@ class Runtime:
                 Budget(settings.read_rate, settings.read_burst), Budget(settings.change_rate, settings.change_burst)
             ),
             journal_directory=settings.journal_directory,
+            watches=WatchLimits(settings.signal_watches_per_client, settings.signal_watches_max),
         )
         packs_settings = merge_packs(BUILTIN_PACKS if settings.builtin_packs else (), settings.packs)
         catalog = ToolsetCatalog(BUILTIN_TOOLSETS, [pack.name for pack in packs_settings])
