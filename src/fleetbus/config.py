@@ -124,6 +124,12 @@ class Settings(BaseSettings):
     )
     approvals_dir: Path | None = Field(None, description="Approval store (default: <state_dir>/approvals).")
     approval_ttl: float = Field(900.0, gt=0, description="Seconds a person has to approve a request.")
+    approvals_pending_per_client: int = Field(
+        16, ge=1, le=10_000, description="Requests one client may have waiting for a person at once."
+    )
+    approvals_keep_days: float = Field(
+        7.0, ge=0, description="Days a used, denied or expired request stays in the store before it is pruned."
+    )
     read_rate: float = Field(100.0, gt=0, description="Reads per second per client, sustained.")
     read_burst: float = Field(500.0, ge=1, description="Reads per client allowed at once.")
     change_rate: float = Field(0.5, gt=0, description="Changes per second per client, sustained (0.5 = 30/min).")

@@ -28,7 +28,7 @@ from fleetbus.executors import journal as journal_reader
 from fleetbus.executors import metrics as host_metrics
 from fleetbus.executors.command import CommandError
 from fleetbus.guard import audit, scopes
-from fleetbus.guard.approvals import Approval, ApprovalStore, DecisionCommands, utc_time
+from fleetbus.guard.approvals import Approval, ApprovalStore, DecisionCommands, TooManyPending, utc_time
 from fleetbus.guard.audit import AuditLog
 from fleetbus.guard.catalog import Classification, Effect, Hints, Risk, classify
 from fleetbus.guard.effects import apply_effects, describe_hazards, unjudged
@@ -351,21 +351,27 @@ class Gateway:
     async def _approval(
         self, operation: Operation, caller: Caller, decision: Decision, record: dict[str, Any]
     ) -> Approval:
-        used = self.approvals.consume(operation, caller.client)
+        # The store is files under a lock another process (fleetbus approve) may hold: off the event loop.
+        store = self.approvals
+        used = await asyncio.to_thread(store.consume, operation, caller.client)
         if used is not None:
             return used
-        refused = self.approvals.refused(operation, caller.client)
+        refused = await asyncio.to_thread(store.refused, operation, caller.client)
         if refused is not None:
             self.audit_log.append({**record, "event": "rejected", "approval": refused.id})
             raise ApprovalDenied(refused)
-        request = self.approvals.request(operation, caller.client, decision.reason)
+        try:
+            request = await asyncio.to_thread(store.request, operation, caller.client, decision.reason)
+        except TooManyPending as exc:
+            self.audit_log.append({**record, "event": "refused", "reason": str(exc)})
+            raise GatewayError(str(exc)) from None
         # A person's answer counts only through a caller allowed to approve; others wait for `fleetbus approve`.
         can_answer = scopes.may_approve(caller.scopes)
         answer = await caller.ask(request) if caller.ask is not None and can_answer else None
         if answer is not None:
-            self.approvals.decide(request.id, answer, by=f"elicitation:{caller.client}")
+            await asyncio.to_thread(store.decide, request.id, answer, f"elicitation:{caller.client}")
             if answer:
-                consumed = self.approvals.consume(operation, caller.client)
+                consumed = await asyncio.to_thread(store.consume, operation, caller.client)
                 if consumed is not None:
                     return consumed
             else:

@@ -43,7 +43,12 @@ class Runtime:
             policy,
             deadlines,
             IntrospectionCache(max_age=settings.introspection_max_age, max_bytes=settings.introspection_cache_bytes),
-            approvals=ApprovalStore(settings.approvals_directory, ttl=settings.approval_ttl),
+            approvals=ApprovalStore(
+                settings.approvals_directory,
+                ttl=settings.approval_ttl,
+                max_pending=settings.approvals_pending_per_client,
+                keep_seconds=settings.approvals_keep_days * 86400,
+            ),
             decision_commands=DecisionCommands(tuple(fleetbus_argv()), settings.approvals_location()),
             audit_log=AuditLog(
                 settings.audit_directory,
