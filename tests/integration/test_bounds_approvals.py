@@ -72,8 +72,6 @@ async def test_twenty_thousand_old_requests_do_not_slow_a_concurrent_read(sandbo
     empty = await read_latencies(sandbox, tmp_path / "empty", 0)
     full = await read_latencies(sandbox, tmp_path / "full", 20_000)
     p90 = int(len(full) * 0.9)
-    print(
-        f"get_property p90 empty store {empty[p90] * 1000:.1f} ms, beside 20,000: {full[p90] * 1000:.1f} ms"
-    )
+    print(f"get_property p90 empty store {empty[p90] * 1000:.1f} ms, beside 20,000: {full[p90] * 1000:.1f} ms")
     # Generous: the machine is shared; the old code's reads waited ~1.7 s behind each confirm.
     assert full[p90] <= max(10 * empty[p90], 0.1)
