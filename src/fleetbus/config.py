@@ -154,6 +154,16 @@ class Settings(BaseSettings):
         default_factory=list, description="Host headers HTTP accepts besides loopback names (e.g. behind a proxy)."
     )
     shutdown_timeout: float = Field(20.0, gt=0, description="Seconds a stop lets calls in flight finish.")
+    http_max_connections: int = Field(
+        512, ge=1, description="Most HTTP connections open at once (keep it well under LimitNOFILE)."
+    )
+    http_max_unauthenticated: int = Field(
+        64, ge=1, description="Most HTTP connections open at once that have not yet shown a valid token."
+    )
+    http_header_timeout: float = Field(
+        10.0, gt=0, le=3600, description="Seconds to send a request's head (after connecting or a response)."
+    )
+    http_body_timeout: float = Field(30.0, gt=0, le=3600, description="Seconds a request has to send its body.")
     resource_subscriptions_per_session: int = Field(
         64, ge=1, le=10_000, description="Most resources/subscribe one session (connection) may hold."
     )

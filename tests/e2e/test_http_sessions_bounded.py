@@ -58,7 +58,7 @@ async def ping(http: httpx2.AsyncClient, url: str, token: str, session: str) -> 
 
 
 async def test_ten_times_the_caps_leave_the_caps_open(server: Served, tokens: list[str]) -> None:
-    async with httpx2.AsyncClient(timeout=60) as http:
+    async with httpx2.AsyncClient(timeout=60, limits=httpx2.Limits(max_connections=16)) as http:
         warm = [await open_session(http, server.url, tokens[0]) for _ in range(PER_TOKEN)]
         opened: dict[str, list[str]] = {token: [] for token in tokens}
         rounds = 10 * TOTAL // TOKENS  # 80 per token: 10× the per-token cap, 400 in all: 10× the total
@@ -95,7 +95,7 @@ async def test_ten_times_the_caps_leave_the_caps_open(server: Served, tokens: li
 async def test_a_busy_session_is_not_evicted(server: Served, tokens: list[str]) -> None:
     """A session with a request in flight (an open GET stream) is in use: eviction passes it over."""
     token = tokens[1]
-    async with httpx2.AsyncClient(timeout=60) as http:
+    async with httpx2.AsyncClient(timeout=60, limits=httpx2.Limits(max_connections=16)) as http:
         streaming = await open_session(http, server.url, token)
         headers = {
             "accept": "text/event-stream",

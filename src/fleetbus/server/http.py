@@ -35,6 +35,7 @@ from fleetbus.server.auth import (
     peer_credentials,
 )
 from fleetbus.server.banner import http_banner, unix_banner
+from fleetbus.server.connections import ConnectionLimits, bounded_protocol, quiet_accept_errors
 from fleetbus.server.discovery import BearerChallenge, Discovery
 from fleetbus.server.http_sessions import SessionBounds, SessionLimits
 from fleetbus.server.sockets import MCP_PATH, StartError, describe
@@ -181,9 +182,20 @@ async def serve_http(
         settings.http_sessions_max, settings.http_sessions_per_client, settings.http_session_idle_minutes * 60
     )
     app = http_app(server, verifier, url_host, hosts, origins, issuer, limits)
+    protocol, _ = bounded_protocol(
+        _PeerCredentialsProtocol if unix else H11Protocol,
+        ConnectionLimits(
+            max_connections=settings.http_max_connections,
+            max_unauthenticated=settings.http_max_unauthenticated,
+            header_timeout=settings.http_header_timeout,
+            body_timeout=settings.http_body_timeout,
+            authenticated_by_default=unix or verifier is None,
+        ),
+    )
+    quiet_accept_errors(asyncio.get_running_loop())
     config = uvicorn.Config(
         app,
-        http=_PeerCredentialsProtocol if unix else "h11",
+        http=protocol,
         ws="none",
         lifespan="on",
         log_config=None,
