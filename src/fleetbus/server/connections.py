@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from mcp.server.auth.middleware.bearer_auth import AuthenticatedUser
-from starlette.types import Receive, Scope, Send
+from starlette.types import Message, Receive, Scope, Send
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
 log = logging.getLogger(__name__)
@@ -108,9 +108,13 @@ class BoundedH11Protocol(H11Protocol):
         app = self.app
 
         async def noting_authentication(scope: Scope, receive: Receive, send: Send) -> None:
-            await app(scope, receive, send)
-            if isinstance(scope.get("user"), AuthenticatedUser):
-                self.count.unauthenticated.pop(self, None)
+            async def noted(message: Message) -> None:
+                # At the response's start, not its end: a stream (a GET for notifications) may last for hours.
+                if message["type"] == "http.response.start" and isinstance(scope.get("user"), AuthenticatedUser):
+                    self.count.unauthenticated.pop(self, None)
+                await send(message)
+
+            await app(scope, receive, noted)
 
         self.app = noting_authentication
 
@@ -144,10 +148,16 @@ class BoundedH11Protocol(H11Protocol):
             if self._head_timer is not None:
                 self._head_timer.cancel()
                 self._head_timer = None
+            if self._body_timer is not None:
+                self._body_timer.cancel()
+                self._body_timer = None
             if self.cycle.more_body:
-                self._body_timer = self.loop.call_later(self.count.limits.body_timeout, self._body_late)
+                self._body_timer = self.loop.call_later(self.count.limits.body_timeout, self._body_late, self.cycle)
 
     def on_response_complete(self) -> None:
+        if self._body_timer is not None:
+            self._body_timer.cancel()
+            self._body_timer = None
         super().on_response_complete()
         if not self.transport.is_closing():
             self._arm_head_timer()  # the next request's head, however slowly it trickles in
@@ -165,12 +175,13 @@ class BoundedH11Protocol(H11Protocol):
         log.debug("closing an HTTP connection that sent no request head in %g s", self.count.limits.header_timeout)
         self.transport.close()
 
-    def _body_late(self) -> None:
+    def _body_late(self, cycle: Any) -> None:
         self._body_timer = None
-        if self.cycle is not None and self.cycle.more_body:
+        # Only the request the timer was set for: by now the connection may be reading a later one's body.
+        if cycle is self.cycle and cycle.more_body:
             self.count.timed_out += 1
             log.info("closing an HTTP connection whose request body took over %g s", self.count.limits.body_timeout)
-            self.cycle.disconnected = True
+            cycle.disconnected = True
             self.transport.close()
 
     def _cancel_timers(self) -> None:
