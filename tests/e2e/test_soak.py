@@ -22,7 +22,8 @@ CALLS = 1600
 
 def bench_soak() -> ModuleType:
     spec = importlib.util.spec_from_file_location("bench_soak", ROOT / "bench" / "bench_soak.py")
-    assert spec is not None and spec.loader is not None
+    assert spec is not None
+    assert spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     sys.modules.setdefault("bench_soak", module)  # its dataclasses look their module up there
     spec.loader.exec_module(module)
