@@ -23,6 +23,7 @@ pytestmark = pytest.mark.sandbox
 
 UNAUTHENTICATED = 20
 HEADER_TIMEOUT = 2.0
+BODY_TIMEOUT = 3.0
 
 
 @pytest.fixture(scope="module")
@@ -38,7 +39,11 @@ def token(sandbox: Sandbox, state: Path) -> str:
 @pytest.fixture(scope="module")
 def server(sandbox: Sandbox, state: Path, token: str) -> Iterator[Served]:
     with http_server(
-        sandbox, state, http_max_unauthenticated=str(UNAUTHENTICATED), http_header_timeout=str(HEADER_TIMEOUT)
+        sandbox,
+        state,
+        http_max_unauthenticated=str(UNAUTHENTICATED),
+        http_header_timeout=str(HEADER_TIMEOUT),
+        http_body_timeout=str(BODY_TIMEOUT),
     ) as served:
         yield served
     assert served.returncode == 0, served.output()
@@ -112,3 +117,25 @@ async def test_a_request_head_that_trickles_in_is_cut_off(server: Served) -> Non
                 break
         assert closed
         assert time.monotonic() - started < HEADER_TIMEOUT + 5
+
+
+async def test_a_body_that_never_ends_is_cut_off_and_the_next_request_is_not(server: Served, token: str) -> None:
+    address = urlsplit(server.url)
+    head = (
+        f"POST /mcp HTTP/1.1\r\nHost: {address.netloc}\r\nAuthorization: Bearer {token}\r\n"
+        "Content-Type: application/json\r\nAccept: application/json, text/event-stream\r\n"
+        "Content-Length: 1000\r\n\r\n{"
+    ).encode()
+    with socket.create_connection((address.hostname or "127.0.0.1", address.port or 80), timeout=5) as sock:
+        sock.sendall(head)
+        started = time.monotonic()
+        while not closed_by_peer(sock) and time.monotonic() - started < BODY_TIMEOUT + 10:
+            sock.sendall(b" ")  # a byte now and then: the head timeout does not apply, the body's does
+            await asyncio.sleep(0.5)
+        assert closed_by_peer(sock)
+        assert BODY_TIMEOUT - 0.5 <= time.monotonic() - started < BODY_TIMEOUT + 5
+    # Complete requests on one connection, slower in all than the body timeout, are not cut off.
+    async with http_client(server.url, token) as client:
+        for _ in range(4):
+            assert not (await client.call_tool("get_property", HOSTNAME1)).is_error
+            await asyncio.sleep(1)
