@@ -363,7 +363,8 @@ class Gateway:
         try:
             request = await asyncio.to_thread(store.request, operation, caller.client, decision.reason)
         except TooManyPending as exc:
-            self.audit_log.append({**record, "event": "refused", "reason": str(exc)})
+            # A cap on requests waiting, recorded as the rate limit it is.
+            self.audit_log.append({**record, "event": "rate-limited", "error": str(exc)})
             raise GatewayError(str(exc)) from None
         # A person's answer counts only through a caller allowed to approve; others wait for `fleetbus approve`.
         can_answer = scopes.may_approve(caller.scopes)

@@ -17,6 +17,7 @@ from typing import Any
 
 from mcp.server.auth.middleware.bearer_auth import AuthenticatedUser, authorization_context
 from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
+from mcp_types.version import HANDSHAKE_PROTOCOL_VERSIONS
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -87,13 +88,15 @@ class SessionBounds:
         headers = dict(scope.get("headers", []))
         session_id = headers.get(SESSION_HEADER, b"").decode("latin-1")
         version = headers.get(VERSION_HEADER, b"").decode("latin-1")
-        if scope.get("type") != "http" or (version and version >= "2026"):
+        if scope.get("type") != "http" or (version and version not in HANDSHAKE_PROTOCOL_VERSIONS):
             await inner(scope, receive, send)  # the sessionless era holds nothing between requests
             return
         if session_id:
             await self._existing(inner, session_id, scope, receive, send)
-        else:
+        elif scope.get("method") == "POST":  # only a POST without a session id can open one (an initialize)
             await self._opening_request(inner, scope, receive, send)
+        else:
+            await inner(scope, receive, send)
 
     async def _existing(self, inner: ASGIApp, session_id: str, scope: Scope, receive: Receive, send: Send) -> None:
         held = self._held.get(session_id)
