@@ -72,7 +72,7 @@ class RateLimitedLog:
             return
         count, self._since, self._last = self._since, 0, now
         self.lines += 1
-        self.logger.warning(message + " (%d times in the last %g s at most)", *args, count, self.interval)
+        self.logger.warning(message + " (%d× since the last such line; one line per %g s)", *args, count, self.interval)
 
 
 class BoundedH11Protocol(H11Protocol):
