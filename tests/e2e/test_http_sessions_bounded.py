@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterator
+from contextlib import AsyncExitStack
 from pathlib import Path
 
 import httpx2
@@ -108,3 +109,24 @@ async def test_a_busy_session_is_not_evicted(server: Served, tokens: list[str]) 
             for _ in range(3 * PER_TOKEN):
                 await open_session(http, server.url, token)
             assert await ping(http, server.url, token, streaming) == 200
+
+
+async def test_when_every_session_of_a_token_is_busy_a_new_one_gets_503(server: Served, tokens: list[str]) -> None:
+    token = tokens[2]
+    async with (
+        httpx2.AsyncClient(timeout=60, limits=httpx2.Limits(max_connections=32)) as http,
+        AsyncExitStack() as stack,
+    ):
+        for _ in range(PER_TOKEN):
+            session = await open_session(http, server.url, token)
+            headers = {
+                "accept": "text/event-stream",
+                "authorization": f"Bearer {token}",
+                "mcp-session-id": session,
+                "mcp-protocol-version": "2025-06-18",
+            }
+            stream = await stack.enter_async_context(http.stream("GET", server.url, headers=headers))
+            assert stream.status_code == 200
+        refused = await http.post(server.url, json=INITIALIZE, headers={**HEADERS, "authorization": f"Bearer {token}"})
+        assert refused.status_code == 503
+        assert f"{PER_TOKEN} per client" in refused.json()["error"]["message"]
