@@ -84,6 +84,15 @@ class Settings(BaseSettings):
     max_call_timeout: float = Field(120.0, gt=0, description="Largest deadline a caller may ask for, seconds.")
     connect_timeout: float = Field(5.0, gt=0, description="Deadline for connecting to a bus, seconds.")
     introspection_max_age: float = Field(30.0, ge=0, description="How long cached introspection stays fresh.")
+    introspection_cache_bytes: int = Field(
+        16 * 1024 * 1024, ge=64 * 1024, description="Most memory the introspection cache holds (approximate bytes)."
+    )
+    signal_watches_per_client: int = Field(
+        16, ge=1, le=256, description="Signal watches (wait_signal in progress) one client may hold at once."
+    )
+    signal_watches_max: int = Field(
+        512, ge=1, description="Signal watches of all clients together, fleetbus's own tool packs included."
+    )
     packs: list[PackSettings] = Field(
         default_factory=list,
         description="Tool packs besides the built-in ones (systemd1, login1, hostname1, timedate1, packagekit); "
@@ -142,6 +151,12 @@ class Settings(BaseSettings):
     )
     approvals_dir: Path | None = Field(None, description="Approval store (default: <state_dir>/approvals).")
     approval_ttl: float = Field(900.0, gt=0, description="Seconds a person has to approve a request.")
+    approvals_pending_per_client: int = Field(
+        16, ge=1, le=10_000, description="Requests one client may have waiting for a person at once."
+    )
+    approvals_keep_days: float = Field(
+        7.0, ge=0, description="Days a used, denied or expired request stays in the store before it is pruned."
+    )
     read_rate: float = Field(100.0, gt=0, description="Reads per second per client, sustained.")
     read_burst: float = Field(500.0, ge=1, description="Reads per client allowed at once.")
     change_rate: float = Field(0.5, gt=0, description="Changes per second per client, sustained (0.5 = 30/min).")
@@ -166,6 +181,26 @@ class Settings(BaseSettings):
         default_factory=list, description="Host headers HTTP accepts besides loopback names (e.g. behind a proxy)."
     )
     shutdown_timeout: float = Field(20.0, gt=0, description="Seconds a stop lets calls in flight finish.")
+    http_max_connections: int = Field(
+        512, ge=1, description="Most HTTP connections open at once (keep it well under LimitNOFILE)."
+    )
+    http_max_unauthenticated: int = Field(
+        64, ge=1, description="Most HTTP connections open at once that have not yet shown a valid token."
+    )
+    http_header_timeout: float = Field(
+        10.0, gt=0, le=3600, description="Seconds to send a request's head (after connecting or a response)."
+    )
+    http_body_timeout: float = Field(30.0, gt=0, le=3600, description="Seconds a request has to send its body.")
+    resource_subscriptions_per_session: int = Field(
+        64, ge=1, le=10_000, description="Most resources/subscribe one session (connection) may hold."
+    )
+    http_sessions_max: int = Field(256, ge=1, description="Most handshake-era HTTP sessions open at once, in all.")
+    http_sessions_per_client: int = Field(
+        16, ge=1, description="Most HTTP sessions one token (or socket peer) keeps; a new one evicts its idlest."
+    )
+    http_session_idle_minutes: float = Field(
+        10.0, gt=0, le=24 * 60, description="Minutes without a request after which an HTTP session ends."
+    )
     jwt: JwtSettings | None = Field(None, description="Also accept JWTs from this issuer on HTTP.")
 
     # Hosts (F9): read by fleetbus.hosts.inventory.load_inventory(inventory, hosts) when the server starts.

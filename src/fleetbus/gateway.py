@@ -22,7 +22,7 @@ from fleetbus.dbus.errors import BusError, BusUnavailable, RemoteError
 from fleetbus.dbus.introspect import ObjectInfo, WalkResult, walk
 from fleetbus.dbus.jobs import MANAGER, MANAGER_PATH, SYSTEMD, JobOutcome, JobWatch
 from fleetbus.dbus.link import PROPERTIES, BusLink, Reply
-from fleetbus.dbus.signals import Collected, ReceivedSignal, SignalFilter, Subscription, collect
+from fleetbus.dbus.signals import Collected, ReceivedSignal, SignalFilter, Subscription, WatchLimits, collect
 from fleetbus.executors import dbus_calls
 from fleetbus.executors import journal as journal_reader
 from fleetbus.executors import metrics as host_metrics
@@ -31,7 +31,7 @@ from fleetbus.executors.host_facts import HostFacts
 from fleetbus.executors.proc_files import ReadFailed
 from fleetbus.executors.procfs import ProcFormatError
 from fleetbus.guard import audit, scopes
-from fleetbus.guard.approvals import Approval, ApprovalStore, DecisionCommands, utc_time
+from fleetbus.guard.approvals import Approval, ApprovalStore, DecisionCommands, TooManyPending, utc_time
 from fleetbus.guard.audit import AuditLog, room
 from fleetbus.guard.audit.coalesce import Coalescer
 from fleetbus.guard.catalog import Classification, Effect, Hints, Risk, classify
@@ -194,8 +194,10 @@ class Gateway:
         decision_commands: DecisionCommands | None = None,
         coalesce_within: float = 10.0,
         audit_reserve: int = room.DEFAULT_RESERVE,
+        watches: WatchLimits | None = None,
     ) -> None:
         self.hosts = hosts
+        self.watches = watches or WatchLimits()
         self.decision_commands = decision_commands or DecisionCommands()
         self.local_facts = facts if facts is not None else HostFacts.local(journal_directory)
         """This machine's figures and journal; a remote host's come from `_host_facts`."""
@@ -453,21 +455,28 @@ class Gateway:
     async def _approval(
         self, operation: Operation, caller: Caller, decision: Decision, record: dict[str, Any]
     ) -> Approval:
-        used = self.approvals.consume(operation, caller.client)
+        # The store is files under a lock another process (fleetbus approve) may hold: off the event loop.
+        store = self.approvals
+        used = await asyncio.to_thread(store.consume, operation, caller.client)
         if used is not None:
             return used
-        refused = self.approvals.refused(operation, caller.client)
+        refused = await asyncio.to_thread(store.refused, operation, caller.client)
         if refused is not None:
             self._record_refusal({**record, "event": "rejected", "approval": refused.id})
             raise ApprovalDenied(refused)
-        request = self.approvals.request(operation, caller.client, decision.reason)
+        try:
+            request = await asyncio.to_thread(store.request, operation, caller.client, decision.reason)
+        except TooManyPending as exc:
+            # A cap on requests waiting, recorded as the rate limit it is.
+            self.audit_log.append({**record, "event": "rate-limited", "error": str(exc)})
+            raise GatewayError(str(exc)) from None
         # A person's answer counts only through a caller allowed to approve; others wait for `fleetbus approve`.
         can_answer = scopes.may_approve(caller.scopes)
         answer = await caller.ask(request) if caller.ask is not None and can_answer else None
         if answer is not None:
-            self.approvals.decide(request.id, answer, by=f"elicitation:{caller.client}")
+            await asyncio.to_thread(store.decide, request.id, answer, f"elicitation:{caller.client}")
             if answer:
-                consumed = self.approvals.consume(operation, caller.client)
+                consumed = await asyncio.to_thread(store.consume, operation, caller.client)
                 if consumed is not None:
                     return consumed
             else:
@@ -562,8 +571,9 @@ class Gateway:
         )
 
         async def execute(resolved: Operation) -> Collected:
-            link = await self._link(resolved.host, resolved.bus, self.deadlines.default)
-            return await collect(link, selector, timeout=timeout, max_count=max_count)
+            with self.watches.hold(caller.client):
+                link = await self._link(resolved.host, resolved.bus, self.deadlines.default)
+                return await collect(link, selector, timeout=timeout, max_count=max_count)
 
         return await self.run(operation, caller, execute)
 
@@ -579,8 +589,13 @@ class Gateway:
         )
 
         async def execute(resolved: Operation) -> Subscription:
-            link = await self._link(resolved.host, resolved.bus, self.deadlines.default)
-            return await Subscription(link, selector, deliver).open()
+            release = self.watches.acquire(caller.client)
+            try:
+                link = await self._link(resolved.host, resolved.bus, self.deadlines.default)
+            except BaseException:
+                release()
+                raise
+            return await Subscription(link, selector, deliver, release).open()
 
         return await self.run(operation, caller, execute)
 

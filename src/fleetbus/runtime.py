@@ -6,6 +6,7 @@ from dataclasses import dataclass, replace
 
 from fleetbus.config import Settings
 from fleetbus.dbus.introspect import IntrospectionCache
+from fleetbus.dbus.signals import WatchLimits
 from fleetbus.executable import fleetbus_argv
 from fleetbus.gateway import Caller, Deadlines, Gateway
 from fleetbus.guard.approvals import ApprovalStore, DecisionCommands
@@ -57,7 +58,12 @@ class Runtime:
             hosts,
             policy,
             deadlines,
-            approvals=ApprovalStore(settings.approvals_directory, ttl=settings.approval_ttl),
+            approvals=ApprovalStore(
+                settings.approvals_directory,
+                ttl=settings.approval_ttl,
+                max_pending=settings.approvals_pending_per_client,
+                keep_seconds=settings.approvals_keep_days * 86400,
+            ),
             decision_commands=DecisionCommands(tuple(fleetbus_argv()), settings.approvals_location()),
             audit_log=AuditLog(
                 settings.audit_directory,
@@ -72,6 +78,7 @@ class Runtime:
             journal_directory=settings.journal_directory,
             coalesce_within=settings.audit_coalesce_interval,
             audit_reserve=settings.audit_reserve_bytes,
+            watches=WatchLimits(settings.signal_watches_per_client, settings.signal_watches_max),
         )
         packs_settings = merge_packs(BUILTIN_PACKS if settings.builtin_packs else (), settings.packs)
         catalog = ToolsetCatalog(BUILTIN_TOOLSETS, [pack.name for pack in packs_settings])
@@ -129,11 +136,13 @@ def host_registry(settings: Settings) -> HostRegistry:
         identity_file=settings.ssh_key,
         limits=SshLimits(connect_timeout=settings.connect_timeout, bus_setup_timeout=settings.connect_timeout),
     )
+    cache = IntrospectionCache(max_age=settings.introspection_max_age, max_bytes=settings.introspection_cache_bytes)
     return HostRegistry(
         inventory,
         addresses=settings.bus_addresses(),
         connect_timeout=settings.connect_timeout,
         ssh=ssh,
         max_connected=settings.max_connected_hosts,
-        cache_factory=lambda: IntrospectionCache(max_age=settings.introspection_max_age),
+        # One cache for every host (its keys carry the host): its byte bound holds for the whole fleet.
+        cache_factory=lambda: cache,
     )

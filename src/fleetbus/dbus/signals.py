@@ -3,16 +3,71 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
 from dbus_fast import Message
 from dbus_fast.validators import is_bus_name_valid, is_interface_name_valid, is_member_name_valid, is_object_path_valid
 
-from fleetbus.dbus.errors import InvalidTarget
+from fleetbus.dbus.errors import BusError, InvalidTarget
 from fleetbus.dbus.link import BusLink
+
+
+class WatchLimitReached(BusError):
+    """A client (or all of them together) holds as many signal watches as allowed."""
+
+
+class WatchLimits:
+    """Signal watches (wait_signal calls in progress, long-lived subscriptions) counted per client and in total.
+
+    Each watch is a listener on the link and, while its match rule is new, a rule on the bus; without a cap per
+    client, one client's parallel wait_signal calls could take every one of the link's client rules
+    (link.MAX_CLIENT_MATCHES) and every other client's watch would be refused."""
+
+    def __init__(self, per_client: int = 16, total: int = 512) -> None:
+        self.per_client = per_client
+        self.total = total
+        self._held: dict[str, int] = {}
+
+    def held(self, client: str | None = None) -> int:
+        return sum(self._held.values()) if client is None else self._held.get(client, 0)
+
+    def acquire(self, client: str) -> Callable[[], None]:
+        """Count one watch for `client`; returns what releases it (idempotent). Raises WatchLimitReached."""
+        if self._held.get(client, 0) >= self.per_client:
+            raise WatchLimitReached(
+                f"{client} already holds {self.per_client} signal watches, the most one client may; wait for one to "
+                "end (wait_signal returns at its timeout)"
+            )
+        if self.held() >= self.total:
+            raise WatchLimitReached(
+                f"fleetbus already holds {self.total} signal watches for all clients, the most it allows; "
+                "try again when one ends"
+            )
+        self._held[client] = self._held.get(client, 0) + 1
+        released = False
+
+        def release() -> None:
+            nonlocal released
+            if released:
+                return
+            released = True
+            self._held[client] -= 1
+            if not self._held[client]:
+                del self._held[client]
+
+        return release
+
+    @contextlib.contextmanager
+    def hold(self, client: str) -> Iterator[None]:
+        release = self.acquire(client)
+        try:
+            yield
+        finally:
+            release()
 
 
 @dataclass(frozen=True)
@@ -83,23 +138,39 @@ class Subscription:
     """Signals matching a filter, delivered to a callback until closed. For long-lived watchers (tool packs
     following services, signal resources); `collect` is the bounded, one-shot form."""
 
-    def __init__(self, link: BusLink, selector: SignalFilter, deliver: Callable[[ReceivedSignal], None]) -> None:
+    def __init__(
+        self,
+        link: BusLink,
+        selector: SignalFilter,
+        deliver: Callable[[ReceivedSignal], None],
+        release: Callable[[], None] | None = None,
+    ) -> None:
         self.link = link
         self.selector = selector
         self._deliver = deliver
+        self._release = release
+        """Gives back the watch this subscription was counted as (WatchLimits.acquire), once it closes."""
         self._rule = selector.rule()
         self.closed = False
 
     async def open(self) -> Subscription:
-        if self.selector.sender:
-            await self.link.owner_of(self.selector.sender)
-        self.link.add_signal_listener(self._on_message)
         try:
-            await self.link.add_match(self._rule, for_clients=True)
+            if self.selector.sender:
+                await self.link.owner_of(self.selector.sender)
+            self.link.add_signal_listener(self._on_message)
+            try:
+                await self.link.add_match(self._rule, for_clients=True)
+            except BaseException:
+                self.link.remove_signal_listener(self._on_message)
+                raise
         except BaseException:
-            self.link.remove_signal_listener(self._on_message)
+            self._released()
             raise
         return self
+
+    def _released(self) -> None:
+        if self._release is not None:
+            self._release()
 
     def _on_message(self, message: Message) -> None:
         owner = self.link.owners.get(self.selector.sender) if self.selector.sender else None
@@ -110,6 +181,7 @@ class Subscription:
         if self.closed:
             return
         self.closed = True
+        self._released()
         self.link.remove_signal_listener(self._on_message)
         await self.link.remove_match(self._rule)
 

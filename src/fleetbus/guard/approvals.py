@@ -4,6 +4,11 @@ for one client, expiring, used once — decided by a person through `fleetbus ap
 The store is a directory only the server's user may write (checked on open, and when it is first made — which
 is when the first request is written, not before); each request is one JSON file replaced atomically, and state
 changes happen under a lock so the server and the CLI cannot race.
+
+Bounded: each client may have `max_pending` requests waiting at once, and requests that ended longer ago than
+`keep_seconds` are pruned when a request is written (at most every `prune_interval`). Finding the requests for
+one operation reads only those: the parsed requests are kept by file (re-read only when a file is replaced, which
+gives it a new inode), so a store of 20,000 requests costs a directory scan, not 20,000 JSON parses, per call.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ import re
 import secrets
 import shlex
 import stat
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, replace
@@ -32,6 +38,10 @@ PENDING, APPROVED, DENIED, USED = "pending", "approved", "denied", "used"
 
 class ApprovalError(Exception):
     pass
+
+
+class TooManyPending(ApprovalError):
+    """A client already has as many requests waiting for a person as it may."""
 
 
 @dataclass(frozen=True)
@@ -86,10 +96,29 @@ class DecisionCommands:
 
 
 class ApprovalStore:
-    def __init__(self, directory: Path, *, ttl: float = 900.0, clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self,
+        directory: Path,
+        *,
+        ttl: float = 900.0,
+        clock: Callable[[], float] = time.time,
+        max_pending: int = 16,
+        keep_seconds: float = 7 * 24 * 3600,
+        prune_interval: float = 600.0,
+    ) -> None:
         self.directory = directory
         self.ttl = ttl
         self.clock = clock
+        self.max_pending = max_pending
+        self.keep_seconds = keep_seconds
+        self.prune_interval = prune_interval
+        self._pruned_at: float | None = None
+        self._parsed: dict[str, tuple[int, Approval]] = {}
+        """Per file name: its inode when read, and what it said."""
+        self._parsing = threading.Lock()
+        self._listed: list[Approval] = []
+        self._listed_key: tuple[int, int] | None = None
+        self._settled = False
         # An existing store is checked now; one that does not exist yet is made (and checked) by the first write.
         if directory.exists():
             self._check_ownership()
@@ -151,25 +180,62 @@ class ApprovalStore:
         return self._path(approval_id).exists()
 
     def all(self) -> list[Approval]:
-        approvals = []
-        for path in sorted(self.directory.glob("*.json")):
-            with contextlib.suppress(ApprovalError):
-                approvals.append(self.get(path.stem))
-        return sorted(approvals, key=lambda a: a.created)
+        """Every request in the store, oldest first; a file is parsed again only when it changed on disk."""
+        if not self.exists():
+            return []
+        with self._parsing:
+            listing = os.stat(self.directory)
+            directory_key = (listing.st_ino, listing.st_mtime_ns)
+            # Every change is a rename into (or an unlink from) the directory, which moves its mtime; but two
+            # changes within one timestamp tick share it, so the listing is trusted only once it is a second old.
+            if directory_key == self._listed_key and self._settled:
+                return list(self._listed)
+            settled = time.time_ns() - listing.st_mtime_ns > 1_000_000_000
+            seen: dict[str, tuple[int, Approval]] = {}
+            with os.scandir(self.directory) as entries:
+                for entry in entries:
+                    if not entry.name.endswith(".json") or not ID_PATTERN.fullmatch(entry.name[:-5]):
+                        continue
+                    # Every write replaces the file by renaming a new one over it, so a changed request is a new
+                    # inode — which the directory entry carries without a stat (20,000 stats cost ~0.35 s here).
+                    key = entry.inode()
+                    known = self._parsed.get(entry.name)
+                    if known is not None and known[0] == key:
+                        seen[entry.name] = known
+                        continue
+                    with contextlib.suppress(ApprovalError):
+                        seen[entry.name] = (key, self.get(entry.name[:-5]))
+            self._parsed = seen
+            self._listed = sorted((approval for _, approval in seen.values()), key=lambda a: (a.created, a.id))
+            self._listed_key, self._settled = directory_key, settled
+            return list(self._listed)
+
+    def _matching(self, digest: str, client: str, status: str, now: float) -> list[Approval]:
+        return [
+            a
+            for a in self.all()
+            if a.digest == digest and a.client == client and a.status == status and not a.expired(now)
+        ]
+
+    def pending(self, client: str) -> int:
+        now = self.clock()
+        return sum(1 for a in self.all() if a.client == client and a.status == PENDING and not a.expired(now))
 
     def request(self, operation: Operation, client: str, reason: str) -> Approval:
-        """A pending request for this exact operation and client, reusing one that is still open."""
+        """A pending request for this exact operation and client, reusing one that is still open.
+
+        Raises TooManyPending when the client has `max_pending` other requests waiting."""
         digest, now = operation.digest(), self.clock()
         self._create()
         with self._locked():
-            for existing in self.all():
-                if (
-                    existing.digest == digest
-                    and existing.client == client
-                    and existing.status == PENDING
-                    and not existing.expired(now)
-                ):
-                    return existing
+            for existing in self._matching(digest, client, PENDING, now):
+                return existing
+            if self.pending(client) >= self.max_pending:
+                raise TooManyPending(
+                    f"{client} already has {self.max_pending} requests waiting for a person to approve them, the "
+                    "most one client may; wait until they are decided or expire "
+                    f"({int(self.ttl)} s after they were made)"
+                )
             approval = Approval(
                 id=self._new_id(),
                 digest=digest,
@@ -182,6 +248,8 @@ class ApprovalStore:
                 expires=now + self.ttl,
             )
             self._write(approval)
+            if self._pruned_at is None or now - self._pruned_at >= self.prune_interval:
+                self._prune_locked(self.keep_seconds)
         return approval
 
     def _new_id(self) -> str:
@@ -213,45 +281,35 @@ class ApprovalStore:
         if not self.exists():
             return None
         with self._locked():
-            for approval in self.all():
-                if (
-                    approval.digest == digest
-                    and approval.client == client
-                    and approval.status == APPROVED
-                    and not approval.expired(now)
-                ):
-                    used = replace(approval, status=USED, used_at=now)
-                    self._write(used)
-                    return used
+            for approval in self._matching(digest, client, APPROVED, now):
+                used = replace(approval, status=USED, used_at=now)
+                self._write(used)
+                return used
         return None
 
     def refused(self, operation: Operation, client: str) -> Approval | None:
         """A request for this operation a person denied (and not yet expired), so the model hears 'no'."""
         digest, now = operation.digest(), self.clock()
-        for approval in self.all():
-            if (
-                approval.digest == digest
-                and approval.client == client
-                and approval.status == DENIED
-                and not approval.expired(now)
-            ):
-                return approval
-        return None
+        denied = self._matching(digest, client, DENIED, now)
+        return denied[0] if denied else None
 
-    def prune(self, keep_seconds: float = 7 * 24 * 3600) -> int:
-        """Forget requests that ended (used, denied, expired) longer ago than `keep_seconds`.
-
-        An approved request that is not used yet has not ended: it stays until it is used or expires.
+    def prune(self, keep_seconds: float | None = None) -> int:
+        """Forget requests that ended (used, denied, expired) longer ago than `keep_seconds` (default: the
+        store's). An approved request that is not used yet has not ended: it stays until it is used or expires.
         """
-        now, removed = self.clock(), 0
         if not self.exists():
             return 0
         with self._locked():
-            for approval in self.all():
-                ended = _ended_at(approval, now)
-                if ended is not None and now - ended > keep_seconds:
-                    self._path(approval.id).unlink(missing_ok=True)
-                    removed += 1
+            return self._prune_locked(self.keep_seconds if keep_seconds is None else keep_seconds)
+
+    def _prune_locked(self, keep_seconds: float) -> int:
+        now, removed = self.clock(), 0
+        self._pruned_at = now
+        for approval in self.all():
+            ended = _ended_at(approval, now)
+            if ended is not None and now - ended > keep_seconds:
+                self._path(approval.id).unlink(missing_ok=True)
+                removed += 1
         return removed
 
 

@@ -303,3 +303,4 @@ class HostRegistry:
             task.cancel()
         for host in self._hosts.values():
             host.close_now()
+            host.cache.close()  # its sweep timer (a cache shared by hosts closes once; closing again is nothing)

@@ -16,6 +16,8 @@ from mcp.server.context import CallNext, HandlerResult
 from mcp.server.models import InitializationOptions
 from mcp.server.request_state import RequestStateBoundary, RequestStateSecurity
 from mcp.server.subscriptions import ListenHandler
+from mcp.shared.exceptions import MCPError
+from mcp_types.jsonrpc import INVALID_PARAMS
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 
 from fleetbus import __version__
@@ -26,7 +28,7 @@ from fleetbus.operation import LOCAL_HOST
 from fleetbus.runtime import Runtime
 from fleetbus.server import prompts, resources, wire
 from fleetbus.server.auth import Identify
-from fleetbus.server.notify import Notifier
+from fleetbus.server.notify import Notifier, SubscriptionLimit
 
 log = logging.getLogger(__name__)
 
@@ -125,7 +127,7 @@ def build_server(runtime: Runtime, client: str = "stdio", identify: Identify | N
     def who(ctx: ServerRequestContext[Any]) -> Caller:
         return identify(ctx) if identify is not None else Caller(client)
 
-    notifier = Notifier()
+    notifier = Notifier(subscriptions_per_session=runtime.settings.resource_subscriptions_per_session)
     runtime.registry.add_listener(notifier.tools_changed)
     runtime.toolsets.add_listener(notifier.tools_changed)
 
@@ -221,7 +223,12 @@ def build_server(runtime: Runtime, client: str = "stdio", identify: Identify | N
     async def subscribe_resource(
         ctx: ServerRequestContext[Any], params: types.SubscribeRequestParams
     ) -> types.EmptyResult:
-        notifier.subscribe(ctx.session, str(params.uri))
+        uri = str(params.uri)
+        resources.check_subscribable(runtime, uri)
+        try:
+            notifier.subscribe(ctx.session, uri)
+        except SubscriptionLimit as exc:
+            raise MCPError(INVALID_PARAMS, f"uri: {exc}") from None
         return types.EmptyResult()
 
     async def unsubscribe_resource(

@@ -35,7 +35,9 @@ from fleetbus.server.auth import (
     peer_credentials,
 )
 from fleetbus.server.banner import http_banner, unix_banner
+from fleetbus.server.connections import ConnectionLimits, bounded_protocol, quiet_accept_errors
 from fleetbus.server.discovery import BearerChallenge, Discovery
+from fleetbus.server.http_sessions import SessionBounds, SessionLimits
 from fleetbus.server.sockets import MCP_PATH, StartError, describe
 from fleetbus.server.stopping import InFlight, Stop, ready, watchdog
 
@@ -121,6 +123,7 @@ def http_app(
     allowed_hosts: list[str],
     origins: list[str],
     issuer: str | None = None,
+    sessions: SessionLimits | None = None,
 ) -> ASGIApp:
     """The SDK's Streamable HTTP app; with tokens, wrapped so a 401 and OAuth discovery say what is true here
     (server/discovery.py): an external `issuer` is the authorization server, else there is none."""
@@ -129,12 +132,15 @@ def http_app(
     # resource_server_url=None: the resource metadata (and the challenge) are discovery's, not the SDK's, which
     # would name this server as its own authorization server.
     auth = AuthSettings(issuer_url=issuer or base, resource_server_url=None) if verifier is not None else None  # type: ignore[arg-type]
+    limits = sessions or SessionLimits()
     app = server.streamable_http_app(
         streamable_http_path=MCP_PATH,
         # Sessions are kept (not stateless, not JSON-only): handshake-era clients need the back-channel for
         # notifications and elicitation.
         stateless_http=False,
         json_response=False,
+        session_idle_timeout=limits.idle_timeout,
+        max_sessions=limits.total,
         transport_security=TransportSecuritySettings(
             enable_dns_rebinding_protection=True, allowed_hosts=allowed_hosts, allowed_origins=origins
         ),
@@ -142,6 +148,7 @@ def http_app(
         token_verifier=verifier,
         custom_starlette_routes=discovery.routes() if verifier is not None else None,
     )
+    SessionBounds(server.session_manager, limits).install()
     return BearerChallenge(app, discovery) if verifier is not None else app
 
 
@@ -171,10 +178,24 @@ async def serve_http(
         hosts = [*LOOPBACK_HOSTS, url_host, *settings.http_allowed_hosts]
         origins = [*LOOPBACK_ORIGINS, f"http://{url_host}", *(f"http://{h}" for h in settings.http_allowed_hosts)]
     issuer = settings.jwt.issuer if verifier is not None and verifier.issued is not None and settings.jwt else None
-    app = http_app(server, verifier, url_host, hosts, origins, issuer)
+    limits = SessionLimits(
+        settings.http_sessions_max, settings.http_sessions_per_client, settings.http_session_idle_minutes * 60
+    )
+    app = http_app(server, verifier, url_host, hosts, origins, issuer, limits)
+    protocol, _ = bounded_protocol(
+        _PeerCredentialsProtocol if unix else H11Protocol,
+        ConnectionLimits(
+            max_connections=settings.http_max_connections,
+            max_unauthenticated=settings.http_max_unauthenticated,
+            header_timeout=settings.http_header_timeout,
+            body_timeout=settings.http_body_timeout,
+            authenticated_by_default=unix or verifier is None,
+        ),
+    )
+    quiet_accept_errors(asyncio.get_running_loop())
     config = uvicorn.Config(
         app,
-        http=_PeerCredentialsProtocol if unix else "h11",
+        http=protocol,
         ws="none",
         lifespan="on",
         log_config=None,

@@ -55,6 +55,9 @@ SystemCallErrorNumber=EPERM
 UMask=0077
 MemoryMax=512M
 TasksMax=256
+# Room for http_max_connections (512) besides bus links, SSH channels and the audit log; the 1024 soft limit
+# left in place would be reached by ~1,010 idle sockets.
+LimitNOFILE=8192
 """
 
 

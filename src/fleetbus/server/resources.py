@@ -14,6 +14,7 @@ from mcp.shared.exceptions import MCPError
 from mcp_types.jsonrpc import INVALID_PARAMS
 
 from fleetbus.gateway import Caller
+from fleetbus.hosts.registry import UnknownHost
 from fleetbus.operation import LOCAL_HOST
 from fleetbus.runtime import Runtime
 from fleetbus.tools.schema import BUS_NAME_PATTERN, OBJECT_PATH_PATTERN
@@ -23,6 +24,8 @@ TEMPLATE = "dbus://{bus}/{service}{+path}"
 HOST_TEMPLATE = "dbus://{bus}@{host}/{service}{+path}"
 RESOURCE_NOT_FOUND = -32002
 JSON = "application/json"
+MAX_URI_CHARS = 1024
+"""Longest URI a client may subscribe to: a bus name (≤ 255) and a deep object path fit; 100 kB strings do not."""
 
 
 def _authority(bus: str, host: str) -> str:
@@ -89,6 +92,49 @@ def templates() -> list[types.ResourceTemplate]:
             description="As dbus://{bus}/…, on another host (list_hosts), e.g. dbus://system@web01/services.",
         ),
     ]
+
+
+def check_subscribable(runtime: Runtime, uri: str) -> None:
+    """A subscription is kept for the session's life, so only a URI this server serves may be one: the policy,
+    a bus's services, or an object of the dbus:// template (checked by syntax; its bus must be one we have)."""
+    if len(uri) > MAX_URI_CHARS:
+        raise MCPError(
+            INVALID_PARAMS, f"uri: {len(uri)} characters, more than the {MAX_URI_CHARS} a subscribable URI may have"
+        )
+    if uri == POLICY_URI:
+        return
+    parts = urlsplit(uri)
+    service, _, rest = parts.path.lstrip("/").partition("/")
+    path = "/" + rest
+    bus, at, host = parts.netloc.partition("@")
+    served = (
+        parts.scheme == "dbus"
+        and bus in runtime.gateway.hosts.addresses
+        and (not at or _in_inventory(runtime, host))
+        and not parts.query
+        and not parts.fragment
+        and (
+            (service == "services" and not rest)
+            or (
+                re.fullmatch(BUS_NAME_PATTERN, service) is not None
+                and re.fullmatch(OBJECT_PATH_PATTERN, path.rstrip("/") or "/") is not None
+            )
+        )
+    )
+    if not served:
+        raise MCPError(
+            INVALID_PARAMS,
+            f"uri: {uri[:80]!r} is not a resource this server serves; subscribe to {POLICY_URI}, "
+            f"{services_uri('system')} or an object as {TEMPLATE} (see resources/list)",
+        )
+
+
+def _in_inventory(runtime: Runtime, host: str) -> bool:
+    try:
+        runtime.gateway.hosts.check_name(host)
+    except UnknownHost:
+        return False
+    return True
 
 
 async def read(runtime: Runtime, caller: Caller, uri: str) -> types.ReadResourceResult:
