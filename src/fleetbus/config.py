@@ -12,6 +12,8 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 
 DEFAULT_CONFIG_FILE = Path("/etc/fleetbus/config.toml")
 DEFAULT_SYSTEM_BUS = "unix:path=/run/dbus/system_bus_socket"
+DEFAULT_MAX_FRAME_BYTES = 16 * 1024 * 1024
+"""A stdio frame's limit: well above any real call (the fuzz sends 1 MB strings), far below the unit's MemoryMax."""
 
 
 def default_state_dir() -> Path:
@@ -139,6 +141,11 @@ class Settings(BaseSettings):
         default_factory=list, description="Host headers HTTP accepts besides loopback names (e.g. behind a proxy)."
     )
     shutdown_timeout: float = Field(20.0, gt=0, description="Seconds a stop lets calls in flight finish.")
+    max_frame_bytes: int = Field(
+        DEFAULT_MAX_FRAME_BYTES,
+        ge=65536,
+        description="Longest stdio frame (one JSON-RPC message) accepted, bytes; a longer one is refused, unread.",
+    )
     jwt: JwtSettings | None = Field(None, description="Also accept JWTs from this issuer on HTTP.")
 
     # Hosts (F9): read by fleetbus.hosts.inventory.load_inventory(inventory, hosts) when the server starts.

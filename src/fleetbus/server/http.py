@@ -36,6 +36,7 @@ from fleetbus.server.auth import (
 )
 from fleetbus.server.banner import http_banner, unix_banner
 from fleetbus.server.discovery import BearerChallenge, Discovery
+from fleetbus.server.http_frames import check_frames
 from fleetbus.server.sockets import MCP_PATH, StartError, describe
 from fleetbus.server.stopping import InFlight, Stop, ready, watchdog
 
@@ -142,6 +143,7 @@ def http_app(
         token_verifier=verifier,
         custom_starlette_routes=discovery.routes() if verifier is not None else None,
     )
+    check_frames(app, MCP_PATH)  # a malformed body gets JSON-RPC's answer, as on stdio
     return BearerChallenge(app, discovery) if verifier is not None else app
 
 
