@@ -80,7 +80,14 @@ async def top_processes(ctx: ToolContext, args: dict[str, Any]) -> dict[str, Any
         "limit": int(args.get("limit", 10)),
         "sample": float(args.get("sample", 0.5)),
     }
-    return await ctx.gateway.read_metrics(ctx.caller, "processes", params)
+    # The read sleeps for its sample: its deadline is the usual one plus the sample, within the configured maximum.
+    deadlines = ctx.gateway.deadlines
+    if params["sample"] >= deadlines.maximum:
+        raise ToolError(
+            f"invalid argument 'sample': must be less than the configured max_call_timeout ({deadlines.maximum:g} s)"
+        )
+    timeout = min(deadlines.default + params["sample"], deadlines.maximum)
+    return await ctx.gateway.read_metrics(ctx.caller, "processes", params, timeout=timeout)
 
 
 async def network_status(ctx: ToolContext, args: dict[str, Any]) -> dict[str, Any]:

@@ -26,6 +26,7 @@ from fleetbus.guard.catalog import Risk
 from fleetbus.guard.policy import OperationPattern, Policy
 from fleetbus.suggestions import unknown
 from fleetbus.tools import wire
+from fleetbus.tools.argument_checks import argument_problem
 from fleetbus.tools.argument_errors import describe_validation_error
 from fleetbus.tools.toolsets import Choice
 
@@ -255,6 +256,9 @@ class ToolRegistry:
         return ordered
 
     def validate(self, name: str, arguments: Mapping[str, Any]) -> None:
+        problem = argument_problem(arguments)
+        if problem is not None:
+            raise ToolError(problem)
         error = best_match(self._validator(name).iter_errors(arguments))
         if error is not None:
             raise ToolError(describe_validation_error(error, name))
