@@ -183,6 +183,9 @@ async def list_objects(ctx: ToolContext, args: dict[str, Any]) -> dict[str, Any]
         max_nodes=int(args.get("max_nodes", 200)),
         max_depth=int(args.get("max_depth", 8)),
     )
+    if not result.objects and result.errors:
+        path, error = result.errors[0]
+        raise ToolError(f"no object of {args['service']} could be introspected: {path}: {error}")
     selection = {
         "service": args["service"],
         "path": root,
