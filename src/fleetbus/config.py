@@ -13,6 +13,8 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 DEFAULT_CONFIG_FILE = Path("/etc/fleetbus/config.toml")
 DEFAULT_SYSTEM_BUS = "unix:path=/run/dbus/system_bus_socket"
 AUDIT_KEY_CREDENTIAL = "fleetbus-audit-key"
+DEFAULT_MAX_FRAME_BYTES = 16 * 1024 * 1024
+"""A stdio frame's limit: well above any real call (the fuzz sends 1 MB strings), far below the unit's MemoryMax."""
 
 
 def default_state_dir() -> Path:
@@ -200,6 +202,11 @@ class Settings(BaseSettings):
     )
     http_session_idle_minutes: float = Field(
         10.0, gt=0, le=24 * 60, description="Minutes without a request after which an HTTP session ends."
+    )
+    max_frame_bytes: int = Field(
+        DEFAULT_MAX_FRAME_BYTES,
+        ge=65536,
+        description="Longest stdio frame (one JSON-RPC message) accepted, bytes; a longer one is refused, unread.",
     )
     jwt: JwtSettings | None = Field(None, description="Also accept JWTs from this issuer on HTTP.")
 

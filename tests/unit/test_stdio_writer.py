@@ -26,7 +26,6 @@ async def test_a_slow_reader_gets_every_byte_in_order() -> None:
     writer = _Writer(write_end)
     for line in lines:
         await writer.write(line)
-        await writer.flush()
     os.close(write_end)
     reader.join(60)
     os.close(read_end)

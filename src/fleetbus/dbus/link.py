@@ -14,6 +14,7 @@ from dbus_fast.aio import MessageBus
 from dbus_fast.validators import is_bus_name_valid, is_interface_name_valid, is_member_name_valid, is_object_path_valid
 
 from fleetbus import well_known
+from fleetbus.dbus import writer  # noqa: F401 — dbus-fast's writer fixed before any connection (see there)
 from fleetbus.dbus.errors import BusError, BusUnavailable, CallTimeout, InvalidTarget, RemoteError
 
 log = logging.getLogger(__name__)

@@ -37,6 +37,7 @@ from fleetbus.server.auth import (
 from fleetbus.server.banner import http_banner, unix_banner
 from fleetbus.server.connections import ConnectionLimits, bounded_protocol, quiet_accept_errors
 from fleetbus.server.discovery import BearerChallenge, Discovery
+from fleetbus.server.http_frames import check_frames
 from fleetbus.server.http_sessions import SessionBounds, SessionLimits
 from fleetbus.server.sockets import MCP_PATH, StartError, describe
 from fleetbus.server.stopping import InFlight, Stop, ready, watchdog
@@ -149,6 +150,7 @@ def http_app(
         custom_starlette_routes=discovery.routes() if verifier is not None else None,
     )
     SessionBounds(server.session_manager, limits).install()
+    check_frames(app, MCP_PATH)  # a malformed body gets JSON-RPC's answer, as on stdio
     return BearerChallenge(app, discovery) if verifier is not None else app
 
 

@@ -199,6 +199,9 @@ async def list_objects(ctx: ToolContext, args: dict[str, Any]) -> dict[str, Any]
         max_depth=int(args.get("max_depth", 8)),
         host=ctx.host,
     )
+    if not result.objects and result.errors:
+        path, error = result.errors[0]
+        raise ToolError(f"no object of {args['service']} could be introspected: {path}: {error}")
     selection = {
         "service": args["service"],
         "path": root,
@@ -323,6 +326,8 @@ async def resolve_call(ctx: ToolContext, args: dict[str, Any]) -> tuple[Operatio
             method = await _find_method(ctx, args)
         except ToolError:
             method = None
+        if method is not None and method.in_signature != signature:
+            raise ToolError(_signature_mismatch(args, signature, method))
     in_names = [a.name for a in method.in_args] if method else None
     operation = dbus_call(
         args["service"],
@@ -336,6 +341,15 @@ async def resolve_call(ctx: ToolContext, args: dict[str, Any]) -> tuple[Operatio
         host=ctx.host,
     )
     return operation, method
+
+
+def _signature_mismatch(args: dict[str, Any], signature: str, method: Method) -> str:
+    """A signature the introspection contradicts would be refused by the service, or worse, misread by it."""
+    names = ", ".join(f"{a.name or '?'} {a.signature}" for a in method.in_args) or "no arguments"
+    return (
+        f"invalid argument 'signature': {signature!r} does not match {args['interface']}.{args['method']}, "
+        f"which takes {method.in_signature!r} ({names}) by its introspection; leave 'signature' out to use it"
+    )
 
 
 CALL_SELECTION = ("service", "path", "interface", "method", "args", "signature", "select", "bus", "variants")
@@ -488,6 +502,13 @@ async def set_property(ctx: ToolContext, args: dict[str, Any]) -> dict[str, Any]
 
 # ---- wait_signal --------------------------------------------------------------------------------
 
+SIGNAL_WAIT = 10.0
+
+
+def signal_wait(maximum: float) -> float:
+    """wait_signal's default timeout: 10 s, or the configured max_call_timeout when that is less."""
+    return min(SIGNAL_WAIT, maximum)
+
 
 async def wait_signal(ctx: ToolContext, args: dict[str, Any]) -> dict[str, Any]:
     await check_signal(ctx, args)
@@ -503,9 +524,8 @@ async def wait_signal(ctx: ToolContext, args: dict[str, Any]) -> dict[str, Any]:
         member=args.get("member", ""),
     )
     max_count = int(args.get("max_count", 10))
-    collected = await ctx.gateway.watch(
-        operation, ctx.caller, timeout=float(args.get("timeout", 10)), max_count=max_count
-    )
+    timeout = float(args.get("timeout", signal_wait(ctx.gateway.deadlines.maximum)))
+    collected = await ctx.gateway.watch(operation, ctx.caller, timeout=timeout, max_count=max_count)
     return {
         "signals": [
             {
@@ -811,7 +831,7 @@ def bus_tools(deadlines: Deadlines) -> list[ToolSpec]:
                     "path": s.object_path("Sending object."),
                     "interface": s.interface("Signal interface."),
                     "member": s.member("Signal name, e.g. JobRemoved."),
-                    "timeout": s.seconds("Seconds to wait.", deadlines.maximum, 10),
+                    "timeout": s.seconds("Seconds to wait.", deadlines.maximum, signal_wait(deadlines.maximum)),
                     "max_count": s.integer("Stop after this many.", 1, 1000, 10),
                     "variants": s.variants(),
                     "bus": s.bus(),

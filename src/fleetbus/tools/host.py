@@ -3,12 +3,13 @@ pressure stall information), top_processes, network_status and time_status (time
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime
 from typing import Any
 
 from fleetbus import output
 from fleetbus.dbus import types
-from fleetbus.dbus.errors import BusError
+from fleetbus.dbus.errors import BusError, RemoteError
 from fleetbus.dbus.link import PROPERTIES
 from fleetbus.gateway import dbus_call
 from fleetbus.guard.catalog import Risk
@@ -27,33 +28,53 @@ HOSTNAME1 = ("org.freedesktop.hostname1", "/org/freedesktop/hostname1", "org.fre
 TIMEDATE1 = ("org.freedesktop.timedate1", "/org/freedesktop/timedate1", "org.freedesktop.timedate1")
 
 
-async def _get_all(ctx: ToolContext, service: str, path: str, interface: str) -> dict[str, Any]:
-    """All properties of an interface; an empty dict when the service is not there (a host without it)."""
+async def _get_all(ctx: ToolContext, service: str, path: str, interface: str) -> dict[str, Any] | BusError:
+    """All properties of an interface, or why there are none (the service is not there, or did not answer)."""
     operation = dbus_call(service, path, PROPERTIES, "GetAll", "s", [interface], host=ctx.host)
     try:
         reply = await ctx.gateway.call(operation, ctx.caller)
-    except BusError:
-        return {}
+    except BusError as exc:
+        return exc
     values = types.to_json(reply.signature, reply.body, variants="plain")
     found = values[0] if values else {}
     return found if isinstance(found, dict) else {}
 
 
-async def host_info(ctx: ToolContext, args: dict[str, Any]) -> dict[str, Any]:
-    host = await _get_all(ctx, *HOSTNAME1)
-    manager = await _get_all(ctx, systemd.SYSTEMD, systemd.MANAGER_PATH, systemd.MANAGER)
-    identity = await ctx.gateway.read_metrics(ctx.caller, "identity", host=ctx.host)
-    machine_id = None
+async def _machine_id(ctx: ToolContext) -> str | BusError:
+    operation = dbus_call(
+        HOSTNAME1[0], HOSTNAME1[1], "org.freedesktop.DBus.Peer", "GetMachineId", "", [], host=ctx.host
+    )
     try:
-        reply = await ctx.gateway.call(
-            dbus_call(HOSTNAME1[0], HOSTNAME1[1], "org.freedesktop.DBus.Peer", "GetMachineId", "", [], host=ctx.host),
-            ctx.caller,
-        )
-        machine_id = str(reply.body[0])
-    except BusError:
-        pass
-    if not host and not manager and not identity.get("hostname"):
-        raise ToolError("neither hostname1 nor systemd answer on the system bus; is this a systemd host?")
+        reply = await ctx.gateway.call(operation, ctx.caller)
+    except BusError as exc:
+        return exc
+    return str(reply.body[0])
+
+
+async def host_info(ctx: ToolContext, args: dict[str, Any]) -> dict[str, Any]:
+    # At once, not one after another: a stalled bus then costs one deadline, not one per read.
+    host_read, manager_read, identity, machine_read = await asyncio.gather(
+        _get_all(ctx, *HOSTNAME1),
+        _get_all(ctx, systemd.SYSTEMD, systemd.MANAGER_PATH, systemd.MANAGER),
+        ctx.gateway.read_metrics(ctx.caller, "identity", host=ctx.host),
+        _machine_id(ctx),
+        return_exceptions=True,  # every read ends before the answer (or the error) goes out
+    )
+    for read in (host_read, manager_read, machine_read):
+        if isinstance(read, BaseException) and not isinstance(read, BusError):
+            raise read  # a refusal, a rate limit: the gateway's word, as from any other tool
+    if isinstance(identity, BaseException):
+        raise identity
+    # A host without hostname1 and systemd is still described from its own /proc and os-release.
+    if isinstance(host_read, BusError) and isinstance(manager_read, BusError) and not identity.get("hostname"):
+        if all(isinstance(e, RemoteError) for e in (host_read, manager_read)):
+            raise ToolError(
+                f"neither hostname1 nor systemd answer on the system bus; is this a systemd host? ({host_read})"
+            )
+        raise ToolError(f"the system bus did not answer: hostname1: {host_read}; systemd: {manager_read}")
+    host = host_read if isinstance(host_read, dict) else {}
+    manager = manager_read if isinstance(manager_read, dict) else {}
+    machine_id = machine_read if isinstance(machine_read, str) else None
     # hostname1 first (it is what the host's own tools say); the host's /proc and os-release where it is missing.
     release = host.get("KernelRelease") or identity.get("kernel_release")
     return {
@@ -85,7 +106,14 @@ async def top_processes(ctx: ToolContext, args: dict[str, Any]) -> dict[str, Any
         "limit": int(args.get("limit", 10)),
         "sample": float(args.get("sample", 0.5)),
     }
-    return await ctx.gateway.read_metrics(ctx.caller, "processes", params, host=ctx.host)
+    # The read sleeps for its sample: its deadline is the usual one plus the sample, within the configured maximum.
+    deadlines = ctx.gateway.deadlines
+    if params["sample"] >= deadlines.maximum:
+        raise ToolError(
+            f"invalid argument 'sample': must be less than the configured max_call_timeout ({deadlines.maximum:g} s)"
+        )
+    timeout = min(deadlines.default + params["sample"], deadlines.maximum)
+    return await ctx.gateway.read_metrics(ctx.caller, "processes", params, host=ctx.host, timeout=timeout)
 
 
 async def network_status(ctx: ToolContext, args: dict[str, Any]) -> dict[str, Any]:
@@ -94,8 +122,8 @@ async def network_status(ctx: ToolContext, args: dict[str, Any]) -> dict[str, An
 
 async def time_status(ctx: ToolContext, args: dict[str, Any]) -> dict[str, Any]:
     props = await _get_all(ctx, *TIMEDATE1)
-    if not props:
-        raise ToolError("timedate1 does not answer on the system bus")
+    if isinstance(props, BusError):
+        raise ToolError(f"timedate1 does not answer on the system bus: {props}")
     now = props.get("TimeUSec")
     rtc = props.get("RTCTimeUSec")
     return {

@@ -36,6 +36,10 @@ OUTPUT_GRACE = 1.0
 JOB_FAILURES = {"failed", "dependency", "timeout", "canceled", "invalid"}
 
 
+JOB_WAIT = 60.0
+"""How long unit_job waits for a job by default (the configured max_call_timeout when that is less)."""
+
+
 def _patterns(*members: str) -> tuple[OperationPattern, ...]:
     # The risks are the catalog's: a start or restart may be dangerous by what it reaches, a reset never is.
     return tuple(
@@ -83,8 +87,9 @@ async def unit_job(ctx: ToolContext, args: dict[str, Any]) -> dict[str, Any]:
         host=ctx.host,
     )
     submitted = time.time()
+    wait = float(args.get("wait", min(JOB_WAIT, ctx.gateway.deadlines.maximum)))  # as its schema's default says
     try:
-        outcome = await ctx.gateway.run_job(operation, ctx.caller, wait=float(args.get("wait", 60)))
+        outcome = await ctx.gateway.run_job(operation, ctx.caller, wait=wait)
     except RemoteError as exc:
         raise _remote(exc, unit, bus) from exc
     state = await unit_state(ctx, bus, unit)
@@ -249,7 +254,7 @@ def unit_change_tools(max_wait: float) -> list[ToolSpec]:
                         "default": "replace",
                         "description": "Job mode.",
                     },
-                    "wait": s.seconds("Seconds to wait for the job.", max_wait, min(60.0, max_wait)),
+                    "wait": s.seconds("Seconds to wait for the job.", max_wait, min(JOB_WAIT, max_wait)),
                     "manager": common["manager"],
                     "format": common["format"],
                 },
