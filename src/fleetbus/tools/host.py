@@ -65,13 +65,16 @@ async def host_info(ctx: ToolContext, args: dict[str, Any]) -> dict[str, Any]:
             raise read  # a refusal, a rate limit: the gateway's word, as from any other tool
     if isinstance(identity, BaseException):
         raise identity
-    # A host without hostname1 and systemd is still described from its own /proc and os-release.
-    if isinstance(host_read, BusError) and isinstance(manager_read, BusError) and not identity.get("hostname"):
-        if all(isinstance(e, RemoteError) for e in (host_read, manager_read)):
+    if isinstance(host_read, BusError) and isinstance(manager_read, BusError):
+        # Both services absent (the bus answered "no such name"): a host without hostname1 and systemd is still
+        # described from its own /proc and os-release. A bus that did not answer is an error, never nulls.
+        absent = all(isinstance(e, RemoteError) for e in (host_read, manager_read))
+        if not absent:
+            raise ToolError(f"the system bus did not answer: hostname1: {host_read}; systemd: {manager_read}")
+        if not identity.get("hostname"):
             raise ToolError(
                 f"neither hostname1 nor systemd answer on the system bus; is this a systemd host? ({host_read})"
             )
-        raise ToolError(f"the system bus did not answer: hostname1: {host_read}; systemd: {manager_read}")
     host = host_read if isinstance(host_read, dict) else {}
     manager = manager_read if isinstance(manager_read, dict) else {}
     machine_id = machine_read if isinstance(machine_read, str) else None
