@@ -12,8 +12,7 @@ from fleetbus.command_line import print_error
 from fleetbus.config import Settings
 from fleetbus.hosts.errors import HostError
 from fleetbus.hosts.registry import HostRegistry
-from fleetbus.hosts.ssh import SshTarget
-from fleetbus.hosts.trust import add_known_host, known_hosts_file, offered_key
+from fleetbus.hosts.ssh_options import SshTarget
 from fleetbus.runtime import host_registry
 
 FAILED, USAGE = 1, 2
@@ -72,6 +71,9 @@ async def _check(registry: HostRegistry, pattern: str | None) -> int:
 
 
 def _trust(registry: HostRegistry, settings: Settings, name: str, yes: bool, prog: str) -> int:
+    # asyncssh (under trust) only for the command that needs it: every other command starts without it.
+    from fleetbus.hosts.trust import add_known_host, known_hosts_file, offered_key  # noqa: PLC0415
+
     entry = registry.entry(name)
     if entry.is_local:
         print_error(prog, "local is this machine: it is reached without SSH and has no host key to trust")

@@ -16,7 +16,7 @@ from fleetbus.guard.limits import Budget, RateLimiter
 from fleetbus.guard.policy import Policy, load_policy
 from fleetbus.hosts.inventory import load_inventory
 from fleetbus.hosts.registry import HostRegistry, SshOptions
-from fleetbus.hosts.ssh import SshLimits
+from fleetbus.hosts.ssh_options import SshLimits
 from fleetbus.tools.audit import audit_tools
 from fleetbus.tools.bus import bus_tools
 from fleetbus.tools.discovery import Discovery, enable_toolset_tool, find_tools_tool

@@ -13,7 +13,7 @@ import logging
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from fleetbus.argv import CommandResult
 from fleetbus.dbus.errors import BusError, BusUnavailable
@@ -21,7 +21,9 @@ from fleetbus.dbus.introspect import IntrospectionCache
 from fleetbus.dbus.link import BusLink
 from fleetbus.hosts.errors import HostError, HostKeyError, HostUnreachable
 from fleetbus.hosts.inventory import Host as InventoryHost
-from fleetbus.hosts.ssh import SshConnection, SshHost
+
+if TYPE_CHECKING:  # asyncssh is imported only when a remote host is made (registry), never for local alone
+    from fleetbus.hosts.ssh import SshConnection, SshHost
 
 log = logging.getLogger(__name__)
 

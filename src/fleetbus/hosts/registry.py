@@ -21,7 +21,7 @@ from fleetbus.hosts.host import LOCAL, Host, HostState
 from fleetbus.hosts.inventory import LOCAL_HOST, Inventory
 from fleetbus.hosts.inventory import Host as InventoryHost
 from fleetbus.hosts.patterns import PatternError, compile_pattern
-from fleetbus.hosts.ssh import HandshakeGate, SshHost, SshLimits, SshTarget
+from fleetbus.hosts.ssh_options import HandshakeGate, SshLimits, SshTarget
 from fleetbus.suggestions import unknown
 
 log = logging.getLogger(__name__)
@@ -166,6 +166,8 @@ class HostRegistry:
             known_hosts=options.known_hosts,
             config=options.config,
         )
+        from fleetbus.hosts.ssh import SshHost  # noqa: PLC0415 - asyncssh only once a remote host is made
+
         ssh = SshHost(target, options.limits, handshakes=self._handshakes)
         return Host(
             entry, connect_timeout=self.connect_timeout, cache=cache, ssh=ssh, on_link=self._linked, on_lost=self._lost
