@@ -726,11 +726,19 @@ class Gateway:
 
     def _admit_host(self, operation: Operation, caller: Caller | None) -> None:
         """The host must be in the inventory and among the caller's (token's) hosts — decided before anything
-        connects to it, so a refused host never sees a connection."""
+        connects to it, so a refused host never sees a connection.
+
+        For a caller whose token names its hosts, an unknown name is answered with the closest of *those* hosts:
+        the inventory's names would show such a token the hosts that list_hosts hides from it."""
         try:
             self.hosts.check_name(operation.host)
         except UnknownHost as exc:
-            raise UnknownHostName(str(exc)) from exc
+            if caller is None or caller.hosts is None:
+                raise UnknownHostName(str(exc)) from exc
+            allowed = [name for name in self.hosts.names() if self.hosts.matches(caller.hosts, name)]
+            raise UnknownHostName(
+                str(UnknownHost(operation.host, allowed, "of the hosts this token may touch"))
+            ) from exc
         if caller is None or caller.hosts is None or self.hosts.matches(caller.hosts, operation.host):
             return
         refusal = scopes.Refusal(

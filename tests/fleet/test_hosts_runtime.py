@@ -201,6 +201,34 @@ async def test_a_token_for_host01_is_refused_on_host02_before_any_connection(run
     assert accepted_logins(fleet.host("host02")) == logins
 
 
+async def test_a_token_limited_to_host01_learns_no_other_host_from_an_unknown_name(runtime: Runtime) -> None:
+    token = Caller("token:ops", scopes=frozenset({"read"}), hosts=("host01",))
+    for name in ("host99", "hots02", "HOST03"):
+        refused = await call(runtime, "get_property", token, **HOSTNAME_PROPERTY, host=name)
+        assert refused.is_error
+        assert f"unknown host {name!r}" in refused.text
+        assert "host01" in refused.text  # the hosts it may touch are suggested
+        assert "host02" not in refused.text, refused.text
+        assert "host03" not in refused.text, refused.text
+        assert "inventory.ini" not in refused.text
+    # Without a host list, the inventory's names are the suggestions, as before.
+    unlimited = await call(runtime, "get_property", None, **HOSTNAME_PROPERTY, host="hots02")
+    assert "did you mean host02" in unlimited.text
+
+
+async def test_a_token_for_all_but_host03_never_reaches_host03(runtime: Runtime, fleet: Fleet) -> None:
+    # `fleetbus token mint --hosts '*,!host03'` stores the list ["*", "!host03"].
+    logins = accepted_logins(fleet.host("host03"))
+    token = Caller("token:ops", scopes=frozenset({"read"}), hosts=("*", "!host03"))
+    refused = await call(runtime, "get_property", token, **HOSTNAME_PROPERTY, host="host03")
+    assert refused.is_error
+    assert "may not touch host 'host03'" in refused.text
+    assert (await ok(runtime, "get_property", token, **HOSTNAME_PROPERTY, host="host02"))["value"] == "host02"
+    listed = await ok(runtime, "list_hosts", token, format="json")
+    assert [row["name"] for row in listed["hosts"]] == ["local", "host01", "host02"]
+    assert accepted_logins(fleet.host("host03")) == logins
+
+
 async def test_rate_limits_are_per_client_and_host(fleet_sandbox: Sandbox, tmp_path: Path) -> None:
     runtime = await built(fleet_sandbox, tmp_path / "state", read_rate=0.001, read_burst=2)
     try:
