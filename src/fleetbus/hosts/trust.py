@@ -12,7 +12,7 @@ import asyncssh
 
 from fleetbus.hosts.errors import HostUnreachable
 from fleetbus.hosts.host_keys import DEFAULT_KNOWN_HOSTS, KnownHosts
-from fleetbus.hosts.ssh import SshTarget
+from fleetbus.hosts.ssh import SshTarget, check_destination
 
 
 @dataclass(frozen=True)
@@ -45,7 +45,7 @@ async def offered_key(
 ) -> OfferedHostKey:
     """The key `target` offers (only the key exchange runs: no credential is sent) and how the known_hosts files
     a connection reads (`read`, by default just `known_hosts`) see it."""
-    destination = target.address or target.name
+    destination = check_destination(target)
     options: dict[str, object] = {}
     if target.config:
         options["config"] = [str(p) for p in target.config]
