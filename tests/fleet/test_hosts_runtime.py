@@ -243,6 +243,33 @@ async def test_rate_limits_are_per_client_and_host(fleet_sandbox: Sandbox, tmp_p
         await close(runtime)
 
 
+async def test_list_hosts_probes_count_against_the_read_budget_of_each_host(
+    fleet_sandbox: Sandbox, tmp_path: Path
+) -> None:
+    # A probe is an SSH login attempt per host; without a budget, list_hosts in a loop knocked on every host
+    # without limit while every other read was limited.
+    runtime = await built(fleet_sandbox, tmp_path / "state", read_rate=0.001, read_burst=2)
+    try:
+        hosts = runtime.gateway.hosts
+        spammer = Caller("spammer")
+        for _ in range(2):
+            listed = await ok(runtime, "list_hosts", spammer, pattern="host02", format="json")
+            assert [row["state"] for row in listed["hosts"]] == ["reachable"]
+        await hosts.get("host02").close()
+        made = hosts.get("host02").connections_made
+        for _ in range(5):
+            listed = await ok(runtime, "list_hosts", spammer, pattern="host02", format="json")
+            assert [row["state"] for row in listed["hosts"]] == ["unknown"]  # last known, not tried
+        assert hosts.get("host02").connections_made == made
+        # The same budget covers other reads on that host; another client keeps its own.
+        limited = await call(runtime, "get_property", spammer, **HOSTNAME_PROPERTY, host="host02")
+        assert "rate limit for reads on host02" in limited.text
+        other = await ok(runtime, "list_hosts", Caller("other"), pattern="host02", format="json")
+        assert [row["state"] for row in other["hosts"]] == ["reachable"]
+    finally:
+        await close(runtime)
+
+
 async def test_the_fd_budget_closes_the_least_recently_used_idle_host(fleet_sandbox: Sandbox, tmp_path: Path) -> None:
     runtime = await built(fleet_sandbox, tmp_path / "state", max_connected_hosts=2)
     try:
