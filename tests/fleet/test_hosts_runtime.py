@@ -10,11 +10,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from mcp.shared.exceptions import MCPError
 
 from fleetbus.gateway import Caller
 from fleetbus.runtime import Runtime
 from fleetbus.sandbox import Sandbox
 from fleetbus.sandbox.fleet import Fleet
+from fleetbus.server import resources
 from fleetbus.tools.registry import ToolContext
 from tests.conftest import sandbox_settings
 from tests.fleet.conftest import accepted_logins
@@ -227,6 +229,18 @@ async def test_a_token_for_all_but_host03_never_reaches_host03(runtime: Runtime,
     listed = await ok(runtime, "list_hosts", token, format="json")
     assert [row["name"] for row in listed["hosts"]] == ["local", "host01", "host02"]
     assert accepted_logins(fleet.host("host03")) == logins
+
+
+async def test_a_token_limited_to_host01_cannot_subscribe_to_another_hosts_resources(runtime: Runtime) -> None:
+    token = Caller("token:ops", scopes=frozenset({"read"}), hosts=("host01",))
+    resources.check_subscribable(runtime, "dbus://system@host01/services", token)
+    answers = []
+    for host in ("host02", "host99"):  # a host of the inventory and one that is not: the same answer
+        with pytest.raises(MCPError, match="is not a resource this server serves") as refused:
+            resources.check_subscribable(runtime, f"dbus://system@{host}/services", token)
+        answers.append(str(refused.value).replace(host, "HOST"))
+    assert answers[0] == answers[1]
+    resources.check_subscribable(runtime, "dbus://system@host02/services", Caller("operator"))
 
 
 async def test_rate_limits_are_per_client_and_host(fleet_sandbox: Sandbox, tmp_path: Path) -> None:
