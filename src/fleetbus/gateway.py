@@ -726,11 +726,19 @@ class Gateway:
 
     def _admit_host(self, operation: Operation, caller: Caller | None) -> None:
         """The host must be in the inventory and among the caller's (token's) hosts — decided before anything
-        connects to it, so a refused host never sees a connection."""
+        connects to it, so a refused host never sees a connection.
+
+        For a caller whose token names its hosts, an unknown name is answered with the closest of *those* hosts:
+        the inventory's names would show such a token the hosts that list_hosts hides from it."""
         try:
             self.hosts.check_name(operation.host)
         except UnknownHost as exc:
-            raise UnknownHostName(str(exc)) from exc
+            if caller is None or caller.hosts is None:
+                raise UnknownHostName(str(exc)) from exc
+            allowed = [name for name in self.hosts.names() if self.hosts.matches(caller.hosts, name)]
+            raise UnknownHostName(
+                str(UnknownHost(operation.host, allowed, "of the hosts this token may touch"))
+            ) from exc
         if caller is None or caller.hosts is None or self.hosts.matches(caller.hosts, operation.host):
             return
         refusal = scopes.Refusal(
@@ -771,10 +779,13 @@ class Gateway:
             raise GatewayError(f"invalid argument 'pattern': {exc}") from exc
         if caller.hosts is not None:
             names = [name for name in names if self.hosts.matches(caller.hosts, name)]
+        states = {name: self.hosts.get(name).state() for name in names}
         if probe:
-            states = {state.name: state for state in await self.hosts.check(names)}
-        else:
-            states = {name: self.hosts.get(name).state() for name in names}
+            # A probe is a connection attempt (a login) per host: it takes a read from the caller's budget on that
+            # host like any other read there, or list_hosts in a loop would knock on every host without limit.
+            # A host over budget is shown as last known, not tried.
+            allowed = [name for name in names if self._may_probe(caller, name)]
+            states.update({state.name: state for state in await self.hosts.check(allowed)})
         rows = []
         for name in names:
             entry, state = self.hosts.entry(name), states[name]
@@ -790,6 +801,13 @@ class Gateway:
                 }
             )
         return rows
+
+    def _may_probe(self, caller: Caller, name: str) -> bool:
+        try:
+            self.limiter.check(caller.client, True, name)
+        except RateLimited:
+            return False
+        return True
 
     async def process_names(self, caller: Caller, pids: Sequence[int], *, host: str = LOCAL_HOST) -> dict[int, str]:
         """The command names of processes on `host` (an audited host.metrics read), for labelling bus peers;

@@ -72,7 +72,7 @@ async def _check(registry: HostRegistry, pattern: str | None) -> int:
 
 def _trust(registry: HostRegistry, settings: Settings, name: str, yes: bool, prog: str) -> int:
     # asyncssh (under trust) only for the command that needs it: every other command starts without it.
-    from fleetbus.hosts.trust import add_known_host, known_hosts_file, offered_key  # noqa: PLC0415
+    from fleetbus.hosts.trust import add_known_host, known_hosts_file, known_hosts_read, offered_key  # noqa: PLC0415
 
     entry = registry.entry(name)
     if entry.is_local:
@@ -83,7 +83,8 @@ def _trust(registry: HostRegistry, settings: Settings, name: str, yes: bool, pro
         name, address=entry.address, port=entry.port, config=(settings.ssh_config,) if settings.ssh_config else ()
     )
     try:
-        offered = asyncio.run(offered_key(target, path, timeout=settings.connect_timeout))
+        read = known_hosts_read(settings.known_hosts)
+        offered = asyncio.run(offered_key(target, path, timeout=settings.connect_timeout, read=read))
     except HostError as exc:
         print_error(prog, str(exc))
         return FAILED
@@ -92,10 +93,11 @@ def _trust(registry: HostRegistry, settings: Settings, name: str, yes: bool, pro
         print(f"{path} already trusts this key; nothing to do")
         return 0
     if offered.listed == "other":
+        where = offered.listed_in[0] if offered.listed_in else path
         print_error(
             prog,
-            f"{path} lists a different key for {name}: the host's key changed, or someone is intercepting the "
-            f"connection. If the host was really reinstalled, remove the old entry first (ssh-keygen -f {path} "
+            f"{where} lists a different key for {name}: the host's key changed, or someone is intercepting the "
+            f"connection. If the host was really reinstalled, remove the old entry first (ssh-keygen -f {where} "
             f"-R {name}), then trust the new key.",
         )
         return FAILED

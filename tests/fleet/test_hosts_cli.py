@@ -10,6 +10,9 @@ from pathlib import Path
 import asyncssh
 import pytest
 
+from fleetbus.hosts.host_keys import DEFAULT_KNOWN_HOSTS
+from fleetbus.hosts.ssh import SshTarget
+from fleetbus.hosts.trust import known_hosts_read, offered_key
 from fleetbus.sandbox import Sandbox
 from fleetbus.sandbox.fleet import Fleet
 from tests.e2e.client import ROOT
@@ -77,3 +80,22 @@ def test_trust_refuses_a_changed_key(fleet_sandbox: Sandbox, fleet: Fleet, tmp_p
     assert refused.returncode == 1
     assert "lists a different key for host03" in refused.stderr
     assert known.read_text() == before
+
+
+async def test_trust_sees_a_different_key_in_any_file_a_connection_reads(fleet: Fleet, tmp_path: Path) -> None:
+    # With no known_hosts configured, connections read ~/.ssh/known_hosts *and* /etc/ssh/ssh_known_hosts, and
+    # trust writes the first. A key listed only in the second must stop trust as it stops the connection:
+    # adding the offered key beside it would let a changed key (a possible attack) in.
+    impostor = asyncssh.generate_private_key("ssh-ed25519").export_public_key().decode().split()
+    system_wide = tmp_path / "ssh_known_hosts"
+    system_wide.write_text(f"host03,{fleet.host('host03').address} {impostor[0]} {impostor[1]}\n")
+    own = without(fleet, "host03", tmp_path / "known_hosts")
+    target = SshTarget("host03", config=(fleet.paths.ssh_config,))
+    offered = await offered_key(target, own, timeout=10, read=(own, system_wide))
+    assert offered.listed == "other"
+    assert offered.listed_in == (system_wide,)
+    alone = await offered_key(target, own, timeout=10)  # the written file alone lists nothing for host03
+    assert alone.listed == "none"
+    # The CLI checks the same files a connection does.
+    assert known_hosts_read(None) == DEFAULT_KNOWN_HOSTS
+    assert known_hosts_read(own) == (own,)

@@ -10,11 +10,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from mcp.shared.exceptions import MCPError
 
 from fleetbus.gateway import Caller
 from fleetbus.runtime import Runtime
 from fleetbus.sandbox import Sandbox
 from fleetbus.sandbox.fleet import Fleet
+from fleetbus.server import resources
 from fleetbus.tools.registry import ToolContext
 from tests.conftest import sandbox_settings
 from tests.fleet.conftest import accepted_logins
@@ -201,6 +203,46 @@ async def test_a_token_for_host01_is_refused_on_host02_before_any_connection(run
     assert accepted_logins(fleet.host("host02")) == logins
 
 
+async def test_a_token_limited_to_host01_learns_no_other_host_from_an_unknown_name(runtime: Runtime) -> None:
+    token = Caller("token:ops", scopes=frozenset({"read"}), hosts=("host01",))
+    for name in ("host99", "hots02", "HOST03"):
+        refused = await call(runtime, "get_property", token, **HOSTNAME_PROPERTY, host=name)
+        assert refused.is_error
+        assert f"unknown host {name!r}" in refused.text
+        assert "host01" in refused.text  # the hosts it may touch are suggested
+        assert "host02" not in refused.text, refused.text
+        assert "host03" not in refused.text, refused.text
+        assert "inventory.ini" not in refused.text
+    # Without a host list, the inventory's names are the suggestions, as before.
+    unlimited = await call(runtime, "get_property", None, **HOSTNAME_PROPERTY, host="hots02")
+    assert "did you mean host02" in unlimited.text
+
+
+async def test_a_token_for_all_but_host03_never_reaches_host03(runtime: Runtime, fleet: Fleet) -> None:
+    # `fleetbus token mint --hosts '*,!host03'` stores the list ["*", "!host03"].
+    logins = accepted_logins(fleet.host("host03"))
+    token = Caller("token:ops", scopes=frozenset({"read"}), hosts=("*", "!host03"))
+    refused = await call(runtime, "get_property", token, **HOSTNAME_PROPERTY, host="host03")
+    assert refused.is_error
+    assert "may not touch host 'host03'" in refused.text
+    assert (await ok(runtime, "get_property", token, **HOSTNAME_PROPERTY, host="host02"))["value"] == "host02"
+    listed = await ok(runtime, "list_hosts", token, format="json")
+    assert [row["name"] for row in listed["hosts"]] == ["local", "host01", "host02"]
+    assert accepted_logins(fleet.host("host03")) == logins
+
+
+async def test_a_token_limited_to_host01_cannot_subscribe_to_another_hosts_resources(runtime: Runtime) -> None:
+    token = Caller("token:ops", scopes=frozenset({"read"}), hosts=("host01",))
+    resources.check_subscribable(runtime, "dbus://system@host01/services", token)
+    answers = []
+    for host in ("host02", "host99"):  # a host of the inventory and one that is not: the same answer
+        with pytest.raises(MCPError, match="is not a resource this server serves") as refused:
+            resources.check_subscribable(runtime, f"dbus://system@{host}/services", token)
+        answers.append(str(refused.value).replace(host, "HOST"))
+    assert answers[0] == answers[1]
+    resources.check_subscribable(runtime, "dbus://system@host02/services", Caller("operator"))
+
+
 async def test_rate_limits_are_per_client_and_host(fleet_sandbox: Sandbox, tmp_path: Path) -> None:
     runtime = await built(fleet_sandbox, tmp_path / "state", read_rate=0.001, read_burst=2)
     try:
@@ -211,6 +253,33 @@ async def test_rate_limits_are_per_client_and_host(fleet_sandbox: Sandbox, tmp_p
         assert "rate limit for reads on host01" in limited.text
         elsewhere = await ok(runtime, "get_property", None, **HOSTNAME_PROPERTY, host="host02")
         assert elsewhere["value"] == "host02"
+    finally:
+        await close(runtime)
+
+
+async def test_list_hosts_probes_count_against_the_read_budget_of_each_host(
+    fleet_sandbox: Sandbox, tmp_path: Path
+) -> None:
+    # A probe is an SSH login attempt per host; without a budget, list_hosts in a loop knocked on every host
+    # without limit while every other read was limited.
+    runtime = await built(fleet_sandbox, tmp_path / "state", read_rate=0.001, read_burst=2)
+    try:
+        hosts = runtime.gateway.hosts
+        spammer = Caller("spammer")
+        for _ in range(2):
+            listed = await ok(runtime, "list_hosts", spammer, pattern="host02", format="json")
+            assert [row["state"] for row in listed["hosts"]] == ["reachable"]
+        await hosts.get("host02").close()
+        made = hosts.get("host02").connections_made
+        for _ in range(5):
+            listed = await ok(runtime, "list_hosts", spammer, pattern="host02", format="json")
+            assert [row["state"] for row in listed["hosts"]] == ["unknown"]  # last known, not tried
+        assert hosts.get("host02").connections_made == made
+        # The same budget covers other reads on that host; another client keeps its own.
+        limited = await call(runtime, "get_property", spammer, **HOSTNAME_PROPERTY, host="host02")
+        assert "rate limit for reads on host02" in limited.text
+        other = await ok(runtime, "list_hosts", Caller("other"), pattern="host02", format="json")
+        assert [row["state"] for row in other["hosts"]] == ["reachable"]
     finally:
         await close(runtime)
 

@@ -203,3 +203,8 @@ def test_a_remote_hosts_processes_and_sockets() -> None:
     figures = network.network_figures([lo], sockets, {}, 50)
     assert figures["listening"] == [{"proto": "tcp", "address": "127.0.1.1", "port": 22, "pid": 28, "process": "sshd"}]
     assert figures["connections"] == {"established": 2}
+
+
+def test_ip_output_nested_past_the_parsers_stack_is_a_format_error() -> None:
+    with pytest.raises(procfs.ProcFormatError, match="not JSON"):
+        network.interfaces("[" * 200_000)

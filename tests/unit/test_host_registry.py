@@ -109,3 +109,15 @@ def test_every_host_bound_tool_gets_a_host_argument_and_others_do_not() -> None:
     assert with_host_argument(bound).input_schema["properties"]["host"]["default"] == "local"
     assert "host" not in with_host_argument(unbound).input_schema["properties"]
     assert "host" not in schema["properties"]  # the spec's own schema is left as it was
+
+
+def test_a_token_pattern_list_is_evaluated_whole_not_item_by_item() -> None:
+    # `fleetbus token mint --hosts '*,!web02'` stores ["*", "!web02"]: the exclusion must hold.
+    hosts = registry()
+    assert not hosts.matches(("*", "!web02"), "web02")
+    assert hosts.matches(("*", "!web02"), "web01")
+    assert hosts.matches(("*", "!web02"), "local")
+    assert not hosts.matches(("*", "!local"), "local")
+    assert not hosts.matches(("web02", "!web02"), "web02")
+    assert not hosts.matches(("web02", "&web01"), "web02")
+    assert hosts.matches(("local,db",), "local")

@@ -81,3 +81,10 @@ def test_a_cut_output_drops_its_incomplete_last_line() -> None:
     assert len(whole.entries) == 2
     assert not whole.complete  # as many as asked for: there may be more
     assert journal.parse(b'{"MESSAGE":"a"}\n', 2, truncated=False).complete
+
+
+def test_a_line_nested_past_the_parsers_stack_is_skipped_like_any_line_that_is_not_json() -> None:
+    # A remote host's journalctl is the host's: a compromised one can print anything within the output cap.
+    stdout = b"[" * 200_000 + b'\n{"MESSAGE":"after"}\n'
+    read = journal.parse(stdout, 10, truncated=False)
+    assert [e["MESSAGE"] for e in read.entries] == ["after"]

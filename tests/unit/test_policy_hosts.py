@@ -62,3 +62,16 @@ def test_an_operator_may_use_regex_in_the_policy(tmp_path: Path) -> None:
     )
     operation = dbus_call(*SYSTEMD, "RestartUnit", "ss", ["worker.service", "replace"], host="host02")
     assert policy.decide(operation, classify(operation)).verdict is Verdict.ALLOW
+
+
+def test_a_hosts_list_is_one_pattern_so_its_exclusions_hold(tmp_path: Path) -> None:
+    # Selected item by item, `"!host03"` alone selected every other host and `"*"` skipped the inventory:
+    # each list below would have allowed host03.
+    for value in ('["fleet", "!host03"]', '["*", "!host03"]', '["fleet", "&host01"]'):
+        path = policy_with(tmp_path, value)
+        assert verdict(path, "host03") is Verdict.DENY, value
+        assert verdict(path, "host01") is Verdict.ALLOW, value
+    assert verdict(policy_with(tmp_path, '["*", "!host03"]'), "local") is Verdict.ALLOW
+    assert verdict(policy_with(tmp_path, '["*", "!local"]'), "local") is Verdict.DENY
+    assert verdict(policy_with(tmp_path, '["fleet", "!host03"]'), "host02") is Verdict.ALLOW
+    assert verdict(policy_with(tmp_path, '["host01", "local"]'), "local") is Verdict.ALLOW

@@ -106,7 +106,7 @@ def parse(stdout: bytes, max_entries: int, *, truncated: bool) -> JournalRead:
             continue
         try:
             entry = json.loads(line)
-        except ValueError:
+        except (ValueError, RecursionError):  # a hostile host's journalctl can nest `[[[[…` past the parser's stack
             continue
         if isinstance(entry, dict):
             entries.append(entry)

@@ -42,7 +42,7 @@ def interfaces(text: str) -> list[Interface]:
     """`ip -j addr`: one object per interface; `flags` holds UP when it is administratively up (IFF_UP)."""
     try:
         data = json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):  # a host's `ip` can print anything, `[[[[…` a million deep too
         raise ProcFormatError(f"ip -j addr: not JSON: {text[:80]!r}") from None
     if not isinstance(data, list):
         raise ProcFormatError("ip -j addr: not a list of interfaces")

@@ -136,13 +136,18 @@ class HostRegistry:
 
     def matches(self, patterns: Sequence[str], name: str) -> bool:
         """Whether `patterns` (a token's or a caller's, in Ansible's grammar, combined) select host `name`; `*`
-        also selects local. A pattern outside the grammar selects nothing."""
-        if "*" in patterns or name in patterns:
-            return True
+        also selects local, and `!local` takes it out again. A pattern outside the grammar selects nothing.
+
+        The whole list is evaluated, never one item alone: `["*", "!host03"]` or `["host03", "!host03"]`
+        leave host03 out, as Ansible would."""
         try:
-            return name in self.select(patterns)
+            selected = self.select(patterns)
         except PatternError:
             return False
+        if name != LOCAL:
+            return name in selected
+        words = {part.strip() for part in patterns}
+        return (LOCAL in selected or "*" in words) and f"!{LOCAL}" not in words
 
     def _make(self, entry: InventoryHost) -> Host:
         cache = self._cache_factory()

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ipaddress
 import logging
+import re
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -31,6 +33,42 @@ __all__ = ["DEFAULT_MAX_HANDSHAKES", "HandshakeGate", "SshConnection", "SshHost"
 log = logging.getLogger(__name__)
 
 CloseListener = Callable[["SshConnection", Exception | None], None]
+
+
+# Destinations and users that may be expanded into ProxyCommand or `Match exec` (OpenSSH 9.6 refuses shell and
+# option syntax there since CVE-2023-51385): no whitespace, quotes, `$;|&…`, and no leading `-`. A DNS name, an
+# ssh_config alias or a user name fits.
+_SAFE_HOST = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*")
+_SAFE_USER = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.@-]*")
+
+
+def check_destination(target: SshTarget) -> str:
+    """The destination (address, else name) to connect to, refused unless it is an IP address or a plain host
+    name, and the user likewise. asyncssh expands them (%h, %r) into the config's ProxyCommand, which is split
+    into an argv: an inventory value such as `x:1 -oProxyCommand=… y` (a dynamic inventory's tag, say) would
+    otherwise become options of `ssh -W %h:%p bastion`, which runs them."""
+    destination = target.address or target.name
+    if not _safe_host(destination):
+        raise HostUnreachable(
+            target.name,
+            f"address {destination[:80]!r} is not an IP address or a host name (letters, digits and ._-); "
+            "refused before any SSH config or ProxyCommand could use it",
+        )
+    if target.user is not None and not _SAFE_USER.fullmatch(target.user):
+        raise HostUnreachable(
+            target.name,
+            f"user {target.user[:80]!r} is not a user name (letters, digits and ._-@); refused before any SSH "
+            "config or ProxyCommand could use it",
+        )
+    return destination
+
+
+def _safe_host(text: str) -> bool:
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return len(text) <= 255 and _SAFE_HOST.fullmatch(text) is not None
+    return True
 
 
 class SshHost:
@@ -101,7 +139,7 @@ class SshHost:
             options["username"] = target.user
         if target.identity_files:
             options["client_keys"] = [str(p) for p in target.identity_files]
-        destination = target.address or target.name
+        destination = check_destination(target)
         try:
             # The deadline covers the wait for a handshake slot too: a caller's budget is wall-clock.
             async with asyncio.timeout(limits.connect_timeout):

@@ -4,6 +4,7 @@ logging in, show its fingerprint, and — once a person said yes — add it to t
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -11,7 +12,7 @@ import asyncssh
 
 from fleetbus.hosts.errors import HostUnreachable
 from fleetbus.hosts.host_keys import DEFAULT_KNOWN_HOSTS, KnownHosts
-from fleetbus.hosts.ssh import SshTarget
+from fleetbus.hosts.ssh import SshTarget, check_destination
 
 
 @dataclass(frozen=True)
@@ -22,7 +23,9 @@ class OfferedHostKey:
     line: str
     """The known_hosts line that trusts it: the host's name (and address), the key."""
     listed: str
-    """What the known_hosts file says of the host already: `none`, `same` (this key) or `other` (a different one)."""
+    """What the known_hosts files say of the host already: `none`, `same` (this key) or `other` (a different one)."""
+    listed_in: tuple[Path, ...] = ()
+    """The files that list a key for the host (for `other`: where the old key is)."""
 
 
 def known_hosts_file(configured: Path | None) -> Path:
@@ -30,9 +33,19 @@ def known_hosts_file(configured: Path | None) -> Path:
     return (configured or DEFAULT_KNOWN_HOSTS[0]).expanduser()
 
 
-async def offered_key(target: SshTarget, known_hosts: Path, *, timeout: float) -> OfferedHostKey:
-    """The key `target` offers (only the key exchange runs: no credential is sent) and how known_hosts sees it."""
-    destination = target.address or target.name
+def known_hosts_read(configured: Path | None) -> tuple[Path, ...]:
+    """Every file a connection checks keys against (as SshHost does): the configured one, else both defaults.
+    `trust` must look at all of them: a key listed only in /etc/ssh/ssh_known_hosts is still listed, and adding
+    another beside it would make a changed key (a possible attack) pass."""
+    return (configured,) if configured else DEFAULT_KNOWN_HOSTS
+
+
+async def offered_key(
+    target: SshTarget, known_hosts: Path, *, timeout: float, read: Sequence[Path] = ()
+) -> OfferedHostKey:
+    """The key `target` offers (only the key exchange runs: no credential is sent) and how the known_hosts files
+    a connection reads (`read`, by default just `known_hosts`) see it."""
+    destination = check_destination(target)
     options: dict[str, object] = {}
     if target.config:
         options["config"] = [str(p) for p in target.config]
@@ -52,17 +65,34 @@ async def offered_key(target: SshTarget, known_hosts: Path, *, timeout: float) -
         names = [f"[{name}]:{target.port}" for name in names]
     public = key.export_public_key("openssh").decode().split()
     line = f"{','.join(names)} {public[0]} {public[1]}\n"
-    known = KnownHosts.load([known_hosts])
+    files = tuple(dict.fromkeys(p.expanduser() for p in (read or (known_hosts,))))
     listed = "none"
+    listed_in: list[Path] = []
+    for file in files:
+        trusted = _listed(KnownHosts.load([file]), target)
+        if not trusted:
+            continue
+        listed_in.append(file)
+        if any(k.public_data == key.public_data for k in trusted):
+            listed = "same"
+        elif listed == "none":
+            listed = "other"
+    return OfferedHostKey(
+        target.name, key.get_algorithm(), key.get_fingerprint("sha256"), line, listed, tuple(listed_in)
+    )
+
+
+def _listed(known: KnownHosts, target: SshTarget) -> Sequence[asyncssh.SSHKey]:
+    """The keys `known` trusts for the target, by its name or else its address."""
     for name in (target.name, target.address):
         if not name:
             continue
-        trusted = known.entries.match(name, "", target.port if target.port not in (None, 22) else None)[0]
+        trusted: Sequence[asyncssh.SSHKey] = known.entries.match(
+            name, "", target.port if target.port not in (None, 22) else None
+        )[0]
         if trusted:
-            same = any(k.public_data == key.public_data for k in trusted)
-            listed = "same" if same else "other"
-            break
-    return OfferedHostKey(target.name, key.get_algorithm(), key.get_fingerprint("sha256"), line, listed)
+            return trusted
+    return ()
 
 
 def add_known_host(path: Path, offered: OfferedHostKey) -> None:

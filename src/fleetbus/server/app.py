@@ -224,7 +224,7 @@ def build_server(runtime: Runtime, client: str = "stdio", identify: Identify | N
         ctx: ServerRequestContext[Any], params: types.SubscribeRequestParams
     ) -> types.EmptyResult:
         uri = str(params.uri)
-        resources.check_subscribable(runtime, uri)
+        resources.check_subscribable(runtime, uri, who(ctx))
         try:
             notifier.subscribe(ctx.session, uri)
         except SubscriptionLimit as exc:

@@ -94,9 +94,11 @@ def templates() -> list[types.ResourceTemplate]:
     ]
 
 
-def check_subscribable(runtime: Runtime, uri: str) -> None:
+def check_subscribable(runtime: Runtime, uri: str, caller: Caller | None = None) -> None:
     """A subscription is kept for the session's life, so only a URI this server serves may be one: the policy,
-    a bus's services, or an object of the dbus:// template (checked by syntax; its bus must be one we have)."""
+    a bus's services, or an object of the dbus:// template (checked by syntax; its bus must be one we have).
+    For a caller whose token names its hosts, a host outside them is answered as an unknown one: accepting it
+    would tell such a token which hosts exist, and send it the host's update notices."""
     if len(uri) > MAX_URI_CHARS:
         raise MCPError(
             INVALID_PARAMS, f"uri: {len(uri)} characters, more than the {MAX_URI_CHARS} a subscribable URI may have"
@@ -110,7 +112,7 @@ def check_subscribable(runtime: Runtime, uri: str) -> None:
     served = (
         parts.scheme == "dbus"
         and bus in runtime.gateway.hosts.addresses
-        and (not at or _in_inventory(runtime, host))
+        and (not at or (_in_inventory(runtime, host) and _reachable_by(runtime, caller, host)))
         and not parts.query
         and not parts.fragment
         and (
@@ -127,6 +129,10 @@ def check_subscribable(runtime: Runtime, uri: str) -> None:
             f"uri: {uri[:80]!r} is not a resource this server serves; subscribe to {POLICY_URI}, "
             f"{services_uri('system')} or an object as {TEMPLATE} (see resources/list)",
         )
+
+
+def _reachable_by(runtime: Runtime, caller: Caller | None, host: str) -> bool:
+    return caller is None or caller.hosts is None or runtime.gateway.hosts.matches(caller.hosts, host)
 
 
 def _in_inventory(runtime: Runtime, host: str) -> bool:

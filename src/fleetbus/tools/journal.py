@@ -33,6 +33,8 @@ FIELD_PATTERN = r"^[A-Z0-9_]{1,64}$"
 CURSOR_PATTERN = re.compile(r"^[a-z]=[0-9a-f]+(;[a-z]=[0-9a-f]+)*$")
 BOOT_ID = re.compile(r"^[0-9a-f]{32}$")
 MAX_MESSAGE_CHARS = 2000
+MAX_NAME_CHARS = 256
+"""An identifier or unit name longer than this is cut: one entry must not fill a page's character budget."""
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 1000
 CURSOR_KIND = "query_journal"
@@ -51,14 +53,23 @@ def unit_options(units: list[str]) -> list[str]:
     return options
 
 
-def _message(value: Any) -> str:
-    if isinstance(value, list):  # journalctl gives non-UTF-8 messages as byte arrays
-        try:
-            value = bytes(v for v in value if isinstance(v, int) and 0 <= v < 256).decode("utf-8", errors="replace")
-        except ValueError:
-            value = ""
+def _message(value: Any, limit: int = MAX_MESSAGE_CHARS) -> str:
+    """A journal field as text of at most `limit` characters. journalctl gives a non-UTF-8 value as an array of
+    byte values and a field an entry holds more than once as an array of its values; any process that logs can
+    make either, for any field (SYSLOG_IDENTIFIER, UNIT…), and make it as long as journald takes."""
+    if isinstance(value, list):
+        if all(isinstance(v, int) and not isinstance(v, bool) for v in value):
+            value = bytes(v for v in value if 0 <= v < 256).decode("utf-8", errors="replace")
+        else:  # a repeated field: each of its values, one per line
+            value = "\n".join(_message(v, limit) for v in value[:16])
     text = value if isinstance(value, str) else "" if value is None else str(value)
-    return text if len(text) <= MAX_MESSAGE_CHARS else text[:MAX_MESSAGE_CHARS] + "…"
+    return text if len(text) <= limit else text[:limit] + "…"
+
+
+def _name(value: Any) -> str | None:
+    """A short field (an identifier, a unit name) as text, or None when the entry has none."""
+    text = _message(value, MAX_NAME_CHARS) if value is not None else ""
+    return text or None
 
 
 def _int(value: Any) -> int | None:
@@ -71,13 +82,13 @@ def _int(value: Any) -> int | None:
 def entry_row(entry: dict[str, Any], fields: list[str]) -> dict[str, Any]:
     """One journal entry as a table row: the same keys for every entry, so rows render as one TOON table."""
     usec = _int(entry.get("__REALTIME_TIMESTAMP"))
-    unit = next((entry[f] for f in UNIT_FIELDS if isinstance(entry.get(f), str)), None)
+    unit = next((_name(entry[f]) for f in UNIT_FIELDS if isinstance(entry.get(f), str)), None)
     row: dict[str, Any] = {
         # To the microsecond, so a time copied from a row into since/until includes that very entry.
         "time": iso(from_usec(usec), digits=6) if usec is not None else None,
         "unit": unit,
         "priority": _int(entry.get("PRIORITY")),
-        "ident": entry.get("SYSLOG_IDENTIFIER") or entry.get("_COMM"),
+        "ident": _name(entry.get("SYSLOG_IDENTIFIER")) or _name(entry.get("_COMM")),
         "pid": _int(entry.get("_PID")),
         "message": _message(entry.get("MESSAGE")),
     }

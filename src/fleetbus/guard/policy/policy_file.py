@@ -13,7 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from fleetbus.guard.catalog import LocalKnowledge, Risk
 from fleetbus.guard.policy.engine import Policy, PolicyError
 from fleetbus.guard.policy.rules import ArgMatch, Rule, Verdict
-from fleetbus.operation import DBUS_CALL
+from fleetbus.operation import DBUS_CALL, LOCAL_HOST
 
 
 def _strings(value: str | list[str] | None) -> tuple[str, ...] | None:
@@ -109,8 +109,9 @@ class PolicyFile(BaseModel):
     rule: list[RuleEntry] = Field(default_factory=list)
 
 
-HostSelector = Callable[[str], Iterable[str]]
-"""An Ansible host pattern → the names it selects in the inventory (raises ValueError for a bad pattern)."""
+HostSelector = Callable[[Sequence[str]], Iterable[str]]
+"""Ansible host patterns (a list, combined as Ansible combines one) → the names they select in the inventory
+(raises ValueError for a bad pattern)."""
 
 
 def load_policy(
@@ -153,14 +154,17 @@ def load_policy(
 
 
 def _with_host_names(rule: Rule, select_hosts: HostSelector, policy_file: Path) -> Rule:
-    if rule.hosts is None or "*" in rule.hosts:
+    if rule.hosts is None or rule.hosts == ("*",):
         return rule  # `*` keeps meaning any host, `local` included (Ansible's `*` would leave local out)
-    names: set[str] = set()
-    for pattern in rule.hosts:
-        try:
-            names.update(select_hosts(pattern))
-        except ValueError as exc:
-            raise PolicyError(f"policy file {policy_file}: rule {rule.name!r} field hosts: {exc}") from exc
+    # The list is one pattern, as Ansible reads a list: `["fleet", "!host03"]` leaves host03 out. Selecting
+    # item by item and uniting the results would let the exclusion (or intersection) select hosts of its own.
+    try:
+        names = set(select_hosts(list(rule.hosts)))
+    except ValueError as exc:
+        raise PolicyError(f"policy file {policy_file}: rule {rule.name!r} field hosts: {exc}") from exc
+    words = {pattern.strip() for pattern in rule.hosts}
+    if "*" in words and f"!{LOCAL_HOST}" not in words:
+        names.add(LOCAL_HOST)  # `*` means local too, here as everywhere in fleetbus
     return dataclasses.replace(rule, host_names=frozenset(names))
 
 
