@@ -14,7 +14,7 @@ import logging
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import best_match
@@ -31,6 +31,9 @@ from fleetbus.suggestions import unknown
 from fleetbus.tools import wire
 from fleetbus.tools.argument_errors import describe_validation_error
 from fleetbus.tools.toolsets import Choice
+
+if TYPE_CHECKING:
+    from fleetbus.tools.fanout.progress import ProgressSession
 
 log = logging.getLogger(__name__)
 TOOL_FINDER = "find_tools"
@@ -57,6 +60,8 @@ class ToolContext:
     caller: Caller
     host: str = LOCAL_HOST
     """The host the call is for: the tool's `host` argument (every host-bound tool has one), else `local`."""
+    progress: ProgressSession | None = None
+    """The request's progress channel (the MCP server's session): a fan-out reports each host done on it."""
 
 
 Handler = Callable[[ToolContext, dict[str, Any]], Awaitable[dict[str, Any]]]
@@ -290,6 +295,8 @@ class ToolRegistry:
     ) -> output.ToolResult:
         try:
             self.validate(name, args)
+            if HOST in args and FANOUT_HOSTS in args:
+                raise ToolError("invalid argument 'hosts': give host (one host) or hosts (a pattern), not both")
             if HOST in _properties(spec):
                 # The gateway checks the name against the inventory (naming the closest ones) before connecting.
                 context = dataclasses.replace(context, host=str(args.pop(HOST, LOCAL_HOST)))
@@ -315,6 +322,7 @@ class ToolRegistry:
 
 
 HOST = "host"
+FANOUT_HOSTS = "hosts"
 HOST_ARGUMENT: Mapping[str, Any] = {
     "type": "string",
     "minLength": 1,
@@ -335,8 +343,12 @@ def host_bound(spec: ToolSpec) -> bool:
 
 
 def with_host_argument(spec: ToolSpec) -> ToolSpec:
-    """Every host-bound tool takes `host` (default `local`), added here once rather than in ~30 schemas."""
-    if not host_bound(spec) or HOST in _properties(spec) or spec.input_schema.get("type") != "object":
+    """Every host-bound tool takes `host` (default `local`), added here once rather than in ~30 schemas — except
+    a fleet tool that takes only `hosts` (rolling_unit_job)."""
+    properties = _properties(spec)
+    if not host_bound(spec) or HOST in properties or FANOUT_HOSTS in properties:
+        return spec
+    if spec.input_schema.get("type") != "object":
         return spec
     schema = dict(spec.input_schema)
     schema["properties"] = {**_properties(spec), HOST: dict(HOST_ARGUMENT)}
