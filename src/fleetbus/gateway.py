@@ -93,7 +93,7 @@ class ApprovalRequired(GatewayError):
         minutes = max(1, round((approval.expires - approval.created) / 60))
         # The commands stand on lines of their own, so a person (or a client showing the text) can copy them.
         super().__init__(
-            f"needs a person's approval (rule {decision.rule!r}: {decision.reason}). Approval id {approval.id} "
+            f"needs a person's approval (rule {decision.rule!r}: {approval.reason}). Approval id {approval.id} "
             f"for {approval.operation} is waiting; a person approves it within {minutes} min "
             f"(until {utc_time(approval.expires)}) by running\n"
             f"    {commands.approve(approval.id)}\n"

@@ -8,6 +8,7 @@ import dataclasses
 from collections.abc import Mapping
 from typing import Any
 
+from fleetbus import output
 from fleetbus.guard import fleet_call
 from fleetbus.guard.approvals import Approval
 from fleetbus.hosts.patterns import PatternError
@@ -84,8 +85,8 @@ def with_fleet(spec: ToolSpec, registry: ToolRegistry, settings: FanOutSettings)
     async def handler(ctx: ToolContext, args: dict[str, Any]) -> dict[str, Any]:
         if "hosts" not in args:
             return await inner(ctx, args)
-        with fleet_call.fleet_call():
-            return await inner(ctx, args)
+        with fleet_call.fleet_call() as call:
+            return {**await inner(ctx, args), "call_id": call.call_id}
 
     return dataclasses.replace(fanned, handler=handler)
 
@@ -107,11 +108,12 @@ def approver(ctx: ToolContext, pattern: str) -> Any:
 def rolling_tool(settings: FanOutSettings, ledger: PlanLedger, max_wait: float) -> ToolSpec:
     input_schema: dict[str, Any] = {**ROLLING_INPUT_SCHEMA, "properties": dict(ROLLING_INPUT_SCHEMA["properties"])}
     input_schema["properties"]["wait"] = {**input_schema["properties"]["wait"], "maximum": max_wait}
+    input_schema["properties"]["format"] = output.format_schema("json")
 
     async def handler(ctx: ToolContext, args: dict[str, Any]) -> dict[str, Any]:
         work_order = args.get("work_order")
-        with fleet_call.fleet_call(work_order=work_order if isinstance(work_order, str) else None):
-            return await rolling_unit_job(
+        with fleet_call.fleet_call(work_order=work_order if isinstance(work_order, str) else None) as call:
+            answer = await rolling_unit_job(
                 CallerHosts(ctx),
                 ContextUnitJobs(lambda host: dataclasses.replace(ctx, host=host, progress=None)),
                 args,
@@ -120,6 +122,7 @@ def rolling_tool(settings: FanOutSettings, ledger: PlanLedger, max_wait: float) 
                 settings=settings,
                 progress=ctx.progress,
             )
+            return {**answer, "call_id": call.call_id}
 
     return ToolSpec(
         name=ROLLING_UNIT_JOB,

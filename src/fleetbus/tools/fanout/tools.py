@@ -114,7 +114,8 @@ class FanOutSettings:
 
 
 VOLATILE_FIELDS: dict[str, tuple[str, ...]] = {
-    "unit_status": ("since", "active_since", "main_pid", "memory_bytes", "cpu_seconds", "tasks", "lines"),
+    # fragment: where the unit file lies — a per-host home on simulated hosts; show_varying lists it per host.
+    "unit_status": ("since", "active_since", "main_pid", "memory_bytes", "cpu_seconds", "tasks", "lines", "fragment"),
     "list_units": ("next_cursor",),
     "list_unit_files": ("next_cursor",),
     "health_check": ("**.since", "**.stuck_s", "**.last_restart_ago_s", "**.last_lines", "load", "memory_used_percent"),
@@ -160,6 +161,7 @@ FANOUT_OUTPUT_SCHEMA: dict[str, Any] = {
     "properties": {
         "tool": {"type": "string"},
         "hosts": {"type": "string"},
+        "call_id": {"type": "string", "description": "On every audit record of this fan-out."},
         "total": {"type": "integer"},
         "answered": {"type": "integer"},
         "failed": {"type": "integer"},
@@ -350,6 +352,7 @@ ROLLING_OUTPUT_SCHEMA: dict[str, Any] = {
         "action": {"type": "string"},
         "hosts": {"type": "string"},
         "work_order": {"type": "string"},
+        "call_id": {"type": "string"},
         "plan": {
             "type": "object",
             "properties": {
