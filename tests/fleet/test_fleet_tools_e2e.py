@@ -259,3 +259,18 @@ async def test_under_operator_a_plan_is_approved_once_and_a_changed_plan_asks_ag
     restarts = [r for r in records if r["operation"].get("member") == "RestartUnit" and r["event"] == "approved"]
     assert sorted(r["host"] for r in restarts) == ["host01", "host02", "host05"]
     assert {r["approval"] for r in restarts} == {approval.group(1)}
+
+
+async def test_progress_per_host_in_the_2026_era_too(fleet_sandbox: Sandbox, tmp_path: Path) -> None:
+    seen: list[float] = []
+
+    async def on_progress(progress: float, total: float | None, message: str | None) -> None:
+        assert total == 5
+        seen.append(progress)
+
+    async with serve(fleet_sandbox, "2026-07-28", state_dir=str(tmp_path / "state"), safety="readonly") as client:
+        answer = structured(
+            await client.call_tool("host_info", {"hosts": "fleet", "format": "json"}, progress_callback=on_progress)
+        )
+    assert answer["answered"] == 5, answer
+    assert seen == [1, 2, 3, 4, 5]
