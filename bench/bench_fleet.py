@@ -206,6 +206,24 @@ class RuntimeReader:
     async def health(self, host: str) -> Mapping[str, Any]:
         return await self._run("health_check", host=host)
 
+    async def fanned(self, tool: str, **arguments: Any) -> Mapping[str, Any]:
+        """One call of the tool with hosts=all: the fan-out as a client makes it (grouped answer)."""
+        return await self._run(tool, hosts="all", per_host_timeout=DEADLINE, overall_timeout=120, **arguments)
+
+    async def fanned_hostname(self) -> float:
+        began = time.perf_counter()
+        answer = await self.fanned("get_property", service=HOSTNAME[0], path=HOSTNAME[1],
+                                   interface="org.freedesktop.hostname1", property="Hostname")  # fmt: skip
+        took = time.perf_counter() - began
+        if answer["failed"]:
+            raise RuntimeError(f"hosts=all get_property: {answer['failures']}")
+        return took
+
+    async def fanned_health(self) -> tuple[float, int]:
+        began = time.perf_counter()
+        answer = await self.fanned("health_check")
+        return time.perf_counter() - began, len(answer["groups"])
+
     async def close(self) -> None:
         await getattr(self.runtime.gateway, "hosts").aclose()  # noqa: B009 - the attribute arrives with hosts
         self.runtime.close()
@@ -315,6 +333,10 @@ class Figures:
     groups: int = 0
     cold_failures: str = ""
     health_failures: str = ""
+    tool_get: float = 0.0
+    """`get_property hosts=all` as one tool call through the runtime (--via runtime): the fan-out tool itself."""
+    tool_health: float = 0.0
+    tool_health_groups: int = 0
     cpu_get_per_host: float = 0.0
     """Seconds of this process's own CPU per host per warm get_property fan-out: what fleetbus itself costs,
     where the wall time also holds the simulated hosts' sshd, bridge, bus and hostnamed on the same cores."""
@@ -344,6 +366,12 @@ async def measure_fleetbus(sandbox: Sandbox, figures: Figures, rounds: int, via:
         cpu_before = time.process_time()
         figures.warm_get = median([await warm(hosts, reader.hostname) for _ in range(rounds)])
         figures.cpu_get_per_host = (time.process_time() - cpu_before) / rounds / len(hosts)
+        if isinstance(reader, RuntimeReader):
+            figures.tool_get = median([await reader.fanned_hostname() for _ in range(rounds)])
+            if figures.profile == "full":
+                runs = [await reader.fanned_health() for _ in range(max(1, rounds // 2))]
+                figures.tool_health = median([took for took, _ in runs])
+                figures.tool_health_groups = runs[-1][1]
         if figures.profile == "full":
             figures.first_health, result = await fan(hosts, reader.health)
             # Through the runtime, health_check needs host figures read on remote hosts: said, not fatal.
@@ -397,6 +425,13 @@ def one_size(size: int, profile: str, rounds: int, ansible: bool, via: str) -> F
 def report_size(f: Figures) -> None:
     print(f"  fleetbus get_property  cold {f.cold_get * 1000:7.0f} ms   warm {f.warm_get * 1000:7.1f} ms   "
           f"(fleetbus CPU {f.cpu_get_per_host * 1e6:.0f} µs per host)")  # fmt: skip
+    if f.tool_get:
+        health = (
+            f"   health_check hosts=all {f.tool_health * 1000:7.1f} ms ({f.tool_health_groups} groups)"
+            if f.tool_health
+            else ""
+        )
+        print(f"  tool get_property hosts=all {f.tool_get * 1000:7.1f} ms (one call, grouped){health}")
     if f.cold_failures:
         print(f"  cold fan-out: {f.cold_failures}")
     if f.health_failures:

@@ -237,6 +237,15 @@ class Settings(BaseSettings):
         description="Most hosts connected at once (each holds a socket, relays, channels: the fd "
         "budget); the least recently used idle one is closed to make room.",
     )
+    fanout_concurrency: int = Field(
+        64, ge=1, le=4096, description="Hosts a fan-out (hosts=PATTERN, rolling_unit_job) works on at once."
+    )
+    fanout_host_timeout: float = Field(
+        10.0, gt=0, le=120, description="Default seconds per host of a fan-out (per_host_timeout overrides)."
+    )
+    fanout_timeout: float = Field(
+        30.0, gt=0, le=600, description="Default seconds for a whole fan-out (overall_timeout overrides)."
+    )
 
     @model_validator(mode="after")
     def _deadlines_agree(self) -> Settings:

@@ -30,7 +30,7 @@ from fleetbus.executors.command import CommandError
 from fleetbus.executors.host_facts import HostFacts
 from fleetbus.executors.proc_files import ReadFailed
 from fleetbus.executors.procfs import ProcFormatError
-from fleetbus.guard import audit, scopes
+from fleetbus.guard import audit, fleet_call, scopes
 from fleetbus.guard.approvals import Approval, ApprovalStore, DecisionCommands, TooManyPending, utc_time
 from fleetbus.guard.audit import AuditLog, room
 from fleetbus.guard.audit.coalesce import Coalescer
@@ -42,7 +42,16 @@ from fleetbus.guard.policy import Decision, Policy, Verdict
 from fleetbus.guard.redact import REDACTED, audit_arguments
 from fleetbus.hosts.errors import HostError
 from fleetbus.hosts.registry import HostRegistry, UnknownHost
-from fleetbus.operation import AUDIT_QUERY, DBUS_CALL, DBUS_WATCH, HOST_METRICS, JOURNAL_QUERY, LOCAL_HOST, Operation
+from fleetbus.operation import (
+    AUDIT_QUERY,
+    DBUS_CALL,
+    DBUS_WATCH,
+    FLEET_PLAN,
+    HOST_METRICS,
+    JOURNAL_QUERY,
+    LOCAL_HOST,
+    Operation,
+)
 
 INTROSPECTABLE = well_known.INTROSPECTABLE
 T = TypeVar("T")
@@ -84,7 +93,7 @@ class ApprovalRequired(GatewayError):
         minutes = max(1, round((approval.expires - approval.created) / 60))
         # The commands stand on lines of their own, so a person (or a client showing the text) can copy them.
         super().__init__(
-            f"needs a person's approval (rule {decision.rule!r}: {decision.reason}). Approval id {approval.id} "
+            f"needs a person's approval (rule {decision.rule!r}: {approval.reason}). Approval id {approval.id} "
             f"for {approval.operation} is waiting; a person approves it within {minutes} min "
             f"(until {utc_time(approval.expires)}) by running\n"
             f"    {commands.approve(approval.id)}\n"
@@ -294,6 +303,7 @@ class Gateway:
             return
         self._admit_record(
             {
+                **fleet_call.record_fields(),
                 "client": caller.client if caller is not None else "fleetbus",
                 "host": operation.host,
                 "event": "looked-up",
@@ -338,8 +348,17 @@ class Gateway:
 
     # ---- admitting and running ----------------------------------------------------------------------
 
-    async def run(self, operation: Operation, caller: Caller, execute: Callable[[Operation], Awaitable[T]]) -> T:
-        """Decide, limit, approve, audit, execute, audit: the only path from a tool to a host."""
+    async def run(
+        self,
+        operation: Operation,
+        caller: Caller,
+        execute: Callable[[Operation], Awaitable[T]],
+        *,
+        detail: str | None = None,
+        used: list[Approval] | None = None,
+    ) -> T:
+        """Decide, limit, approve, audit, execute, audit: the only path from a tool to a host. `detail` is shown
+        to the person asked to approve (a plan's blast radius); `used` receives the approval that let it run."""
         assessment = await self.assess(operation, caller)
         resolved, decision = assessment.operation, assessment.decision
         record = self._record_base(resolved, caller, assessment)
@@ -357,14 +376,23 @@ class Gateway:
             self._record_refusal({**record, "event": "rate-limited", "error": str(exc)})
             raise GatewayError(str(exc)) from exc
         approval: Approval | None = None
-        if decision.verdict is Verdict.CONFIRM:
+        claim = fleet_call.CLAIM.get()
+        if claim is not None and claim.operation != operation.digest():
+            claim = None  # a claim covers the one call it was made for, never a lookup or another call
+        if decision.verdict is Verdict.CONFIRM and claim is None:
             self._require_room(durable=not assessment.classification.is_read)  # before an approval is used up
-            approval = await self._approval(resolved, caller, decision, record)
+            approval = await self._approval(resolved, caller, decision, record, detail)
+            if used is not None:
+                used.append(approval)
         record["approval"] = approval.id if approval else None
         # A change's records are on disk before it runs and after it ends; a read's follow within a second.
         durable = not assessment.classification.is_read
         approved = {"approved_by": approval.decided_by} if approval else {}
-        event = "approved" if approval else "allowed"
+        if claim is not None and decision.verdict is Verdict.CONFIRM:
+            # Approved with its plan (one approval for the blast radius): the plan's approval is this call's.
+            record.update(approval=claim.approval, plan=claim.plan)
+            approved = {"approved_by": claim.approved_by} if claim.approved_by else {}
+        event = "approved" if record["approval"] else "allowed"
         # Nothing runs unrecorded: a change whose records would not fit is refused before it runs.
         self._admit_record({**record, "event": event, **approved}, durable)
         pending = room.CALL_AUDIT.get()
@@ -453,7 +481,7 @@ class Gateway:
                 pending.unrecorded.append(note)
 
     async def _approval(
-        self, operation: Operation, caller: Caller, decision: Decision, record: dict[str, Any]
+        self, operation: Operation, caller: Caller, decision: Decision, record: dict[str, Any], detail: str | None
     ) -> Approval:
         # The store is files under a lock another process (fleetbus approve) may hold: off the event loop.
         store = self.approvals
@@ -464,8 +492,9 @@ class Gateway:
         if refused is not None:
             self._record_refusal({**record, "event": "rejected", "approval": refused.id})
             raise ApprovalDenied(refused)
+        reason = f"{decision.reason}: {detail}" if detail else decision.reason
         try:
-            request = await asyncio.to_thread(store.request, operation, caller.client, decision.reason)
+            request = await asyncio.to_thread(store.request, operation, caller.client, reason)
         except TooManyPending as exc:
             # A cap on requests waiting, recorded as the rate limit it is.
             self.audit_log.append({**record, "event": "rate-limited", "error": str(exc)})
@@ -489,6 +518,7 @@ class Gateway:
     def _record_base(operation: Operation, caller: Caller, assessment: Assessment) -> dict[str, Any]:
         decision = assessment.decision
         return {
+            **fleet_call.record_fields(),
             "client": caller.client,
             "host": operation.host,
             "operation": _operation_fields(operation),
@@ -598,6 +628,19 @@ class Gateway:
             return await Subscription(link, selector, deliver, release).open()
 
         return await self.run(operation, caller, execute)
+
+    async def decide_plan(self, operation: Operation, caller: Caller, detail: str) -> Approval | None:
+        """A plan (FLEET_PLAN) decided, approved and audited like a call — it does nothing itself: the approval a
+        person gave for it, or None where the policy lets it pass without one. Raises like `run`."""
+        if operation.kind != FLEET_PLAN:
+            raise GatewayError(f"decide_plan() takes a {FLEET_PLAN} operation, not {operation.describe()}")
+        used: list[Approval] = []
+
+        async def execute(_: Operation) -> None:
+            return None
+
+        await self.run(operation, caller, execute, detail=detail, used=used)
+        return used[0] if used else None
 
     async def read_audit(self, caller: Caller, filters: dict[str, Any], limit: int) -> list[dict[str, Any]]:
         """Records of the audit log matching `filters` — itself an operation the policy decides on."""
@@ -730,6 +773,8 @@ class Gateway:
 
         For a caller whose token names its hosts, an unknown name is answered with the closest of *those* hosts:
         the inventory's names would show such a token the hosts that list_hosts hides from it."""
+        if operation.kind == FLEET_PLAN:
+            return  # its host is a pattern; every host of the plan is admitted when its own call is made
         try:
             self.hosts.check_name(operation.host)
         except UnknownHost as exc:
@@ -748,6 +793,7 @@ class Gateway:
         )
         self.audit_log.append(
             {
+                **fleet_call.record_fields(),
                 "client": caller.client,
                 "host": operation.host,
                 "event": "denied",

@@ -63,6 +63,8 @@ def add_parsers(
     query.add_argument("--client")
     query.add_argument("--event")
     query.add_argument("--target", help="glob on Interface.Member or Member, e.g. '*.RestartUnit'")
+    query.add_argument("--call-id", help="every record of one fan-out or rolling job (its call_id)")
+    query.add_argument("--work-order", help="every record a work order caused (a rolling job's or _meta.work_order)")
     query.add_argument("--since", metavar="TIME", help=f"records from this time on: {times.HELP}")
     query.add_argument("--limit", type=int, default=100)
     # On each action, not on `audit`: options of a parent must come before the action, which nobody types.
@@ -165,7 +167,14 @@ def audit_main(args: argparse.Namespace, directory: Path, key: bytes | None = No
         if args.since is not None:
             since = times.parse_time(args.since, datetime.now(UTC), argument="--since").timestamp()
         records = audit.query(
-            directory, since=since, client=args.client, event=args.event, target=args.target, limit=args.limit
+            directory,
+            since=since,
+            client=args.client,
+            event=args.event,
+            target=args.target,
+            limit=args.limit,
+            call_id=args.call_id,
+            work_order=args.work_order,
         )
     for record in records:
         print(json.dumps(record, ensure_ascii=False))

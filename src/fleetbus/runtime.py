@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 from fleetbus.config import Settings
 from fleetbus.dbus.introspect import IntrospectionCache
@@ -21,6 +21,9 @@ from fleetbus.tools.audit import audit_tools
 from fleetbus.tools.bus import bus_tools
 from fleetbus.tools.discovery import Discovery, enable_toolset_tool, find_tools_tool
 from fleetbus.tools.explain import explain_tools
+from fleetbus.tools.fanout.plan import PlanLedger
+from fleetbus.tools.fanout.tools import FanOutSettings
+from fleetbus.tools.fleet import rolling_tool, with_fleet
 from fleetbus.tools.hosts import host_list_tools
 from fleetbus.tools.operator import operator_tools
 from fleetbus.tools.packs import BUILTIN_PACKS, PackManager, merge_packs
@@ -43,6 +46,8 @@ class Runtime:
     packs: PackManager
     budget: ToolBudget
     toolsets: ToolsetSelection
+    plans: PlanLedger = field(default_factory=PlanLedger)
+    """Which operations of approved rolling plans have run (in memory: a restart asks again)."""
 
     @classmethod
     def build(cls, settings: Settings) -> Runtime:
@@ -97,6 +102,13 @@ class Runtime:
             find_tools_tool(discovery),
             enable_toolset_tool(discovery),
         ]
+        fanout = FanOutSettings(
+            concurrency=settings.fanout_concurrency,
+            per_host_deadline=settings.fanout_host_timeout,
+            overall_deadline=settings.fanout_timeout,
+        )
+        builtin = [with_fleet(spec, registry, fanout) for spec in builtin]
+        builtin.append(rolling_tool(fanout, runtime.plans, deadlines.maximum))
         registry.extend([replace(spec, toolset=catalog.of(spec.name)) for spec in builtin])
         return runtime
 

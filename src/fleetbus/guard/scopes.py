@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from fleetbus import well_known
 from fleetbus.guard.catalog import CALLER_UNIT, Classification, Risk
-from fleetbus.operation import AUDIT_QUERY, DBUS_CALL, Operation
+from fleetbus.operation import AUDIT_QUERY, DBUS_CALL, FLEET_PLAN, Operation
 
 READ = "read"
 UNITS_WRITE = "units:write"
@@ -71,6 +71,9 @@ def required(operation: Operation, classification: Classification) -> Requiremen
     """
     if operation.kind == AUDIT_QUERY:
         return Requirement(ADMIN)
+    if operation.kind == FLEET_PLAN:
+        # A plan does nothing itself; each unit job in it is checked on its own host (with its unit names).
+        return Requirement(UNITS_WRITE)
     if operation.kind.startswith(EXEC_KIND_PREFIX) or classification.runs_code or _starts_transient_unit(operation):
         return Requirement(EXEC)
     if classification.risk is Risk.READ:

@@ -47,11 +47,15 @@ def _row(record: dict[str, Any]) -> dict[str, Any]:
         "error": record.get("error"),
         # Repeated refusals are one record per interval: how many calls it stands for (see guard/audit/coalesce).
         "count": record.get("count", 1),
+        # One fan-out or rolling job (call_id) and the ticket it was for (work_order), when there were any.
+        **{key: record[key] for key in ("call_id", "work_order", "plan") if key in record},
     }
 
 
 async def audit_query(ctx: ToolContext, args: dict[str, Any]) -> dict[str, Any]:
-    filters: dict[str, Any] = {key: args[key] for key in ("client", "event", "target") if key in args}
+    filters: dict[str, Any] = {
+        key: args[key] for key in ("client", "event", "target", "call_id", "work_order") if key in args
+    }
     if "since" in args:
         try:
             filters["since"] = datetime.fromisoformat(str(args["since"]).replace("Z", "+00:00")).timestamp()
@@ -88,6 +92,8 @@ def audit_tools(directory: Path) -> list[ToolSpec]:
                     "client": {"type": "string", "maxLength": 200},
                     "event": {"type": "string", "enum": EVENTS},
                     "target": {"type": "string", "maxLength": 255, "description": "e.g. *.RestartUnit"},
+                    "call_id": {"type": "string", "maxLength": 64, "description": "One fan-out or rolling job."},
+                    "work_order": {"type": "string", "maxLength": 256},
                     "after_seq": {
                         "type": "integer",
                         "minimum": 0,

@@ -14,7 +14,7 @@ import logging
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import jsonschema_rs
 from jsonschema import Draft202012Validator
@@ -33,6 +33,9 @@ from fleetbus.tools import wire
 from fleetbus.tools.argument_checks import argument_problem
 from fleetbus.tools.argument_errors import describe_validation_error
 from fleetbus.tools.toolsets import Choice
+
+if TYPE_CHECKING:
+    from fleetbus.tools.fanout.progress import ProgressSession
 
 log = logging.getLogger(__name__)
 TOOL_FINDER = "find_tools"
@@ -59,6 +62,8 @@ class ToolContext:
     caller: Caller
     host: str = LOCAL_HOST
     """The host the call is for: the tool's `host` argument (every host-bound tool has one), else `local`."""
+    progress: ProgressSession | None = None
+    """The request's progress channel (the MCP server's session): a fan-out reports each host done on it."""
 
 
 Handler = Callable[[ToolContext, dict[str, Any]], Awaitable[dict[str, Any]]]
@@ -314,6 +319,8 @@ class ToolRegistry:
     ) -> output.ToolResult:
         try:
             self.validate(name, args)
+            if HOST in args and FANOUT_HOSTS in args:
+                raise ToolError("invalid argument 'hosts': give host (one host) or hosts (a pattern), not both")
             if HOST in _properties(spec):
                 if HOST in args and FANOUT_HOSTS in args:
                     raise ToolError("invalid argument 'hosts': give host (one host) or hosts (a pattern), not both")
@@ -343,6 +350,7 @@ class ToolRegistry:
 FANOUT_HOSTS = "hosts"
 """A fan-out's host pattern (tools/fanout): one host or a pattern, never both."""
 HOST = "host"
+FANOUT_HOSTS = "hosts"
 HOST_ARGUMENT: Mapping[str, Any] = {
     "type": "string",
     "minLength": 1,
@@ -363,8 +371,12 @@ def host_bound(spec: ToolSpec) -> bool:
 
 
 def with_host_argument(spec: ToolSpec) -> ToolSpec:
-    """Every host-bound tool takes `host` (default `local`), added here once rather than in ~30 schemas."""
-    if not host_bound(spec) or HOST in _properties(spec) or spec.input_schema.get("type") != "object":
+    """Every host-bound tool takes `host` (default `local`), added here once rather than in ~30 schemas — except
+    a fleet tool that takes only `hosts` (rolling_unit_job)."""
+    properties = _properties(spec)
+    if not host_bound(spec) or HOST in properties or FANOUT_HOSTS in properties:
+        return spec
+    if spec.input_schema.get("type") != "object":
         return spec
     schema = dict(spec.input_schema)
     schema["properties"] = {**_properties(spec), HOST: dict(HOST_ARGUMENT)}

@@ -62,8 +62,9 @@ BUILTIN_TOOLSETS: tuple[Toolset, ...] = (
     ),
     Toolset(
         "units",
-        "More of systemd: unit files (enable, disable), dependencies, resetting a failed state.",
-        ("list_unit_files", "unit_dependencies", "unit_file", "reset_failed_unit"),
+        "More of systemd: unit files (enable, disable), dependencies, resetting a failed state, unit jobs rolled "
+        "across hosts in batches behind health gates.",
+        ("list_unit_files", "unit_dependencies", "unit_file", "reset_failed_unit", "rolling_unit_job"),
     ),
     Toolset(
         "host",

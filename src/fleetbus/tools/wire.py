@@ -19,10 +19,13 @@ from fleetbus.dbus.types import INTEGER_RANGES
 
 MACHINE_RANGES = frozenset(INTEGER_RANGES.values())
 """(minimum, maximum) pairs that only restate a D-Bus integer type's range: pack tools name the type already."""
-COMMON = frozenset({"bus", "host", "manager", "format", "variants", "limit", "cursor", "max_chars"})
+COMMON = frozenset({"bus", "host", "hosts", "manager", "format", "variants", "limit", "cursor", "max_chars"})
 """Parameters many tools share; the server's instructions explain them once instead of each tool again."""
 COMMON_DEFAULTS = frozenset({"bus", "host", "manager", "format", "variants"})
 """Shared parameters whose defaults the instructions state."""
+FANOUT_OPTIONS = frozenset({"show_varying", "per_host_timeout", "overall_timeout", "max_groups"})
+"""A fan-out's own options, on ~20 read tools: the instructions name them once; the server still accepts and
+checks them (the wire schema admits any argument)."""
 DROPPED = frozenset(
     {
         "pattern",
@@ -59,7 +62,12 @@ def input_schema(schema: Any, *, top: bool = True) -> Any:
             if (key == "required" and not value) or (key == "items" and value is False):
                 continue  # a tuple's `items: false`: the server still holds it to its fields
             if key == "properties" and isinstance(value, dict):
-                lean[key] = {name: _argument(sub, name if top else None) for name, sub in value.items()}
+                fanned = top and "hosts" in value and "host" in value
+                lean[key] = {
+                    name: _argument(sub, name if top else None)
+                    for name, sub in value.items()
+                    if not (fanned and name in FANOUT_OPTIONS)
+                }
             else:
                 lean[key] = input_schema(value, top=False)
         return lean

@@ -222,8 +222,11 @@ def query(
     target: str | None = None,
     limit: int = 100,
     after_seq: int = 0,
+    call_id: str | None = None,
+    work_order: str | None = None,
 ) -> list[dict[str, Any]]:
-    """Records matching every given filter, oldest first, at most `limit`; `after_seq` continues a page."""
+    """Records matching every given filter, oldest first, at most `limit`; `after_seq` continues a page.
+    `call_id` finds every record of one fan-out or rolling job, `work_order` every record a ticket caused."""
     found: list[dict[str, Any]] = []
     if limit <= 0:
         return found
@@ -235,6 +238,10 @@ def query(
         if client is not None and record.get("client") != client:
             continue
         if event is not None and record.get("event") != event:
+            continue
+        if call_id is not None and record.get("call_id") != call_id:
+            continue
+        if work_order is not None and record.get("work_order") != work_order:
             continue
         operation = record.get("operation") or {}
         name = f"{operation.get('interface', '')}.{operation.get('member', '')}"

@@ -23,7 +23,7 @@ from fleetbus.guard.catalog.entries import (
     lookup_property,
     unit_name_from_path,
 )
-from fleetbus.operation import AUDIT_QUERY, DBUS_CALL, DBUS_WATCH, HOST_METRICS, JOURNAL_QUERY, Operation
+from fleetbus.operation import AUDIT_QUERY, DBUS_CALL, DBUS_WATCH, FLEET_PLAN, HOST_METRICS, JOURNAL_QUERY, Operation
 
 
 @dataclass(frozen=True)
@@ -189,6 +189,10 @@ def classify(
     cover, and (only to make it stricter) introspection hints."""
     if operation.kind in READ_KINDS:
         return Classification(Risk.READ, READ_KINDS[operation.kind], f"kind:{operation.kind}")
+    if operation.kind == FLEET_PLAN:
+        # Like a restart: the preset's routine verdict (operator: confirm, admin: allow). Each change of the plan is
+        # still classified and decided on its own host; a plan only stands in for their approvals.
+        return Classification(Risk.ROUTINE, "a plan of unit jobs across hosts", f"kind:{FLEET_PLAN}")
     if operation.kind != DBUS_CALL:
         return Classification(Risk.UNKNOWN, f"operation kind {operation.kind!r} is not in the catalog", "unclassified")
     if operation.interface == "org.freedesktop.DBus.Properties" and operation.member == "Set":

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
 from fleetbus.dbus.errors import BusUnavailable, CallTimeout
-from fleetbus.gateway import ApprovalDenied, ApprovalRequired, OperationDenied, OutOfScope
+from fleetbus.gateway import ApprovalDenied, ApprovalRequired, HostFailed, OperationDenied, OutOfScope
 from fleetbus.hosts.errors import HostError, HostKeyError, HostUnreachable, RemoteTimeout
 
 log = logging.getLogger(__name__)
@@ -77,6 +77,13 @@ class Classifier:
         return Classifier([*rules, *self.rules])
 
     def classify(self, exc: BaseException) -> tuple[str, str]:
+        if isinstance(exc, HostFailed):
+            # The gateway's wrapper of a host's failure to connect: the cause says which kind; without one the
+            # link was not made within its deadline. Its text begins with the host's name, which the outcome has.
+            if exc.__cause__ is not None:
+                return self.classify(exc.__cause__)
+            text = str(exc)
+            return UNREACHABLE, text.split(": ", 1)[1] if ": " in text else text
         kind: str = ERROR
         for exc_type, rule in self.rules:
             if isinstance(exc, exc_type):

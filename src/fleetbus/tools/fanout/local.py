@@ -14,6 +14,7 @@ from fleetbus.dbus.errors import RemoteError
 from fleetbus.dbus.link import PROPERTIES
 from fleetbus.dbus.signals import ReceivedSignal
 from fleetbus.gateway import dbus_call
+from fleetbus.guard import scopes
 from fleetbus.guard.policy import Verdict
 from fleetbus.operation import DBUS_WATCH, Operation
 from fleetbus.tools import systemd
@@ -71,10 +72,14 @@ class ContextUnitJobs:
 
     async def refusal(self, operation: Operation) -> str | None:
         ctx = self.context_for(operation.host)
-        decision = (await ctx.gateway.assess(operation, ctx.caller)).decision
+        assessment = await ctx.gateway.assess(operation, ctx.caller)
+        decision = assessment.decision
         if decision.verdict is Verdict.DENY:
             return f"refused by policy rule {decision.rule!r}: {decision.reason}"
-        return None
+        refused = scopes.check(
+            ctx.caller.scopes, None, assessment.operation, assessment.classification, ctx.caller.client
+        )
+        return refused.message if refused is not None else None
 
     async def run_job(self, host: str, unit: str, action: str, wait: float) -> Mapping[str, Any]:
         return await unit_job(self.context_for(host), self._args(unit, action=action, wait=wait))

@@ -13,12 +13,13 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from fleetbus.operation import Operation
+from fleetbus.operation import FLEET_PLAN, Operation
 from fleetbus.tools.fanout.grouping import compress_hosts
 
-FLEET_PLAN = "fleet.plan"
-"""The Operation kind that stands for a whole plan in the approval store and the audit log: its one argument
-is the plan's digest, so the store's exact-match, use-once approvals bind to the plan as they bind to a call."""
+__all__ = ["FLEET_PLAN", "Plan", "PlanLedger"]
+
+# FLEET_PLAN: the Operation kind that stands for a whole plan in the approval store and the audit log: its one
+# argument is the plan's digest, so the store's exact-match, use-once approvals bind to the plan as to a call.
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from fleetbus import output
+from fleetbus.guard.approvals import Approval
+from fleetbus.guard.fleet_call import PlanClaim, claimed
 from fleetbus.operation import Operation
 from fleetbus.tools.fanout.batches import BatchError, parse_max_failures, parse_serial, plan_batches
 from fleetbus.tools.fanout.engine import DEFAULT_CONCURRENCY, DENIED, ERROR, fan_out
@@ -93,9 +95,10 @@ class UnitJobs(Protocol):
     async def journal_lines(self, host: str, unit: str, count: int) -> list[str]: ...
 
 
-ApprovePlan = Callable[[Plan, Mapping[str, Any]], Awaitable[None]]
-"""Returns once a person approved the plan (consuming that approval); raises ApprovalRequired (with the plan's
-blast radius in the request) or ApprovalDenied otherwise. None under a policy that lets the calls run."""
+ApprovePlan = Callable[[Plan, Mapping[str, Any]], Awaitable[Approval | None]]
+"""Returns once the plan may run: the approval a person gave (consumed), or None where the policy lets it pass
+without one; raises ApprovalRequired (with the plan's blast radius in the request) or ApprovalDenied otherwise.
+The operations claimed under a given approval skip their own (policy still decides each)."""
 
 
 # ---- settings and declarations ------------------------------------------------------------------------------
@@ -111,7 +114,8 @@ class FanOutSettings:
 
 
 VOLATILE_FIELDS: dict[str, tuple[str, ...]] = {
-    "unit_status": ("since", "active_since", "main_pid", "memory_bytes", "cpu_seconds", "tasks", "lines"),
+    # fragment: where the unit file lies — a per-host home on simulated hosts; show_varying lists it per host.
+    "unit_status": ("since", "active_since", "main_pid", "memory_bytes", "cpu_seconds", "tasks", "lines", "fragment"),
     "list_units": ("next_cursor",),
     "list_unit_files": ("next_cursor",),
     "health_check": ("**.since", "**.stuck_s", "**.last_restart_ago_s", "**.last_lines", "load", "memory_used_percent"),
@@ -157,6 +161,7 @@ FANOUT_OUTPUT_SCHEMA: dict[str, Any] = {
     "properties": {
         "tool": {"type": "string"},
         "hosts": {"type": "string"},
+        "call_id": {"type": "string", "description": "On every audit record of this fan-out."},
         "total": {"type": "integer"},
         "answered": {"type": "integer"},
         "failed": {"type": "integer"},
@@ -347,6 +352,7 @@ ROLLING_OUTPUT_SCHEMA: dict[str, Any] = {
         "action": {"type": "string"},
         "hosts": {"type": "string"},
         "work_order": {"type": "string"},
+        "call_id": {"type": "string"},
         "plan": {
             "type": "object",
             "properties": {
@@ -461,14 +467,21 @@ async def rolling_unit_job(
     if arguments.get("dry_run"):
         report = await run_rolling(batches, _never_act, _never_gate, per_host_deadline=1, dry_run=True)
         return {**answer, **report.as_dict()}
+    granted: Approval | None = None
     if approve is not None:
-        await approve(plan, radius)
+        granted = await approve(plan, radius)
         ledger.approve(plan)
 
     async def act(host: str) -> JobOutcome:
-        if approve is not None and not ledger.claim(plan, operations[host]):
+        operation = operations[host]
+        if approve is not None and not ledger.claim(plan, operation):
             raise ToolFailed("not part of the approved plan, or already run under it", DENIED)
-        detail = await jobs.run_job(host, unit, action, wait)
+        if granted is None:
+            detail = await jobs.run_job(host, unit, action, wait)
+        else:
+            claim = PlanClaim(plan.digest, operation.digest(), granted.id, granted.decided_by)
+            with claimed(claim):  # the gateway takes the plan's approval for this one call
+                detail = await jobs.run_job(host, unit, action, wait)
         return JobOutcome(str(detail.get("result")), detail)
 
     async def snapshot(host: str) -> _Before:
@@ -543,7 +556,7 @@ def _no_progress(ctx: ToolContext) -> ProgressSession | None:
 
 def with_fanout(
     spec: ToolSpec,
-    selector: HostSelector,
+    selector: HostSelector | Callable[[ToolContext], HostSelector],
     runner_for: Callable[[ToolContext], ToolRunner],
     *,
     settings: FanOutSettings = FanOutSettings(),
@@ -551,7 +564,8 @@ def with_fanout(
 ) -> ToolSpec:
     """`spec` taking `hosts` too: without it the tool is what it was (one host, `host`), with it the call is fanned
     out and answered in groups. The output schema admits both answers. `progress_of` finds the request's session
-    in a context (the server puts it there), so hosts done are reported as they finish."""
+    in a context (the server puts it there), so hosts done are reported as they finish. `selector` may be made per
+    call from the context (the caller's token narrows which hosts a pattern selects)."""
     schema = copy.deepcopy(dict(spec.input_schema))
     properties = dict(schema.get("properties", {}))
     properties.update(copy.deepcopy(FANOUT_ARGUMENTS))
@@ -569,8 +583,7 @@ def with_fanout(
             return await spec.handler(ctx, args)
         if "host" in args:
             raise ToolError("invalid argument 'hosts': give host (one host) or hosts (a pattern), not both")
-        return await fan_out_tool(
-            selector, runner_for(ctx), spec.name, args, settings=settings, progress=progress_of(ctx)
-        )
+        hosts = selector(ctx) if callable(selector) else selector
+        return await fan_out_tool(hosts, runner_for(ctx), spec.name, args, settings=settings, progress=progress_of(ctx))
 
     return dataclasses.replace(spec, input_schema=schema, output_schema=output_schema, handler=handler)
