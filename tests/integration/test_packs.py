@@ -129,6 +129,7 @@ async def test_a_client_enabling_a_toolset_sees_its_tools_and_no_one_else_does(p
         "unit_dependencies",
         "unit_file",
         "reset_failed_unit",
+        "rolling_unit_job",
     }
     assert {"unit_file", "list_unit_files"} <= {entry.spec.name for entry in packed.listed(alice)}
     assert "unit_file" not in {entry.spec.name for entry in packed.listed(bob)}

@@ -23,7 +23,7 @@ from fleetbus.tools.fanout.tools import (
     with_fanout,
 )
 from fleetbus.tools.registry import Annotations, ToolContext, ToolRegistry, ToolSpec, host_bound, with_host_argument
-from fleetbus.tools.unit_jobs import JOB_ACTIONS
+from fleetbus.tools.unit_jobs import JOB_ACTIONS, JOB_WAIT
 from fleetbus.tools.unit_jobs import _patterns as job_patterns
 
 ROLLING_UNIT_JOB = "rolling_unit_job"
@@ -107,10 +107,17 @@ def approver(ctx: ToolContext, pattern: str) -> Any:
 
 def rolling_tool(settings: FanOutSettings, ledger: PlanLedger, max_wait: float) -> ToolSpec:
     input_schema: dict[str, Any] = {**ROLLING_INPUT_SCHEMA, "properties": dict(ROLLING_INPUT_SCHEMA["properties"])}
-    input_schema["properties"]["wait"] = {**input_schema["properties"]["wait"], "maximum": max_wait}
+    # Like unit_job's: the default wait lies within the configured max_call_timeout.
+    default_wait = min(JOB_WAIT, max_wait)
+    input_schema["properties"]["wait"] = {
+        **input_schema["properties"]["wait"],
+        "maximum": max_wait,
+        "default": default_wait,
+    }
     input_schema["properties"]["format"] = output.format_schema("json")
 
     async def handler(ctx: ToolContext, args: dict[str, Any]) -> dict[str, Any]:
+        args.setdefault("wait", default_wait)
         work_order = args.get("work_order")
         with fleet_call.fleet_call(work_order=work_order if isinstance(work_order, str) else None) as call:
             answer = await rolling_unit_job(

@@ -315,7 +315,8 @@ ROLLING_INPUT_SCHEMA: dict[str, Any] = {
             "batch a canary, the last item repeating).",
             "anyOf": [
                 {"type": "integer", "minimum": 1},
-                {"type": "string", "pattern": r"^\s*\d+\s*%?\s*$"},
+                # Spaces only: `\s` is Unicode whitespace in Python's re but not in ECMA-262 (jsonschema-rs).
+                {"type": "string", "pattern": r"^ *[0-9]+ *%? *$"},
                 {
                     "type": "array",
                     "minItems": 1,
