@@ -292,7 +292,7 @@ class Gateway:
     def _record_lookups(self, operation: Operation, caller: Caller | None, reads: lookups.Lookups) -> None:
         if not reads.made:
             return
-        self._admit_record(
+        self._admit_read_record(
             {
                 "client": caller.client if caller is not None else "fleetbus",
                 "host": operation.host,
@@ -301,8 +301,7 @@ class Gateway:
                 "digest": operation.digest(),
                 "lookups": reads.summary(),
                 "count": len(reads.made),
-            },
-            durable=False,
+            }
         )
 
     def _hints(self, operation: Operation) -> Hints | None:
@@ -365,8 +364,9 @@ class Gateway:
         durable = not assessment.classification.is_read
         approved = {"approved_by": approval.decided_by} if approval else {}
         event = "approved" if approval else "allowed"
-        # Nothing runs unrecorded: a change whose records would not fit is refused before it runs.
-        self._admit_record({**record, "event": event, **approved}, durable)
+        # Nothing runs unrecorded: a change whose records would not fit is refused before it runs. A change's
+        # record is flushed in a worker thread (the loop serves others meanwhile) and on disk before it runs.
+        await self._admit_record({**record, "event": event, **approved}, durable)
         pending = room.CALL_AUDIT.get()
         if durable and pending is not None:
             pending.changes_ran.append(resolved.member or resolved.kind)
@@ -379,9 +379,9 @@ class Gateway:
                 "duration_ms": audit.monotonic_ms(started),
                 "error": str(exc) or type(exc).__name__,
             }
-            self._record_outcome({**record, **failure}, durable, resolved)
+            await self._record_outcome({**record, **failure}, durable, resolved)
             raise
-        self._record_outcome(
+        await self._record_outcome(
             {**record, "event": "succeeded", "duration_ms": audit.monotonic_ms(started)}, durable, resolved
         )
         return result
@@ -396,16 +396,26 @@ class Gateway:
         except OSError as exc:
             log.error("%s; a refusal went unrecorded: %s", room.unwritable(self.audit_log.directory, exc), fields)
 
-    def _admit_record(self, fields: dict[str, Any], durable: bool) -> None:
+    async def _admit_record(self, fields: dict[str, Any], durable: bool) -> None:
         """The record before a call runs; refuses the call (AuditUnavailable) when it cannot be written, and a
         change when the disk lacks room for its outcome record too."""
+        if durable:
+            try:
+                self._require_room(durable)
+                await self.audit_log.append_durable(fields)
+            except OSError as exc:
+                raise AuditUnavailable(room.unwritable(self.audit_log.directory, exc) + "; nothing was run") from exc
+            return
+        self._admit_read_record(fields)
+
+    def _admit_read_record(self, fields: dict[str, Any]) -> None:
+        """A read's record before it runs (buffered, on disk within sync_within)."""
         directory = self.audit_log.directory
         try:
-            self._require_room(durable)
-            self.audit_log.append(fields, durable=durable)
+            self.audit_log.append(fields, durable=False)
         except OSError as exc:
             pending = room.CALL_AUDIT.get()
-            if not durable and pending is not None and pending.changes_ran:
+            if pending is not None and pending.changes_ran:
                 # A read that reports on a change which already ran (its state, its output) in this same call:
                 # refusing it would make the change look failed, and a retry repeat it. It runs, unrecorded, said.
                 why = room.unwritable(directory, exc)
@@ -434,11 +444,14 @@ class Gateway:
                 room.unwritable(directory, free=free, needed=self.audit_reserve) + "; nothing was run"
             )
 
-    def _record_outcome(self, fields: dict[str, Any], durable: bool, operation: Operation) -> None:
+    async def _record_outcome(self, fields: dict[str, Any], durable: bool, operation: Operation) -> None:
         """The record after a call ran. If it cannot be written, the call still ran: it is never reported as
         failed for that (a client would retry, repeating a change) but as "ran; outcome not recorded"."""
         try:
-            self.audit_log.append(fields, durable=durable)
+            if durable:
+                await self.audit_log.append_durable(fields)
+            else:
+                self.audit_log.append(fields)
         except OSError as exc:
             why = room.unwritable(self.audit_log.directory, exc)
             log.error("%s; the outcome of %s went unrecorded: %s", why, operation.describe(), fields)
