@@ -9,9 +9,11 @@ module (and the executors below it) touch a bus.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
+from contextvars import ContextVar
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, TypeVar
@@ -47,6 +49,13 @@ from fleetbus.operation import AUDIT_QUERY, DBUS_CALL, DBUS_WATCH, HOST_METRICS,
 INTROSPECTABLE = well_known.INTROSPECTABLE
 T = TypeVar("T")
 log = logging.getLogger(__name__)
+
+HELD_READS = 64
+"""Records of the reads one call_method makes to form its call (its introspection) held back at most; more are
+written as they come."""
+_HELD: ContextVar[list[dict[str, Any]] | None] = ContextVar("fleetbus_held_reads", default=None)
+"""While a call is being formed (Gateway.forming_call): the records of the reads made for it, written with the
+call's own — inside its refusal record when it is refused, so a flood of refused calls is coalesced whole."""
 
 AskPerson = Callable[[Approval], Awaitable[bool | None]]
 """Ask a person (through the MCP client) to approve; True/False is their answer, None means no answer."""
@@ -219,10 +228,18 @@ class Gateway:
         """Classify and decide, after the reads that show what the call would do: the names a unique destination
         owns, the units a unit call reaches. Those reads are decided by the policy and recorded in the audit log
         (for `caller`); when they cannot be made in time, the call is refused."""
+        assessment, reads = await self._assess(operation, caller)
+        if reads is not None:
+            self._record_lookups(operation, caller, reads)
+        return assessment
+
+    async def _assess(self, operation: Operation, caller: Caller | None) -> tuple[Assessment, lookups.Lookups | None]:
+        """`assess`, with the lookups it made left for the caller to record (run folds a refused call's into its
+        refusal record); lookups of an assessment that raised are recorded here."""
         # The host is checked first (in the inventory, among the caller's): the lookups below may connect to it.
         self._admit_host(operation, caller)
         if operation.kind != DBUS_CALL:
-            return self._decided(operation, classify(operation, None, self.policy.knowledge))
+            return self._decided(operation, classify(operation, None, self.policy.knowledge)), None
         deadline = self.deadlines.default
 
         async def connect() -> BusLink:
@@ -243,12 +260,13 @@ class Gateway:
             except (TimeoutError, BusError, lookups.LookupRefused) as exc:
                 base = classify(operation, None, self.policy.knowledge)
                 why = _lookup_failure(exc, deadline, f"which names {operation.destination} owns")
-                return self._decided(operation, unjudged(base, why))
+                return self._decided(operation, unjudged(base, why)), reads
             judged = [await self._judge(candidate, reads) for candidate in candidates]
-        finally:
+        except BaseException:
             self._record_lookups(operation, caller, reads)
+            raise
         # A unique name owning several well-known names is held to the strictest verdict among them.
-        return max(judged, key=lambda a: (a.decision.verdict.strictness, a.classification.risk))
+        return max(judged, key=lambda a: (a.decision.verdict.strictness, a.classification.risk)), reads
 
     def _decided(self, operation: Operation, classification: Classification) -> Assessment:
         return Assessment(operation, classification, self.policy.decide(operation, classification))
@@ -290,19 +308,23 @@ class Gateway:
         return [replace(operation, destination=name) for name in names] or [operation]
 
     def _record_lookups(self, operation: Operation, caller: Caller | None, reads: lookups.Lookups) -> None:
+        fields = self._lookup_fields(operation, caller, reads)
+        if fields is not None:
+            self._admit_read_record(fields)
+
+    @staticmethod
+    def _lookup_fields(operation: Operation, caller: Caller | None, reads: lookups.Lookups) -> dict[str, Any] | None:
         if not reads.made:
-            return
-        self._admit_read_record(
-            {
-                "client": caller.client if caller is not None else "fleetbus",
-                "host": operation.host,
-                "event": "looked-up",
-                "operation": _operation_fields(operation),
-                "digest": operation.digest(),
-                "lookups": reads.summary(),
-                "count": len(reads.made),
-            }
-        )
+            return None
+        return {
+            "client": caller.client if caller is not None else "fleetbus",
+            "host": operation.host,
+            "event": "looked-up",
+            "operation": _operation_fields(operation),
+            "digest": operation.digest(),
+            "lookups": reads.summary(),
+            "count": len(reads.made),
+        }
 
     def _hints(self, operation: Operation) -> Hints | None:
         """Introspection hints from the cache only: deciding never costs an extra call."""
@@ -337,24 +359,41 @@ class Gateway:
 
     # ---- admitting and running ----------------------------------------------------------------------
 
-    async def run(self, operation: Operation, caller: Caller, execute: Callable[[Operation], Awaitable[T]]) -> T:
-        """Decide, limit, approve, audit, execute, audit: the only path from a tool to a host."""
-        assessment = await self.assess(operation, caller)
+    async def run(
+        self,
+        operation: Operation,
+        caller: Caller,
+        execute: Callable[[Operation], Awaitable[T]],
+        *,
+        held: Sequence[dict[str, Any]] = (),
+    ) -> T:
+        """Decide, limit, approve, audit, execute, audit: the only path from a tool to a host. `held`: records of
+        the reads made to form this call (see forming_call), written before its own or inside its refusal."""
+        assessment, reads = await self._assess(operation, caller)
+        looked_up = self._lookup_fields(operation, caller, reads) if reads is not None else None
+        served = [*held, *([looked_up] if looked_up is not None else [])]
         resolved, decision = assessment.operation, assessment.decision
         record = self._record_base(resolved, caller, assessment)
+        # A refused call's reads go inside its refusal record, which is coalesced: 1,000 refused calls are a few
+        # records, not 3,000. A call that goes on has them written as their own records, first.
+        refused = {"reads": [_read_summary(fields) for fields in served]} if served else {}
         if decision.verdict is Verdict.DENY:
-            self._record_refusal({**record, "event": "denied"})
+            self._record_refusal({**record, "event": "denied", **refused})
             raise OperationDenied(resolved, decision)
         # The caller's hosts were checked (before any connection) by _admit_host, in Ansible's pattern grammar.
         refusal = scopes.check(caller.scopes, None, resolved, assessment.classification, caller.client)
         if refusal is not None:
-            self._record_refusal({**record, "event": "denied", "scope": refusal.scope, "error": refusal.message})
+            self._record_refusal(
+                {**record, "event": "denied", "scope": refusal.scope, "error": refusal.message, **refused}
+            )
             raise OutOfScope(resolved, refusal)
         try:
             self.limiter.check(caller.client, assessment.classification.is_read, resolved.host)
         except RateLimited as exc:
-            self._record_refusal({**record, "event": "rate-limited", "error": str(exc)})
+            self._record_refusal({**record, "event": "rate-limited", "error": str(exc), **refused})
             raise GatewayError(str(exc)) from exc
+        for fields in served:
+            self._admit_read_record(fields)
         approval: Approval | None = None
         if decision.verdict is Verdict.CONFIRM:
             self._require_room(durable=not assessment.classification.is_read)  # before an approval is used up
@@ -410,6 +449,8 @@ class Gateway:
 
     def _admit_read_record(self, fields: dict[str, Any]) -> None:
         """A read's record before it runs (buffered, on disk within sync_within)."""
+        if self._hold(fields):
+            return
         directory = self.audit_log.directory
         try:
             self.audit_log.append(fields, durable=False)
@@ -450,7 +491,7 @@ class Gateway:
         try:
             if durable:
                 await self.audit_log.append_durable(fields)
-            else:
+            elif not self._hold(fields):
                 self.audit_log.append(fields)
         except OSError as exc:
             why = room.unwritable(self.audit_log.directory, exc)
@@ -464,6 +505,51 @@ class Gateway:
             pending = room.CALL_AUDIT.get()
             if pending is not None:
                 pending.unrecorded.append(note)
+
+    @staticmethod
+    def _hold(fields: dict[str, Any]) -> bool:
+        """Keep a read's record for the call being formed (True), when one is."""
+        held = _HELD.get()
+        if held is None or len(held) >= HELD_READS:
+            return False
+        held.append(fields)
+        return True
+
+    @contextlib.contextmanager
+    def forming_call(self) -> Iterator[None]:
+        """While a tool forms a call (call_method introspecting the method it names), the records of the reads
+        it makes are held and written with the call's (`call` takes them); those of a call never made are written
+        when the block ends. The reads are the call's assessment, recorded as its lookups are: after they are made."""
+        held: list[dict[str, Any]] = []
+        token = _HELD.set(held)
+        try:
+            yield
+        finally:
+            _HELD.reset(token)
+            for fields in held:
+                try:
+                    self.audit_log.append(fields)
+                except OSError as exc:
+                    log.error("%s; a read went unrecorded: %s", room.unwritable(self.audit_log.directory, exc), fields)
+
+    @staticmethod
+    def _take_held() -> tuple[list[dict[str, Any]], contextlib.AbstractContextManager[None]]:
+        """The records held for the call about to run, and a context in which no more are held."""
+        held = _HELD.get()
+        if held is None:
+            return [], contextlib.nullcontext()
+        taken = list(held)
+        held.clear()
+
+        @contextlib.contextmanager
+        def unheld() -> Iterator[None]:
+            token = _HELD.set(None)
+            try:
+                yield
+            finally:
+                _HELD.reset(token)
+
+        return taken, unheld()
 
     async def _approval(
         self, operation: Operation, caller: Caller, decision: Decision, record: dict[str, Any]
@@ -530,7 +616,9 @@ class Gateway:
             with self.hosts.get(resolved.host).in_use():
                 return await dbus_calls.send(link, resolved, _left(deadline, began))
 
-        return await self.run(operation, caller, execute)
+        held, unheld = self._take_held()
+        with unheld:
+            return await self.run(operation, caller, execute, held=held)
 
     async def introspect(
         self,
@@ -865,6 +953,14 @@ def _operation_fields(operation: Operation) -> dict[str, str]:
 AUDIT_COPY_FIELDS = ("MESSAGE_ID", "SYSLOG_IDENTIFIER")
 """What tells a journal entry is the mirror's copy of an audit record (guard/journald.py writes both)."""
 AUDIT_COPY_OVERREAD = 4
+
+
+def _read_summary(fields: Mapping[str, Any]) -> dict[str, Any]:
+    """A read's record as a refusal record carries it: what was read and how it went, not who asked again."""
+    return {key: fields[key] for key in _READ_KEYS if key in fields}
+
+
+_READ_KEYS = ("event", "host", "operation", "digest", "lookups", "count", "duration_ms", "error", "decision")
 
 
 def _without_audit_copies(read: journal_reader.JournalRead, max_entries: int) -> journal_reader.JournalRead:
