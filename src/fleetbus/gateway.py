@@ -9,9 +9,11 @@ module (and the executors below it) touch a bus.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
+from contextvars import ContextVar
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, TypeVar
@@ -56,6 +58,13 @@ from fleetbus.operation import (
 INTROSPECTABLE = well_known.INTROSPECTABLE
 T = TypeVar("T")
 log = logging.getLogger(__name__)
+
+HELD_READS = 64
+"""Records of the reads one call_method makes to form its call (its introspection) held back at most; more are
+written as they come."""
+_HELD: ContextVar[list[dict[str, Any]] | None] = ContextVar("fleetbus_held_reads", default=None)
+"""While a call is being formed (Gateway.forming_call): the records of the reads made for it, written with the
+call's own — inside its refusal record when it is refused, so a flood of refused calls is coalesced whole."""
 
 AskPerson = Callable[[Approval], Awaitable[bool | None]]
 """Ask a person (through the MCP client) to approve; True/False is their answer, None means no answer."""
@@ -228,10 +237,18 @@ class Gateway:
         """Classify and decide, after the reads that show what the call would do: the names a unique destination
         owns, the units a unit call reaches. Those reads are decided by the policy and recorded in the audit log
         (for `caller`); when they cannot be made in time, the call is refused."""
+        assessment, reads = await self._assess(operation, caller)
+        if reads is not None:
+            self._record_lookups(operation, caller, reads)
+        return assessment
+
+    async def _assess(self, operation: Operation, caller: Caller | None) -> tuple[Assessment, lookups.Lookups | None]:
+        """`assess`, with the lookups it made left for the caller to record (run folds a refused call's into its
+        refusal record); lookups of an assessment that raised are recorded here."""
         # The host is checked first (in the inventory, among the caller's): the lookups below may connect to it.
         self._admit_host(operation, caller)
         if operation.kind != DBUS_CALL:
-            return self._decided(operation, classify(operation, None, self.policy.knowledge))
+            return self._decided(operation, classify(operation, None, self.policy.knowledge)), None
         deadline = self.deadlines.default
 
         async def connect() -> BusLink:
@@ -252,12 +269,13 @@ class Gateway:
             except (TimeoutError, BusError, lookups.LookupRefused) as exc:
                 base = classify(operation, None, self.policy.knowledge)
                 why = _lookup_failure(exc, deadline, f"which names {operation.destination} owns")
-                return self._decided(operation, unjudged(base, why))
+                return self._decided(operation, unjudged(base, why)), reads
             judged = [await self._judge(candidate, reads) for candidate in candidates]
-        finally:
+        except BaseException:
             self._record_lookups(operation, caller, reads)
+            raise
         # A unique name owning several well-known names is held to the strictest verdict among them.
-        return max(judged, key=lambda a: (a.decision.verdict.strictness, a.classification.risk))
+        return max(judged, key=lambda a: (a.decision.verdict.strictness, a.classification.risk)), reads
 
     def _decided(self, operation: Operation, classification: Classification) -> Assessment:
         return Assessment(operation, classification, self.policy.decide(operation, classification))
@@ -299,21 +317,24 @@ class Gateway:
         return [replace(operation, destination=name) for name in names] or [operation]
 
     def _record_lookups(self, operation: Operation, caller: Caller | None, reads: lookups.Lookups) -> None:
+        fields = self._lookup_fields(operation, caller, reads)
+        if fields is not None:
+            self._admit_read_record(fields)
+
+    @staticmethod
+    def _lookup_fields(operation: Operation, caller: Caller | None, reads: lookups.Lookups) -> dict[str, Any] | None:
         if not reads.made:
-            return
-        self._admit_record(
-            {
-                **fleet_call.record_fields(),
-                "client": caller.client if caller is not None else "fleetbus",
-                "host": operation.host,
-                "event": "looked-up",
-                "operation": _operation_fields(operation),
-                "digest": operation.digest(),
-                "lookups": reads.summary(),
-                "count": len(reads.made),
-            },
-            durable=False,
-        )
+            return None
+        return {
+            **fleet_call.record_fields(),
+            "client": caller.client if caller is not None else "fleetbus",
+            "host": operation.host,
+            "event": "looked-up",
+            "operation": _operation_fields(operation),
+            "digest": operation.digest(),
+            "lookups": reads.summary(),
+            "count": len(reads.made),
+        }
 
     def _hints(self, operation: Operation) -> Hints | None:
         """Introspection hints from the cache only: deciding never costs an extra call."""
@@ -356,25 +377,37 @@ class Gateway:
         *,
         detail: str | None = None,
         used: list[Approval] | None = None,
+        held: Sequence[dict[str, Any]] = (),
     ) -> T:
         """Decide, limit, approve, audit, execute, audit: the only path from a tool to a host. `detail` is shown
-        to the person asked to approve (a plan's blast radius); `used` receives the approval that let it run."""
-        assessment = await self.assess(operation, caller)
+        to the person asked to approve (a plan's blast radius); `used` receives the approval that let it run;
+        `held`: records of the reads made to form this call (see forming_call), written before its own or inside
+        its refusal."""
+        assessment, reads = await self._assess(operation, caller)
+        looked_up = self._lookup_fields(operation, caller, reads) if reads is not None else None
+        served = [*held, *([looked_up] if looked_up is not None else [])]
         resolved, decision = assessment.operation, assessment.decision
         record = self._record_base(resolved, caller, assessment)
+        # A refused call's reads go inside its refusal record, which is coalesced: 1,000 refused calls are a few
+        # records, not 3,000. A call that goes on has them written as their own records, first.
+        refused = {"reads": [_read_summary(fields) for fields in served]} if served else {}
         if decision.verdict is Verdict.DENY:
-            self._record_refusal({**record, "event": "denied"})
+            self._record_refusal({**record, "event": "denied", **refused})
             raise OperationDenied(resolved, decision)
         # The caller's hosts were checked (before any connection) by _admit_host, in Ansible's pattern grammar.
         refusal = scopes.check(caller.scopes, None, resolved, assessment.classification, caller.client)
         if refusal is not None:
-            self._record_refusal({**record, "event": "denied", "scope": refusal.scope, "error": refusal.message})
+            self._record_refusal(
+                {**record, "event": "denied", "scope": refusal.scope, "error": refusal.message, **refused}
+            )
             raise OutOfScope(resolved, refusal)
         try:
             self.limiter.check(caller.client, assessment.classification.is_read, resolved.host)
         except RateLimited as exc:
-            self._record_refusal({**record, "event": "rate-limited", "error": str(exc)})
+            self._record_refusal({**record, "event": "rate-limited", "error": str(exc), **refused})
             raise GatewayError(str(exc)) from exc
+        for fields in served:
+            self._admit_read_record(fields)
         approval: Approval | None = None
         claim = fleet_call.CLAIM.get()
         if claim is not None and claim.operation != operation.digest():
@@ -393,8 +426,9 @@ class Gateway:
             record.update(approval=claim.approval, plan=claim.plan)
             approved = {"approved_by": claim.approved_by} if claim.approved_by else {}
         event = "approved" if record["approval"] else "allowed"
-        # Nothing runs unrecorded: a change whose records would not fit is refused before it runs.
-        self._admit_record({**record, "event": event, **approved}, durable)
+        # Nothing runs unrecorded: a change whose records would not fit is refused before it runs. A change's
+        # record is flushed in a worker thread (the loop serves others meanwhile) and on disk before it runs.
+        await self._admit_record({**record, "event": event, **approved}, durable)
         pending = room.CALL_AUDIT.get()
         if durable and pending is not None:
             pending.changes_ran.append(resolved.member or resolved.kind)
@@ -407,9 +441,9 @@ class Gateway:
                 "duration_ms": audit.monotonic_ms(started),
                 "error": str(exc) or type(exc).__name__,
             }
-            self._record_outcome({**record, **failure}, durable, resolved)
+            await self._record_outcome({**record, **failure}, durable, resolved)
             raise
-        self._record_outcome(
+        await self._record_outcome(
             {**record, "event": "succeeded", "duration_ms": audit.monotonic_ms(started)}, durable, resolved
         )
         return result
@@ -424,16 +458,28 @@ class Gateway:
         except OSError as exc:
             log.error("%s; a refusal went unrecorded: %s", room.unwritable(self.audit_log.directory, exc), fields)
 
-    def _admit_record(self, fields: dict[str, Any], durable: bool) -> None:
+    async def _admit_record(self, fields: dict[str, Any], durable: bool) -> None:
         """The record before a call runs; refuses the call (AuditUnavailable) when it cannot be written, and a
         change when the disk lacks room for its outcome record too."""
+        if durable:
+            try:
+                self._require_room(durable)
+                await self.audit_log.append_durable(fields)
+            except OSError as exc:
+                raise AuditUnavailable(room.unwritable(self.audit_log.directory, exc) + "; nothing was run") from exc
+            return
+        self._admit_read_record(fields)
+
+    def _admit_read_record(self, fields: dict[str, Any]) -> None:
+        """A read's record before it runs (buffered, on disk within sync_within)."""
+        if self._hold(fields):
+            return
         directory = self.audit_log.directory
         try:
-            self._require_room(durable)
-            self.audit_log.append(fields, durable=durable)
+            self.audit_log.append(fields, durable=False)
         except OSError as exc:
             pending = room.CALL_AUDIT.get()
-            if not durable and pending is not None and pending.changes_ran:
+            if pending is not None and pending.changes_ran:
                 # A read that reports on a change which already ran (its state, its output) in this same call:
                 # refusing it would make the change look failed, and a retry repeat it. It runs, unrecorded, said.
                 why = room.unwritable(directory, exc)
@@ -462,11 +508,14 @@ class Gateway:
                 room.unwritable(directory, free=free, needed=self.audit_reserve) + "; nothing was run"
             )
 
-    def _record_outcome(self, fields: dict[str, Any], durable: bool, operation: Operation) -> None:
+    async def _record_outcome(self, fields: dict[str, Any], durable: bool, operation: Operation) -> None:
         """The record after a call ran. If it cannot be written, the call still ran: it is never reported as
         failed for that (a client would retry, repeating a change) but as "ran; outcome not recorded"."""
         try:
-            self.audit_log.append(fields, durable=durable)
+            if durable:
+                await self.audit_log.append_durable(fields)
+            elif not self._hold(fields):
+                self.audit_log.append(fields)
         except OSError as exc:
             why = room.unwritable(self.audit_log.directory, exc)
             log.error("%s; the outcome of %s went unrecorded: %s", why, operation.describe(), fields)
@@ -479,6 +528,51 @@ class Gateway:
             pending = room.CALL_AUDIT.get()
             if pending is not None:
                 pending.unrecorded.append(note)
+
+    @staticmethod
+    def _hold(fields: dict[str, Any]) -> bool:
+        """Keep a read's record for the call being formed (True), when one is."""
+        held = _HELD.get()
+        if held is None or len(held) >= HELD_READS:
+            return False
+        held.append(fields)
+        return True
+
+    @contextlib.contextmanager
+    def forming_call(self) -> Iterator[None]:
+        """While a tool forms a call (call_method introspecting the method it names), the records of the reads
+        it makes are held and written with the call's (`call` takes them); those of a call never made are written
+        when the block ends. The reads are the call's assessment, recorded as its lookups are: after they are made."""
+        held: list[dict[str, Any]] = []
+        token = _HELD.set(held)
+        try:
+            yield
+        finally:
+            _HELD.reset(token)
+            for fields in held:
+                try:
+                    self.audit_log.append(fields)
+                except OSError as exc:
+                    log.error("%s; a read went unrecorded: %s", room.unwritable(self.audit_log.directory, exc), fields)
+
+    @staticmethod
+    def _take_held() -> tuple[list[dict[str, Any]], contextlib.AbstractContextManager[None]]:
+        """The records held for the call about to run, and a context in which no more are held."""
+        held = _HELD.get()
+        if held is None:
+            return [], contextlib.nullcontext()
+        taken = list(held)
+        held.clear()
+
+        @contextlib.contextmanager
+        def unheld() -> Iterator[None]:
+            token = _HELD.set(None)
+            try:
+                yield
+            finally:
+                _HELD.reset(token)
+
+        return taken, unheld()
 
     async def _approval(
         self, operation: Operation, caller: Caller, decision: Decision, record: dict[str, Any], detail: str | None
@@ -547,7 +641,9 @@ class Gateway:
             with self.hosts.get(resolved.host).in_use():
                 return await dbus_calls.send(link, resolved, _left(deadline, began))
 
-        return await self.run(operation, caller, execute)
+        held, unheld = self._take_held()
+        with unheld:
+            return await self.run(operation, caller, execute, held=held)
 
     async def introspect(
         self,
@@ -916,6 +1012,14 @@ def _operation_fields(operation: Operation) -> dict[str, str]:
 AUDIT_COPY_FIELDS = ("MESSAGE_ID", "SYSLOG_IDENTIFIER")
 """What tells a journal entry is the mirror's copy of an audit record (guard/journald.py writes both)."""
 AUDIT_COPY_OVERREAD = 4
+
+
+def _read_summary(fields: Mapping[str, Any]) -> dict[str, Any]:
+    """A read's record as a refusal record carries it: what was read and how it went, not who asked again."""
+    return {key: fields[key] for key in _READ_KEYS if key in fields}
+
+
+_READ_KEYS = ("event", "host", "operation", "digest", "lookups", "count", "duration_ms", "error", "decision")
 
 
 def _without_audit_copies(read: journal_reader.JournalRead, max_entries: int) -> journal_reader.JournalRead:

@@ -41,11 +41,51 @@ async def test_a_thousand_refused_calls_are_a_handful_of_records(
         assert refused == CALLS
         denied = [r for r in records_of(state, "flooder") if r["event"] == "denied"]
         assert len(denied) == 1, "the first refusal is on disk at once, the rest are counted"
-    # The runtime closed: the open count was written. (The tool's introspection of the method, a read the
-    # policy allows, is recorded per call as every allowed call is.)
+    # The runtime closed: the open count was written.
     records = [r for r in records_of(state, "flooder") if r["event"] == "denied"]
     assert 2 <= len(records) <= 5
     assert sum(int(r["count"]) for r in records) == CALLS  # type: ignore[call-overload]
+    assert verify(state / "audit").ok
+
+
+async def test_a_refused_calls_reads_are_inside_its_coalesced_record(
+    sandbox: Sandbox, example_service: str, tmp_path: Path
+) -> None:
+    state = tmp_path / "state"
+    async with guarded(sandbox, state, safety="readonly", read_rate=1e6, read_burst=1e6) as runtime:
+        # Without a signature call_method introspects the method first: a read made for a call that is refused.
+        refused = await flood(runtime, "flooder", "call_method", **FLEET, method="Collect", args=[1])
+        assert refused == CALLS
+        # A call that goes on still has the reads that formed it recorded, as their own records, before its own.
+        allowed = await runtime.registry.run(
+            runtime.context(Caller("reader")),
+            "call_method",
+            {
+                "service": "org.freedesktop.DBus",
+                "path": "/org/freedesktop/DBus",
+                "interface": "org.freedesktop.DBus",
+                "method": "GetId",
+            },
+        )
+        assert not allowed.is_error
+    records = records_of(state, "flooder")
+    # Not one introspection record per call: a handful in all, the refusals counting every call.
+    assert 2 <= len(records) <= 5, [r["event"] for r in records]
+    assert {r["event"] for r in records} == {"denied"}
+    assert sum(int(r["count"]) for r in records) == CALLS  # type: ignore[call-overload]
+    reads = records[0]["reads"]
+    assert isinstance(reads, list)
+    assert [(read["event"], read["operation"]["member"]) for read in reads] == [
+        ("allowed", "Introspect"),
+        ("succeeded", "Introspect"),
+    ]
+    reader = [(r["event"], r["operation"]["member"]) for r in records_of(state, "reader")]  # type: ignore[index]
+    assert reader == [
+        ("allowed", "Introspect"),
+        ("succeeded", "Introspect"),
+        ("allowed", "GetId"),
+        ("succeeded", "GetId"),
+    ]
     assert verify(state / "audit").ok
 
 

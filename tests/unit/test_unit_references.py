@@ -20,9 +20,9 @@ from hypothesis import strategies as st
 from fleetbus.dbus.errors import RemoteError
 from fleetbus.dbus.introspect import IntrospectionCache
 from fleetbus.dbus.link import Reply
-from fleetbus.gateway import Caller, Deadlines, Gateway
+from fleetbus.gateway import Caller, Deadlines, Gateway, OperationDenied
 from fleetbus.guard.approvals import ApprovalStore
-from fleetbus.guard.audit import AuditLog, iter_records
+from fleetbus.guard.audit import AuditLog, iter_records, verify
 from fleetbus.guard.catalog import unit_name_from_path
 from fleetbus.guard.limits import Budget, RateLimiter
 from fleetbus.guard.policy import load_policy
@@ -217,5 +217,36 @@ def test_the_reads_are_recorded_in_the_audit_log(tmp_path: Path) -> None:
         assert record["operation"]["member"] == "StopUnit"
         assert record["lookups"][0]["member"] == "org.freedesktop.DBus.Properties.GetAll"
         assert record["lookups"][0]["paths"] == [escaped_path("gem.service")]
+    finally:
+        gateway.close()
+
+
+def test_a_refused_calls_reads_are_inside_its_coalesced_refusal(tmp_path: Path) -> None:
+    gateway = offline_gateway("admin", tmp_path)
+    calls = 200
+
+    async def never(operation: Operation) -> None:
+        raise AssertionError(f"a refused call ran: {operation}")
+
+    async def flood() -> int:
+        refused = 0
+        for _ in range(calls):
+            try:
+                await gateway.run(manager_call("StopUnit", "floor.target", "replace"), Caller("flooder"), never)
+            except OperationDenied:
+                refused += 1
+        gateway.refusals.flush()
+        return refused
+
+    try:
+        assert asyncio.run(flood()) == calls
+        records = [r for _, _, r in iter_records(tmp_path / "audit") if r.get("client") == "flooder"]
+        # The lookups that found floor.target reaches a protected unit are in the refusal, not a record per call.
+        assert [r["event"] for r in records] == ["denied", "denied"]
+        assert sum(int(r["count"]) for r in records) == calls
+        reads = records[0]["reads"]
+        assert [read["event"] for read in reads] == ["looked-up"]
+        assert reads[0]["lookups"][0]["member"] == "org.freedesktop.DBus.Properties.GetAll"
+        assert verify(tmp_path / "audit").ok
     finally:
         gateway.close()

@@ -357,15 +357,17 @@ CALL_SELECTION = ("service", "path", "interface", "method", "args", "signature",
 
 
 async def call_method(ctx: ToolContext, args: dict[str, Any]) -> dict[str, Any]:
-    operation, method = await resolve_call(ctx, args)
-    selection = {key: args.get(key) for key in CALL_SELECTION}
-    resume = _position(args, "call_method", selection)
-    if resume is not None and not await _is_read(ctx, operation):
-        raise ToolError(
-            f"invalid argument 'cursor': the next page would call {args['interface']}.{args['method']} again, and "
-            "it is not a read; narrow the answer with select instead"
-        )
-    reply = await _checked(ctx, args, ctx.gateway.call(operation, ctx.caller, args.get("timeout")))
+    # The introspection that forms the call is recorded with it: inside its (coalesced) record if it is refused.
+    with ctx.gateway.forming_call():
+        operation, method = await resolve_call(ctx, args)
+        selection = {key: args.get(key) for key in CALL_SELECTION}
+        resume = _position(args, "call_method", selection)
+        if resume is not None and not await _is_read(ctx, operation):
+            raise ToolError(
+                f"invalid argument 'cursor': the next page would call {args['interface']}.{args['method']} again, "
+                "and it is not a read; narrow the answer with select instead"
+            )
+        reply = await _checked(ctx, args, ctx.gateway.call(operation, ctx.caller, args.get("timeout")))
     values = types.to_json(reply.signature, reply.body, variants=args.get("variants", "plain"))
     result: dict[str, Any] = {"signature": reply.signature, "values": values}
     out_names = [a.name for a in method.out_args] if method else []

@@ -3,13 +3,15 @@ rotates, keeps the head file current and mirrors each record to journald."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import fcntl
 import hashlib
 import json
 import os
+import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -56,10 +58,12 @@ class AuditLog:
         sync_within: float = 1.0,
         key: bytes | None = None,
         retention: Retention | None = None,
+        sync_file: Callable[[int], None] | None = None,
     ) -> None:
         """`fsync=False` never forces records to disk (tests). Otherwise a record appended with `durable=True`
-        is on disk before `append` returns, and any other record within `sync_within` seconds (group commit:
-        a read's record need not cost two disk flushes, a change's record must be there before it runs)."""
+        (or by `append_durable`) is on disk before the call returns, and any other record within `sync_within`
+        seconds (group commit: a read's record need not cost two disk flushes, a change's record must be there
+        before it runs). `sync_file` flushes one file descriptor (os.fsync when None; a test makes it slow)."""
         self.directory = directory
         self.key = key
         self.retention = retention or Retention()
@@ -70,8 +74,15 @@ class AuditLog:
         self.journal = journal
         self.fsync = fsync
         self.sync_within = sync_within
+        self.sync_file = sync_file
         self._synced_at = time.monotonic()
         self._pending = False
+        # Threads: the writer's state (seq, chain, descriptors) changes under _state, the disk flush of
+        # append_durable runs outside it (in a worker thread) so the loop keeps writing while a disk flushes.
+        self._state = threading.Lock()
+        self._flushing = threading.Lock()
+        self._durable_seq = 0
+        """Every record up to this one is known to be on disk."""
         self._mirror: JournalMirror | None = None
         self._opened = False
 
@@ -222,20 +233,63 @@ class AuditLog:
         return os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o600)
 
     def append(self, fields: Mapping[str, Any], *, durable: bool = False) -> dict[str, Any]:
-        self.open()
-        fcntl.flock(self._lock_fd, fcntl.LOCK_EX)  # as _locked(), without a generator on every call
-        try:
-            record, line = self._append_locked(fields, self._catch_up())
-            self._pending = True
-            if self.fsync and (durable or time.monotonic() - self._synced_at >= self.sync_within):
-                self._sync_locked()
-        finally:
-            fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
+        record, line = self._write(fields, durable)
         if self._mirror is not None:
             # A change's copy is in journald before the change runs, as its record is on disk; a read's never
             # waits for journald.
             self._mirror.send(record, line[:-1], wait=durable)
         return record
+
+    async def append_durable(self, fields: Mapping[str, Any]) -> dict[str, Any]:
+        """`append(fields, durable=True)` for an event loop: the record is written (and takes its place in the
+        chain) at once, its disk flush runs in a worker thread, and this returns once the record is on disk — the
+        loop serves other calls (and appends their records) meanwhile. Flushes overlapping in time share one."""
+        record, line = self._write(fields, durable=False, sync_due=False)
+        if self.fsync:
+            await asyncio.to_thread(self.sync_through, int(record["seq"]))
+        if self._mirror is not None:
+            self._mirror.send(record, line[:-1], wait=True)
+        return record
+
+    def _write(
+        self, fields: Mapping[str, Any], durable: bool, *, sync_due: bool = True
+    ) -> tuple[dict[str, Any], bytes]:
+        self.open()
+        with self._state:
+            fcntl.flock(self._lock_fd, fcntl.LOCK_EX)  # as _locked(), without a generator on every call
+            try:
+                record, line = self._append_locked(fields, self._catch_up())
+                self._pending = True
+                # A read's group commit waits while a worker thread flushes: the next record (or that flush,
+                # when it began later) takes it to disk, and the loop never queues behind a slow disk for a read.
+                due = (
+                    sync_due and not self._flushing.locked() and time.monotonic() - self._synced_at >= self.sync_within
+                )
+                if self.fsync and (durable or due):
+                    self._sync_locked()
+            finally:
+                fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
+        return record, line
+
+    def sync_through(self, seq: int) -> None:
+        """Make every record up to `seq` durable, from any thread, without holding up writers while the disk
+        flushes: the descriptors are duplicated under the state lock (a rotation may close the originals; it
+        flushes the file it rotates first, see _rotate) and flushed outside it."""
+        with self._flushing:
+            with self._state:
+                if self._durable_seq >= seq:
+                    return  # a flush that began after this record was written covered it
+                upto = self._seq
+                fds = [os.dup(self._fd), os.dup(self._head_fd)]
+            try:
+                # The log before the head, as in _sync_locked.
+                for fd in fds:
+                    self._flush_fd(fd)
+            finally:
+                for fd in fds:
+                    os.close(fd)
+            with self._state:
+                self._durable_seq = max(self._durable_seq, upto)
 
     def _append_locked(self, fields: Mapping[str, Any], size: int) -> tuple[dict[str, Any], bytes]:
         """Write one record to the current file, `size` bytes long (we hold the lock: nobody else writes)."""
@@ -315,17 +369,21 @@ class AuditLog:
         """Make every record written so far durable."""
         if not self._opened:
             return
-        with self._locked():
+        with self._state, self._locked():
             self._sync_locked()
 
     def _sync_locked(self) -> None:
         # The log before the head: after a power cut the head may lag the log (verify accepts records past
         # the head that chain) but never claim records the log lost.
         if self._pending:
-            os.fsync(self._fd)
-            os.fsync(self._head_fd)
+            self._flush_fd(self._fd)
+            self._flush_fd(self._head_fd)
         self._pending = False
+        self._durable_seq = self._seq
         self._synced_at = time.monotonic()
+
+    def _flush_fd(self, fd: int) -> None:
+        (self.sync_file or os.fsync)(fd)  # looked up per call: os.fsync as it is now
 
     def _rotate(self) -> None:
         current = self.directory / CURRENT
@@ -340,6 +398,11 @@ class AuditLog:
             # A damaged first line can point at an existing file's name; never overwrite one.
             start += 1
             target = self.directory / f"audit-{start:012d}.log"
+        if self.fsync:
+            # Records a flush in a worker thread still waits for are in this file, which it will not flush (it
+            # takes the new one): flushed here, once per rotation.
+            self._flush_fd(self._fd)
+            self._durable_seq = self._seq
         # Rename before closing: if the rename fails, the writer still has its file.
         current.rename(target)
         old, self._fd = self._fd, self._open_current()
