@@ -5,6 +5,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Protocol
+
+READ_CHUNK = 65_536
 
 
 @dataclass(frozen=True)
@@ -29,3 +32,24 @@ def check_argv(argv: Sequence[str]) -> None:
             raise TypeError(f"every argv word must be a string, not {type(word).__name__}: {word!r}")
         if "\0" in word:
             raise ValueError(f"an argv word cannot contain a NUL character: {word!r}")
+
+
+class ByteStream(Protocol):
+    """A child's stdout or stderr: an asyncio StreamReader here, an asyncssh SSHReader on a remote host."""
+
+    async def read(self, n: int = -1) -> bytes: ...
+
+
+async def read_capped(stream: ByteStream, cap: int) -> tuple[bytes, bool]:
+    """What `stream` gives until it ends or `cap` bytes are read, and whether it was cut there."""
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        chunk = await stream.read(READ_CHUNK)
+        if not chunk:
+            return b"".join(chunks), False
+        if size + len(chunk) > cap:
+            chunks.append(chunk[: cap - size])
+            return b"".join(chunks), True
+        chunks.append(chunk)
+        size += len(chunk)

@@ -9,9 +9,8 @@ import signal
 from collections.abc import Sequence
 from typing import Protocol
 
-from fleetbus.argv import CommandResult, check_argv
+from fleetbus.argv import CommandResult, check_argv, read_capped
 
-READ_CHUNK = 65_536
 STDERR_CAP = 16_384
 NOT_RUNNABLE = 127
 """The status a shell gives a command it cannot find or execute; this runner gives it too, so that a missing
@@ -67,10 +66,10 @@ class LocalRunner:
             return CommandResult(NOT_RUNNABLE, b"", f"{argv[0]}: {exc.strerror or exc}".encode())
         assert process.stdout is not None
         assert process.stderr is not None
-        stderr_task = asyncio.create_task(_read_capped(process.stderr, STDERR_CAP))
+        stderr_task = asyncio.create_task(read_capped(process.stderr, STDERR_CAP))
         try:
             async with asyncio.timeout(timeout):
-                stdout, truncated = await _read_capped(process.stdout, max_bytes)
+                stdout, truncated = await read_capped(process.stdout, max_bytes)
                 if truncated:
                     return CommandResult(None, stdout, b"", truncated=True)
                 status = await process.wait()
@@ -88,20 +87,6 @@ class LocalRunner:
         if status < 0:
             return CommandResult(None, stdout, stderr, exit_signal=_signal_name(-status))
         return CommandResult(status, stdout, stderr)
-
-
-async def _read_capped(stream: asyncio.StreamReader, cap: int) -> tuple[bytes, bool]:
-    chunks: list[bytes] = []
-    size = 0
-    while True:
-        chunk = await stream.read(READ_CHUNK)
-        if not chunk:
-            return b"".join(chunks), False
-        if size + len(chunk) > cap:
-            chunks.append(chunk[: cap - size])
-            return b"".join(chunks), True
-        chunks.append(chunk)
-        size += len(chunk)
 
 
 def _signal_name(number: int) -> str:

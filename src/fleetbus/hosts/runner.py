@@ -13,12 +13,11 @@ from collections.abc import Sequence
 
 import asyncssh
 
-from fleetbus.argv import CommandResult, check_argv
+from fleetbus.argv import CommandResult, check_argv, read_capped
 from fleetbus.hosts.channels import ChannelSlots
 from fleetbus.hosts.errors import RemoteCommandError, RemoteTimeout
 from fleetbus.hosts.remote_process import RemoteKiller, read_pid, reporting_pid
 
-READ_CHUNK = 65_536
 STDERR_CAP = 16_384
 
 
@@ -72,9 +71,9 @@ class RemoteRunner:
 
 
 async def _collect(process: asyncssh.SSHClientProcess[bytes], max_bytes: int) -> CommandResult:
-    stderr_task = asyncio.create_task(_read_capped(process.stderr, STDERR_CAP))
+    stderr_task = asyncio.create_task(read_capped(process.stderr, STDERR_CAP))
     try:
-        stdout, truncated = await _read_capped(process.stdout, max_bytes)
+        stdout, truncated = await read_capped(process.stdout, max_bytes)
         if truncated:
             return CommandResult(None, stdout, b"", truncated=True)
         completed = await process.wait()
@@ -87,20 +86,6 @@ async def _collect(process: asyncssh.SSHClientProcess[bytes], max_bytes: int) ->
     # asyncssh reports -1 as the status of a command a signal ended; there was no status then.
     status = None if signal is not None else completed.exit_status
     return CommandResult(status, stdout, stderr, exit_signal=signal)
-
-
-async def _read_capped(stream: asyncssh.SSHReader[bytes], cap: int) -> tuple[bytes, bool]:
-    chunks: list[bytes] = []
-    size = 0
-    while True:
-        chunk = await stream.read(READ_CHUNK)
-        if not chunk:
-            return b"".join(chunks), False
-        if size + len(chunk) > cap:
-            chunks.append(chunk[: cap - size])
-            return b"".join(chunks), True
-        chunks.append(chunk)
-        size += len(chunk)
 
 
 def _signal_name(exit_signal: tuple[str, bool, str, str] | None) -> str | None:
