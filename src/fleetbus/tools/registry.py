@@ -322,8 +322,6 @@ class ToolRegistry:
             if HOST in args and FANOUT_HOSTS in args:
                 raise ToolError("invalid argument 'hosts': give host (one host) or hosts (a pattern), not both")
             if HOST in _properties(spec):
-                if HOST in args and FANOUT_HOSTS in args:
-                    raise ToolError("invalid argument 'hosts': give host (one host) or hosts (a pattern), not both")
                 # The gateway checks the name against the inventory (naming the closest ones) before connecting.
                 context = dataclasses.replace(context, host=str(args.pop(HOST, LOCAL_HOST)))
             bound = output.CURSOR_HOST.set(context.host)
@@ -347,10 +345,9 @@ class ToolRegistry:
         return result
 
 
-FANOUT_HOSTS = "hosts"
-"""A fan-out's host pattern (tools/fanout): one host or a pattern, never both."""
 HOST = "host"
 FANOUT_HOSTS = "hosts"
+"""A fan-out's host pattern (tools/fanout): one host or a pattern, never both."""
 HOST_ARGUMENT: Mapping[str, Any] = {
     "type": "string",
     "minLength": 1,

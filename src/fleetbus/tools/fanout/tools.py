@@ -582,8 +582,7 @@ def with_fanout(
             if extra:
                 raise ToolError(f"invalid argument {extra[0]!r}: it applies with hosts=PATTERN only")
             return await spec.handler(ctx, args)
-        if "host" in args:
-            raise ToolError("invalid argument 'hosts': give host (one host) or hosts (a pattern), not both")
+        # `host` with `hosts` was refused by the registry, before it took `host` into the context.
         hosts = selector(ctx) if callable(selector) else selector
         return await fan_out_tool(hosts, runner_for(ctx), spec.name, args, settings=settings, progress=progress_of(ctx))
 
