@@ -2,13 +2,17 @@
 
   fleet start     `Sandbox.create(hosts=N)` wall time, and memory per host (PSS and RSS of its processes),
   cold connect    SshHost.connect() per host (ProxyCommand, key exchange, login), then the first bus link,
-  Get Hostname    median round trip of hostname1 `Hostname`:
-                    relay    fleetbus.hosts: a stdio-bridge channel on the persistent connection (the choice),
-                    forward  stream-local forwarding to /run/dbus/system_bus_socket on the same connection,
-                    tcp      the relay over a TCP socket opened inside the host's namespace (no ProxyCommand hop:
-                             what a plain TCP connection to a real host costs, less the network),
-                    busctl   `busctl -H HOST get-property` as a process per read (a login per call),
-                    local    the local sandbox's own bus (the floor),
+  Get Hostname    median round trip of hostname1 `Hostname`, in interleaved rounds:
+                    forwarded  fleetbus.hosts as configured by default: stream-local forwarding to
+                               /run/dbus/system_bus_socket on the persistent connection, AES-GCM (the choice),
+                    bridged    the same connection through systemd-stdio-bridge (ssh_bus_forwarding = false,
+                               and the user bus),
+                    asyncssh   asyncssh's own forward_local_path on the same connection (our relay's reference),
+                    chacha20   our forwarding on a second connection with asyncssh's default cipher order,
+                    tcp        our forwarding over a TCP socket opened inside the host's namespace (no
+                               ProxyCommand hop: what a plain TCP connection to a real host costs, less the network),
+                    busctl     `busctl -H HOST get-property` as a process per read (a login per call),
+                    local      the local sandbox's own bus (the floor),
   through fleetbus  the `get_property` tool as a client's call runs it (validation, policy, audit, rate limit,
                     the host registry's link): on the remote host vs on local, in the same run (target ≤ 2×),
   client memory   RSS this process gains per connected host (connection + relay + link), plus its ProxyCommand.
@@ -37,9 +41,10 @@ from fleetbus.config import load_settings
 from fleetbus.dbus.link import BusLink
 from fleetbus.gateway import Caller
 from fleetbus.hosts.channels import ChannelSlots
-from fleetbus.hosts.relay import BusRelay, bridge_argv
+from fleetbus.hosts.relay import Bridged, BusRelay, Forwarded, bridge_argv
 from fleetbus.hosts.remote_process import RemoteKiller
 from fleetbus.hosts.ssh import SshConnection, SshHost, SshTarget
+from fleetbus.hosts.ssh_options import AES_FIRST
 from fleetbus.runtime import Runtime
 from fleetbus.sandbox import Sandbox
 from fleetbus.sandbox.fleet import Fleet
@@ -208,7 +213,7 @@ async def measure(sandbox: Sandbox, fleet: Fleet, calls: int, busctl_calls: int)
     proxy_pss, proxy_rss = memory_of(proxies)
     proxy_pss, proxy_rss = proxy_pss / max(1, len(proxies)), proxy_rss / max(1, len(proxies))
 
-    print("\ncold connect (ProxyCommand, key exchange, login) and first bus link (stdio-bridge, Hello):")
+    print("\ncold connect (ProxyCommand, key exchange, login) and first bus link (forwarding probe, channel, Hello):")
     for name, connect_ms, link_ms in cold:
         print(f"  {name}: connect {connect_ms:7.1f} ms   link {link_ms:6.1f} ms")
     print(f"client memory per connected host: {client_rss:.1f} MiB RSS in this process, "
@@ -216,45 +221,71 @@ async def measure(sandbox: Sandbox, fleet: Fleet, calls: int, busctl_calls: int)
 
     target = fleet.hosts[1] if len(fleet.hosts) > 1 else fleet.hosts[0]
     connection = connections[fleet.hosts.index(target)]
-    relay_link = links[fleet.hosts.index(target)]
+    route = connection.bus_route("system")
+    cipher = connection._raw.get_extra_info("send_cipher")
+    print(f"{target.name}: system bus by {route.describe() if route else '?'}, cipher {cipher}")
 
+    relays: list[BusRelay] = []
+    closers: list[Callable[[], object]] = []
+
+    async def relay_link(raw: asyncssh.SSHClientConnection, route: Forwarded | Bridged) -> BusLink:
+        relay = BusRelay(target.name, raw, ChannelSlots(target.name), RemoteKiller(target.name, raw), route,
+                         setup_timeout=5)  # fmt: skip
+        await relay.start()
+        relays.append(relay)
+        link = BusLink("system", relay.address, 5, target.name)
+        await link.connect()
+        return link
+
+    raw = connection._raw  # the same asyncssh connection, the other routes
+    bridged_link = await relay_link(raw, Bridged(tuple(bridge_argv("system"))))
     forward_dir = Path(tempfile.mkdtemp(prefix="fleetbus-bench-"))
-    raw = connection._raw  # the same asyncssh connection, forwarding instead of a bridge
     listener = await raw.forward_local_path(str(forward_dir / "bus"), "/run/dbus/system_bus_socket")
-    forward_link = BusLink("system", f"unix:path={forward_dir / 'bus'}", 5, target.name)
-    await forward_link.connect()
+    closers.append(listener.close)
+    asyncssh_link = BusLink("system", f"unix:path={forward_dir / 'bus'}", 5, target.name)
+    await asyncssh_link.connect()
+
+    chacha = await asyncssh.connect(
+        target.name, config=[str(fleet.paths.ssh_config)], known_hosts=str(fleet.paths.known_hosts),
+        encryption_algs=[a for a in AES_FIRST if a.startswith("chacha")] + [a for a in AES_FIRST if "chacha" not in a],
+    )  # fmt: skip
+    closers.append(chacha.close)
+    chacha_link = await relay_link(chacha, Forwarded())
 
     sock = socket_in_namespace(target.netns, target.address, 22, 5)
     tcp = await asyncssh.connect(
         sock=sock, config=None, known_hosts=str(fleet.paths.known_hosts), host_key_alias=target.name,
-        username="root", client_keys=[str(fleet.paths.client_key)],
+        username="root", client_keys=[str(fleet.paths.client_key)], encryption_algs=list(AES_FIRST),
     )  # fmt: skip
-    tcp_relay = BusRelay(
-        target.name, tcp, ChannelSlots(target.name), RemoteKiller(target.name, tcp), bridge_argv("system"),
-        setup_timeout=5,
-    )  # fmt: skip
-    await tcp_relay.start()
-    tcp_link = BusLink("system", tcp_relay.address, 5, target.name)
-    await tcp_link.connect()
+    closers.append(tcp.close)
+    tcp_link = await relay_link(tcp, Forwarded())
 
     local = BusLink("system", sandbox.system_bus_address, 5)
     await local.connect()
-    local_name = sandbox.hostname
+    reads = {
+        "forwarded": hostname_call(links[fleet.hosts.index(target)], target.name),
+        "bridged": hostname_call(bridged_link, target.name),
+        "asyncssh": hostname_call(asyncssh_link, target.name),
+        "chacha20": hostname_call(chacha_link, target.name),
+        "tcp": hostname_call(tcp_link, target.name),
+        "local": hostname_call(local, sandbox.hostname),
+    }
     try:
-        results = {
-            "relay": ms(await timed(calls, hostname_call(relay_link, target.name), warmup=20)),
-            "forward": ms(await timed(calls, hostname_call(forward_link, target.name), warmup=20)),
-            "tcp": ms(await timed(calls, hostname_call(tcp_link, target.name), warmup=20)),
-            "local": ms(await timed(calls, hostname_call(local, local_name), warmup=20)),
-            "busctl": ms(await timed(busctl_calls, busctl_call(sandbox, target.name), warmup=2)),
-            **await through_fleetbus(sandbox, fleet, target.name, calls),
-        }
+        samples: dict[str, list[float]] = {name: [] for name in reads}
+        # Interleaved rounds: on a shared machine the load changes, and every route should see the same load.
+        for _ in range(ROUNDS):
+            for name, read in reads.items():
+                samples[name] += await timed(max(1, calls // ROUNDS), read, warmup=5)
+        results = {name: ms(values) for name, values in samples.items()}
+        results["busctl"] = ms(await timed(busctl_calls, busctl_call(sandbox, target.name), warmup=2))
+        results |= await through_fleetbus(sandbox, fleet, target.name, calls)
     finally:
-        for link in (forward_link, tcp_link, local):
+        for link in (bridged_link, asyncssh_link, chacha_link, tcp_link, local):
             link.close()
-        listener.close()
-        await tcp_relay.close()
-        tcp.close()
+        for relay in relays:
+            await relay.close()
+        for close in closers:
+            close()
         for link in links:
             link.close()
         for host in hosts:
@@ -263,10 +294,12 @@ async def measure(sandbox: Sandbox, fleet: Fleet, calls: int, busctl_calls: int)
     for name, value in results.items():
         print(f"  {name:16} {value:8.3f} ms")
     print("ratios:")
-    print(f"  relay / local          {results['relay'] / results['local']:7.1f}×")
+    print(f"  forwarded / local      {results['forwarded'] / results['local']:7.1f}×")
     print(f"  tcp / local            {results['tcp'] / results['local']:7.1f}×")
-    print(f"  forward / relay        {results['forward'] / results['relay']:7.2f}×")
-    print(f"  busctl -H / relay      {results['busctl'] / results['relay']:7.0f}×")
+    print(f"  bridged / forwarded    {results['bridged'] / results['forwarded']:7.2f}×")
+    print(f"  asyncssh / forwarded   {results['asyncssh'] / results['forwarded']:7.2f}×")
+    print(f"  chacha20 / forwarded   {results['chacha20'] / results['forwarded']:7.2f}×")
+    print(f"  busctl -H / forwarded  {results['busctl'] / results['forwarded']:7.0f}×")
     remote, local_tool = results["fleetbus remote"], results["fleetbus local"]
     print(f"  fleetbus remote / fleetbus local   {remote / local_tool:7.2f}×   (target ≤ 2×)")
     print(f"  busctl -H / fleetbus remote        {results['busctl'] / remote:7.0f}×")

@@ -230,6 +230,12 @@ class Settings(BaseSettings):
     ssh_key: Path | None = Field(
         None, description="SSH private key for hosts whose inventory entry names none (default: SSH's own)."
     )
+    ssh_bus_forwarding: bool = Field(
+        True,
+        description="Reach a host's system bus by stream-local forwarding to /run/dbus/system_bus_socket where "
+        "its sshd allows it (no process on the host, the fastest path); false: always through "
+        "systemd-stdio-bridge, as `busctl -H` does (a named command in the host's sshd log).",
+    )
     max_connected_hosts: int = Field(
         64,
         ge=1,

@@ -146,7 +146,11 @@ def host_registry(settings: Settings) -> HostRegistry:
         config=(settings.ssh_config,) if settings.ssh_config else (),
         known_hosts=(settings.known_hosts,) if settings.known_hosts else (),
         identity_file=settings.ssh_key,
-        limits=SshLimits(connect_timeout=settings.connect_timeout, bus_setup_timeout=settings.connect_timeout),
+        limits=SshLimits(
+            connect_timeout=settings.connect_timeout,
+            bus_setup_timeout=settings.connect_timeout,
+            forward_system_bus=settings.ssh_bus_forwarding,
+        ),
     )
     cache = IntrospectionCache(max_age=settings.introspection_max_age, max_bytes=settings.introspection_cache_bytes)
     return HostRegistry(

@@ -7,6 +7,7 @@ import asyncio
 import time
 from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -14,6 +15,7 @@ import pytest
 from fleetbus.dbus.errors import BusUnavailable, CallTimeout
 from fleetbus.dbus.link import BusLink
 from fleetbus.hosts.errors import HostUnreachable, RemoteTimeout
+from fleetbus.hosts.relay import Bridged, Forwarded
 from fleetbus.hosts.ssh import SshConnection, SshLimits
 from fleetbus.sandbox.fleet import Fault, Fleet, faults
 from tests.fleet.conftest import ssh_host
@@ -91,12 +93,15 @@ async def test_reject_fails_a_connection_at_once(fleet: Fleet, healthy: SshConne
     await fresh_connection_works(fleet, "host02")
 
 
+@pytest.mark.parametrize("route", ["forwarded", "bridged"])
 async def test_a_frozen_bus_times_calls_and_links_out_within_their_deadline(
-    fleet: Fleet, healthy: SshConnection
+    fleet: Fleet, healthy: SshConnection, route: str
 ) -> None:
-    host = ssh_host(fleet, "host03", LIMITS)
+    limits = replace(LIMITS, forward_system_bus=route == "forwarded")
+    host = ssh_host(fleet, "host03", limits)
     connection = await host.connect()
     link = await connection.open_link("system", connect_timeout=DEADLINE)
+    assert type(connection.bus_route("system")) is (Forwarded if route == "forwarded" else Bridged)
     try:
         with fault(fleet, "host03", Fault.FREEZE_BUS):
             with within(DEADLINE + 1), pytest.raises(CallTimeout):
@@ -104,10 +109,12 @@ async def test_a_frozen_bus_times_calls_and_links_out_within_their_deadline(
             # No ~90 s hang in authentication: the link's own wall-clock deadline.
             with within(DEADLINE + 1), pytest.raises(BusUnavailable):
                 await connection.open_link("system", connect_timeout=DEADLINE)
-            # SSH still works, and the bridge left stuck on the frozen bus is killed, not left holding a session.
+            # SSH still works, and what was left on the frozen bus is gone, not holding a channel or a session:
+            # the bridge killed, the forwarded channel closed.
             assert await answers(connection) == "host03"
             await asyncio.sleep(0.5)
-            assert await bridges(connection) == 1
+            assert await bridges(connection) == (1 if route == "bridged" else 0)
+            assert connection.channels_in_use == 1
         assert await hostname(link) == "host03"
         second = await connection.open_link("system", connect_timeout=DEADLINE)
         assert await hostname(second) == "host03"

@@ -11,6 +11,7 @@ from typing import Any
 
 from dbus_fast import Message, MessageFlag, MessageType
 from dbus_fast.aio import MessageBus
+from dbus_fast.auth import UID_NOT_SPECIFIED, AuthExternal
 from dbus_fast.validators import is_bus_name_valid, is_interface_name_valid, is_member_name_valid, is_object_path_valid
 
 from fleetbus import well_known
@@ -87,7 +88,9 @@ class BusLink:
     async def connect(self) -> None:
         try:
             async with asyncio.timeout(self.connect_timeout):
-                bus = MessageBus(bus_address=self.address, auth_timeout=self.connect_timeout)
+                bus = MessageBus(
+                    bus_address=self.address, auth=self._authenticator(), auth_timeout=self.connect_timeout
+                )
                 await bus.connect()
         except TimeoutError:
             raise BusUnavailable(
@@ -104,6 +107,11 @@ class BusLink:
         except BusError:
             self.close()
             raise
+
+    def _authenticator(self) -> AuthExternal:
+        # A remote host's bus takes the uid its kernel sees (sshd's, for a forwarded socket): ours, named in
+        # EXTERNAL auth, would be another host's uid and refused. The local bus gets ours, as dbus-fast sends.
+        return AuthExternal(None if self.host == "local" else UID_NOT_SPECIFIED)
 
     async def wait_disconnected(self) -> None:
         """Returns when the connection ends (at once when there is none): how a host learns its link dropped."""

@@ -26,14 +26,21 @@ class ChannelSlots:
     async def slot(self, timeout: float) -> AsyncIterator[None]:
         try:
             async with asyncio.timeout(timeout):
-                await self._free.acquire()
+                await self.acquire()
         except TimeoutError:
             raise RemoteTimeout(
                 self.host, f"all {self.limit} SSH channels of the connection stayed busy for {timeout:g} s"
             ) from None
-        self.in_use += 1
         try:
             yield
         finally:
-            self.in_use -= 1
-            self._free.release()
+            self.release()
+
+    async def acquire(self) -> None:
+        """A slot for a channel that outlives one call (a bus link's); the caller bounds the wait."""
+        await self._free.acquire()
+        self.in_use += 1
+
+    def release(self) -> None:
+        self.in_use -= 1
+        self._free.release()

@@ -1,9 +1,14 @@
 """A remote bus as a local socket: every connection to a private unix socket is carried over an SSH channel
-of its own to `systemd-stdio-bridge` on the host (what `busctl --host` runs), which logs into the host's bus.
+of its own to the host's bus — forwarded straight to the bus socket (`direct-streamlocal`, no process on the
+host) or through `systemd-stdio-bridge` (what `busctl --host` runs), which logs into the host's bus itself.
 
 dbus-fast dials only `unix:`/`tcp:` addresses and cannot be handed a stream, so this socket is how a link to a
 remote bus becomes an ordinary link to a local address. It lives in a directory only this user may enter,
 and a connection from any other uid is closed unread.
+
+Bytes are moved by protocol callbacks on both sides — the local socket's `data_received` writes to the channel,
+the channel's to the socket — with each side's flow control pausing the other: no task, no stream buffer and no
+event-loop turn between a message and its way on (a task per direction cost ~0.1 ms a round trip).
 """
 
 from __future__ import annotations
@@ -17,18 +22,22 @@ import socket
 import struct
 import tempfile
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
+from typing import cast
 
 import asyncssh
+from asyncssh.constants import EXTENDED_DATA_STDERR
 
 from fleetbus.hosts.channels import ChannelSlots
-from fleetbus.hosts.remote_process import RemoteKiller, read_pid, reporting_pid
+from fleetbus.hosts.remote_process import PID_LINE_LIMIT, RemoteKiller, reporting_pid
 
 log = logging.getLogger(__name__)
 
 BRIDGE = "systemd-stdio-bridge"
+SYSTEM_BUS_SOCKET = "/run/dbus/system_bus_socket"
+"""Where the system bus listens on every systemd host (D-Bus's default, and `/var/run` links to `/run`)."""
 SOCKET_NAME = "bus"
-CHUNK = 65_536
 STDERR_KEPT = 2048
 
 
@@ -41,6 +50,44 @@ def bridge_argv(bus: str) -> list[str]:
     raise ValueError(f"unknown bus {bus!r}: 'system' or 'user'")
 
 
+@dataclass(frozen=True)
+class Forwarded:
+    """Each connection is a stream-local forwarding to `path` on the host: sshd connects to the bus socket as
+    the login user, and the bus takes that uid from the kernel (the client must not name its own)."""
+
+    path: str = SYSTEM_BUS_SOCKET
+
+    def describe(self) -> str:
+        return f"forwarding to {self.path}"
+
+
+@dataclass(frozen=True)
+class Bridged:
+    """Each connection runs `argv` (systemd-stdio-bridge) on the host, which reports its PID first so that a
+    bridge left stuck on a frozen bus can be killed (sshd ignores signal requests for root's sessions)."""
+
+    argv: tuple[str, ...]
+
+    def describe(self) -> str:
+        return shlex.join(self.argv)
+
+
+Route = Forwarded | Bridged
+
+
+async def can_forward(connection: asyncssh.SSHClientConnection, path: str, timeout: float) -> bool:
+    """Whether the host's sshd forwards to `path`: one channel opened and closed at once. No when sshd forbids
+    it (`DisableForwarding`, `AllowStreamLocalForwarding no`) or nothing listens there."""
+    try:
+        async with asyncio.timeout(timeout):
+            channel, _session = await connection.create_unix_connection(asyncssh.SSHUNIXSession, path)
+    except (TimeoutError, asyncssh.Error, OSError) as exc:
+        log.info("forwarding to %s refused (%s): the bus is reached through %s", path, exc or "timeout", BRIDGE)
+        return False
+    channel.close()
+    return True
+
+
 class BusRelay:
     def __init__(
         self,
@@ -48,7 +95,7 @@ class BusRelay:
         connection: asyncssh.SSHClientConnection,
         slots: ChannelSlots,
         killer: RemoteKiller,
-        remote_argv: Sequence[str],
+        route: Route | Sequence[str],
         *,
         setup_timeout: float,
         directory: Path | None = None,
@@ -57,12 +104,12 @@ class BusRelay:
         self._connection = connection
         self._slots = slots
         self._killer = killer
-        self._argv = list(remote_argv)
+        self.route: Route = route if isinstance(route, Forwarded | Bridged) else Bridged(tuple(route))
         self._setup_timeout = setup_timeout
         self._base = directory
         self._directory: Path | None = None
-        self._server: asyncio.Server | None = None
-        self._pumps: set[asyncio.Task[None]] = set()
+        self._server: asyncio.AbstractServer | None = None
+        self._pairs: set[_Pair] = set()
 
     @property
     def path(self) -> Path:
@@ -77,18 +124,19 @@ class BusRelay:
     async def start(self) -> str:
         # mkdtemp makes the directory 0700: only this user (and root) can reach the socket inside.
         self._directory = Path(tempfile.mkdtemp(prefix="fleetbus-relay-", dir=self._base))
-        self._server = await asyncio.start_unix_server(self._accept, path=str(self.path))
+        loop = asyncio.get_running_loop()
+        self._server = await loop.create_unix_server(lambda: _Pair(self), path=str(self.path))
         return self.address
 
     async def close(self) -> None:
         if self._server is not None:
             self._server.close()
             self._server = None
-        for task in list(self._pumps):
-            task.cancel()
-        for task in list(self._pumps):
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        pairs = list(self._pairs)
+        for pair in pairs:
+            pair.close()
+        for pair in pairs:
+            await pair.closed()
         if self._directory is not None:
             with contextlib.suppress(FileNotFoundError):
                 self.path.unlink()
@@ -96,77 +144,214 @@ class BusRelay:
                 self._directory.rmdir()
             self._directory = None
 
-    def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        task = asyncio.create_task(self._carry(reader, writer))
-        self._pumps.add(task)
-        task.add_done_callback(self._pumps.discard)
+    async def _open_channel(self, pair: _Pair) -> asyncssh.SSHClientChannel[bytes]:
+        route = self.route
+        if isinstance(route, Forwarded):
+            unix_channel, _ = await self._connection.create_unix_connection(
+                lambda: _ForwardedUpstream(pair), route.path, encoding=None
+            )
+            # The same channel class underneath; asyncssh types a forwarded one apart.
+            return cast("asyncssh.SSHClientChannel[bytes]", unix_channel)
+        channel, _ = await self._connection.create_session(
+            lambda: _BridgeUpstream(pair), reporting_pid(route.argv), encoding=None
+        )
+        await pair.pid_reported
+        return channel
 
-    async def _carry(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        process: asyncssh.SSHClientProcess[bytes] | None = None
-        pid: int | None = None
+
+class _Pair(asyncio.Protocol):
+    """One bus client's connection to the relay socket and the SSH channel that carries it."""
+
+    def __init__(self, relay: BusRelay) -> None:
+        self.relay = relay
+        self.local: asyncio.Transport | None = None
+        self.channel: asyncssh.SSHClientChannel[bytes] | None = None
+        self.pid: int | None = None
+        self.pid_reported: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+        self.exited = False
+        self.stderr = bytearray()
+        self._pid_line = bytearray()
+        self._opening: asyncio.Task[None] | None = None
+        self._done = asyncio.Event()
+        self._slot_held = False
+        self._closed = False
+
+    # The local side (asyncio.Protocol).
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.local = cast(asyncio.Transport, transport)
+        if _peer_uid(self.local) != os.geteuid():
+            log.warning("%s: refused a relay connection from another user", self.relay.host)
+            self.local.close()
+            return
+        self.relay._pairs.add(self)
+        # Nothing is read until the channel is open: the client's first bytes wait in the kernel, not here.
+        self.local.pause_reading()
+        self._opening = asyncio.get_running_loop().create_task(self._open())
+
+    def data_received(self, data: bytes) -> None:
+        if self.channel is not None:
+            self.channel.write(data)
+
+    def eof_received(self) -> bool:
+        # A bus client that hangs up is done: no half-closed link waits for replies from a host (or a bridge
+        # stuck on a frozen bus) that may never come.
+        self.close()
+        return False
+
+    def pause_writing(self) -> None:
+        if self.channel is not None:
+            self.channel.pause_reading()
+
+    def resume_writing(self) -> None:
+        if self.channel is not None:
+            self.channel.resume_reading()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.close()
+
+    # Opening and closing.
+
+    async def _open(self) -> None:
+        relay = self.relay
         try:
-            if _peer_uid(writer) != os.geteuid():
-                log.warning("%s: refused a relay connection from another user", self.host)
+            # A bus client gives up by its own deadline; this one only bounds the wait for a channel and for
+            # the host to start carrying, so no half-open channel is left behind.
+            async with asyncio.timeout(relay._setup_timeout):
+                await relay._slots.acquire()
+                self._slot_held = True
+                self.channel = await relay._open_channel(self)
+        except (TimeoutError, asyncssh.Error, OSError) as exc:
+            log.warning("%s: cannot reach the bus (%s): %s", relay.host, relay.route.describe(), exc or "timeout")
+            self.close()
+            return
+        except asyncio.CancelledError:
+            self.close()
+            raise
+        if self._closed:  # the client went away while the channel opened: nothing will use it
+            self.channel.close()
+        elif self.local is not None:
+            self.local.resume_reading()
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        if self._opening is not None and not self._opening.done() and self._opening is not asyncio.current_task():
+            self._opening.cancel()
+        if self.channel is not None:
+            # A bridge stuck on a frozen bus would hold its sshd session for ~90 s after we hang up.
+            if self.pid is not None and not self.exited:
+                self.relay._killer.kill(self.pid)
+            self.channel.close()
+        if self.local is not None:
+            self.local.close()
+        if self.stderr:
+            log.info("%s: %s said: %s", self.relay.host, BRIDGE, self.stderr.decode(errors="replace").strip())
+        if self._slot_held:
+            self._slot_held = False
+            self.relay._slots.release()
+        self.relay._pairs.discard(self)
+        if not self.pid_reported.done():
+            self.pid_reported.cancel()
+        self._done.set()
+
+    async def closed(self) -> None:
+        await self._done.wait()
+        if self._opening is not None:
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._opening
+
+    # The remote side, through _Upstream.
+
+    def from_remote(self, data: bytes) -> None:
+        if self.local is None or self._closed:
+            return
+        if not self.pid_reported.done() and isinstance(self.relay.route, Bridged):
+            data = self._take_pid_line(data)
+            if not data:
                 return
-            # A bus client gives up by its own deadline; this one only bounds the wait for a channel and
-            # for sshd to start the bridge, so no half-open channel is left behind.
-            async with self._slots.slot(self._setup_timeout):
-                try:
-                    async with asyncio.timeout(self._setup_timeout):
-                        process = await self._connection.create_process(reporting_pid(self._argv), encoding=None)
-                        pid = await read_pid(process)
-                except (TimeoutError, asyncssh.Error, OSError) as exc:
-                    log.warning("%s: cannot start %s: %s", self.host, shlex.join(self._argv), exc or "timeout")
-                    return
-                await _pump_both(reader, writer, process, self.host)
-        except Exception as exc:  # one connection's failure must not reach the server's loop
-            log.debug("%s: relay connection ended: %s", self.host, exc)
-        finally:
-            if process is not None:
-                # A bridge stuck on a frozen bus would hold its sshd session for ~90 s after we hang up.
-                if pid is not None and process.exit_status is None and process.exit_signal is None:
-                    self._killer.kill(pid)
-                process.close()
-            writer.close()
-            with contextlib.suppress(OSError):
-                await writer.wait_closed()
+        self.local.write(data)
+
+    def _take_pid_line(self, data: bytes) -> bytes:
+        """The bridge's first line is its PID (reporting_pid); the bus conversation follows it."""
+        self._pid_line += data
+        line, newline, rest = bytes(self._pid_line).partition(b"\n")
+        if not newline:
+            if len(self._pid_line) > PID_LINE_LIMIT:
+                self._fail_pid(bytes(self._pid_line))
+            return b""
+        text = line.strip()
+        if not text.isdigit() or len(line) > PID_LINE_LIMIT:
+            self._fail_pid(line)
+            return b""
+        self.pid = int(text)
+        self.pid_reported.set_result(self.pid)
+        self._pid_line.clear()
+        return rest
+
+    def _fail_pid(self, line: bytes) -> None:
+        self.pid_reported.set_exception(
+            asyncssh.ChannelOpenError(asyncssh.OPEN_CONNECT_FAILED, f"no PID from the remote shell: {line[:64]!r}")
+        )
+
+    def from_remote_stderr(self, data: bytes) -> None:
+        room = STDERR_KEPT - len(self.stderr)
+        if room > 0:
+            self.stderr += data[:room]
+
+    def remote_ended(self) -> None:
+        self.exited = True
+        if not self.pid_reported.done() and isinstance(self.relay.route, Bridged):
+            self.pid_reported.set_exception(
+                asyncssh.ChannelOpenError(asyncssh.OPEN_CONNECT_FAILED, "the channel closed before the bus answered")
+            )
+        self.close()
 
 
-async def _pump_both(
-    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, process: asyncssh.SSHClientProcess[bytes], host: str
-) -> None:
-    """Until either side ends: the bus client hangs up, or the bridge (or the whole connection) goes away."""
-    upstream = asyncio.create_task(_local_to_remote(reader, process))
-    downstream = asyncio.create_task(_remote_to_local(process, writer))
-    stderr = asyncio.create_task(process.stderr.read(STDERR_KEPT))
-    try:
-        await asyncio.wait({upstream, downstream}, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        for task in (upstream, downstream, stderr):
-            task.cancel()
-        for task in (upstream, downstream):
-            with contextlib.suppress(asyncio.CancelledError, asyncssh.Error, OSError):
-                await task
-        with contextlib.suppress(asyncio.CancelledError, asyncssh.Error, OSError):
-            said = await stderr
-            if said:
-                log.info("%s: %s said: %s", host, BRIDGE, said.decode(errors="replace").strip())
+class _Upstream:
+    """The channel's side: what the host sends goes straight to the bus client's socket."""
+
+    def __init__(self, pair: _Pair) -> None:
+        self._pair = pair
+
+    def data_received(self, data: bytes, datatype: asyncssh.DataType) -> None:
+        if datatype == EXTENDED_DATA_STDERR:
+            self._pair.from_remote_stderr(data)
+        else:
+            self._pair.from_remote(data)
+
+    def exit_status_received(self, status: int) -> None:
+        self._pair.exited = True
+
+    def exit_signal_received(self, signal: str, core_dumped: bool, msg: str, lang: str) -> None:
+        self._pair.exited = True
+
+    def pause_writing(self) -> None:
+        if self._pair.local is not None:
+            self._pair.local.pause_reading()
+
+    def resume_writing(self) -> None:
+        pair = self._pair
+        if pair.local is not None and pair.channel is not None and not pair._closed:
+            pair.local.resume_reading()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if exc is not None:
+            log.debug("%s: relay channel ended: %s", self._pair.relay.host, exc)
+        self._pair.remote_ended()
 
 
-async def _local_to_remote(reader: asyncio.StreamReader, process: asyncssh.SSHClientProcess[bytes]) -> None:
-    while data := await reader.read(CHUNK):
-        process.stdin.write(data)
-        await process.stdin.drain()
+class _ForwardedUpstream(_Upstream, asyncssh.SSHUNIXSession[bytes]):
+    pass
 
 
-async def _remote_to_local(process: asyncssh.SSHClientProcess[bytes], writer: asyncio.StreamWriter) -> None:
-    while data := await process.stdout.read(CHUNK):
-        writer.write(data)
-        await writer.drain()
+class _BridgeUpstream(_Upstream, asyncssh.SSHClientSession[bytes]):
+    pass
 
 
-def _peer_uid(writer: asyncio.StreamWriter) -> int:
-    sock: socket.socket = writer.get_extra_info("socket")
+def _peer_uid(transport: asyncio.Transport) -> int:
+    sock: socket.socket = transport.get_extra_info("socket")
     credentials = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
     _pid, uid, _gid = struct.unpack("3i", credentials)
     return int(uid)
