@@ -7,6 +7,10 @@ For each N (full hosts: sshd, bus, systemd, journald, hostnamed; light hosts: ss
                  (get_property; the health read comes after it, on the open connections: its "first" is not cold)
   warm           the same fan-out again on the open connections (median of --rounds)
   reads          get_property   hostname1 `Hostname`
+                 delayed        `org.fleetbus.Bench1` `Delayed`, answered --host-delay-ms after it arrives by one
+                                helper process (bench/slow_service.py) on every host's bus: a latency-bound read,
+                                where the others are CPU-bound on this machine, so t(N) shows the fan-out's
+                                concurrency itself (with Σ per-host time / wall time: how many hosts overlapped)
                  health         a health_check-like read: ListUnits, failed units, NRestarts of every running service
                                 (full hosts only: light hosts have no service manager)
   references     ansible        `ansible -i INV fleet -f 50 -m command -a 'systemctl is-active dbus.service'`
@@ -19,7 +23,7 @@ Reads go through fleetbus's fan_out engine over hosts.ssh.SshHost connections (o
 `get_property` and `health_check` with `host=`, as an MCP client's call would.
 
 Run as root: python bench/bench_fleet.py [--sizes 5,20,50] [--light-sizes 100] [--rounds 5] [--no-ansible]
-    [--inotify-instances 1024]
+    [--inotify-instances 1024] [--host-delay-ms 20 (0: no delayed read)]
 A full host holds 5 inotify instances, a light one 1, against fs.inotify.max_user_instances (128 by default, shared
 by every root process): `--inotify-instances N` raises that limit for the run and puts the old value back after.
 """
@@ -36,9 +40,10 @@ import shutil
 import signal
 import statistics
 import subprocess
+import sys
 import tempfile
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -66,6 +71,9 @@ UNIT = "dbus.service"
 """What Ansible asks `systemctl is-active` about: a full host's system bus is a unit of its service manager."""
 DEADLINE = 10.0
 FORKS = 50
+SLOW_SERVICE = Path(__file__).with_name("slow_service.py")
+DELAYED = ("org.fleetbus.Bench1", "/org/fleetbus/Bench1", "org.fleetbus.Bench1", "Delayed")
+"""The latency-bound read: slow_service.py's name, object, interface and property on every host."""
 
 
 # ---- measuring this process and the hosts ---------------------------------------------------------------------
@@ -115,6 +123,7 @@ def median(samples: list[float]) -> float:
 
 class Reader(Protocol):
     async def hostname(self, host: str) -> str: ...
+    async def delayed(self, host: str) -> str: ...
     async def health(self, host: str) -> Mapping[str, Any]: ...
     async def close(self) -> None: ...
 
@@ -147,6 +156,12 @@ class DirectReader:
         link = await self.link(host)
         reply = await link.call(*HOSTNAME, PROPERTIES, "Get", "ss", ["org.freedesktop.hostname1", "Hostname"],
                                 timeout=DEADLINE)  # fmt: skip
+        return str(reply.body[0].value)
+
+    async def delayed(self, host: str) -> str:
+        link = await self.link(host)
+        service, path, interface, prop = DELAYED
+        reply = await link.call(service, path, PROPERTIES, "Get", "ss", [interface, prop], timeout=DEADLINE)
         return str(reply.body[0].value)
 
     async def health(self, host: str) -> Mapping[str, Any]:
@@ -203,6 +218,12 @@ class RuntimeReader:
                                  interface="org.freedesktop.hostname1", property="Hostname", host=host)  # fmt: skip
         return str(answer["value"])
 
+    async def delayed(self, host: str) -> str:
+        service, path, interface, prop = DELAYED
+        answer = await self._run("get_property", service=service, path=path, interface=interface, property=prop,
+                                 host=host)  # fmt: skip
+        return str(answer["value"])
+
     async def health(self, host: str) -> Mapping[str, Any]:
         return await self._run("health_check", host=host)
 
@@ -217,6 +238,15 @@ class RuntimeReader:
         took = time.perf_counter() - began
         if answer["failed"]:
             raise RuntimeError(f"hosts=all get_property: {answer['failures']}")
+        return took
+
+    async def fanned_delayed(self) -> float:
+        service, path, interface, prop = DELAYED
+        began = time.perf_counter()
+        answer = await self.fanned("get_property", service=service, path=path, interface=interface, property=prop)
+        took = time.perf_counter() - began
+        if answer["failed"]:
+            raise RuntimeError(f"hosts=all get_property (delayed): {answer['failures']}")
         return took
 
     async def fanned_health(self) -> tuple[float, int]:
@@ -249,6 +279,47 @@ async def warm(hosts: list[str], read: Callable[[str], Awaitable[Any]]) -> float
     if failures(result):
         raise AssertionError(f"a warm fan-out failed: {failures(result)}")
     return elapsed
+
+
+async def warm_overlapping(hosts: list[str], read: Callable[[str], Awaitable[Any]]) -> tuple[float, float]:
+    """A warm fan-out's wall time, and how many hosts it had in flight on average: the sum of the hosts' own
+    times over the wall time (1 if they ran one after another, N if all N overlapped from start to end)."""
+    elapsed, result = await fan(hosts, read)
+    if failures(result):
+        raise AssertionError(f"a warm fan-out failed: {failures(result)}")
+    if any(o.value != o.host for o in result.outcomes):
+        raise AssertionError("a host answered the delayed read with another's name")
+    return elapsed, sum(o.elapsed for o in result.outcomes) / elapsed
+
+
+# ---- the latency-bound service -------------------------------------------------------------------------------
+
+
+@contextlib.asynccontextmanager
+async def slow_service(fleet: Fleet, delay_ms: float) -> AsyncIterator[int]:
+    """bench/slow_service.py on every host's system bus (reached from here through the socket under the host's
+    /run), until the block ends; yields its PID. It is a process of its own, so its CPU is not counted as this
+    one's; it reads its stdin, whose write end only this process holds, so it ends with the bench however the
+    bench ends, and it is stopped by PID here."""
+    targets = [f"{host.name}={host.paths.system_bus_socket}" for host in fleet.hosts]
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, str(SLOW_SERVICE), "--delay-ms", str(delay_ms), *targets,
+        stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    try:
+        assert process.stdout is not None
+        ready = await asyncio.wait_for(process.stdout.readline(), timeout=60)
+        if ready.split() != [b"ready", str(len(targets)).encode()]:
+            raise RuntimeError(f"slow_service.py did not start (said {ready!r}, rc {process.returncode})")
+        yield process.pid
+    finally:
+        if process.returncode is None:
+            os.kill(process.pid, signal.SIGTERM)
+            try:
+                await asyncio.wait_for(process.wait(), timeout=5)
+            except TimeoutError:
+                os.kill(process.pid, signal.SIGKILL)
+                await process.wait()
 
 
 # ---- the references ----------------------------------------------------------------------------------------
@@ -340,6 +411,33 @@ class Figures:
     cpu_get_per_host: float = 0.0
     """Seconds of this process's own CPU per host per warm get_property fan-out: what fleetbus itself costs,
     where the wall time also holds the simulated hosts' sshd, bridge, bus and hostnamed on the same cores."""
+    delay_ms: float = 0.0
+    """The latency-bound read's delay on every host (0: not measured)."""
+    warm_delayed: float = 0.0
+    """A warm fan-out of the delayed read (median): through `fan_out` over links, or host= tool calls (runtime)."""
+    delayed_overlap: float = 0.0
+    """Hosts in flight on average during that fan-out (median): Σ per-host time / wall time."""
+    cpu_delayed_per_host: float = 0.0
+    tool_delayed: float = 0.0
+    """`get_property hosts=all` of the delayed read as one tool call (--via runtime)."""
+    cpu_tool_delayed_per_host: float = 0.0
+
+
+async def measure_delayed(fleet: Fleet, reader: Reader, figures: Figures, rounds: int) -> None:
+    """The latency-bound read, on the connections the other reads opened, while slow_service.py runs."""
+    hosts = [host.name for host in fleet.hosts]
+    async with slow_service(fleet, figures.delay_ms):
+        await warm(hosts, reader.delayed)  # the first read of a new name: its owner is looked up
+        cpu_before = time.process_time()
+        runs = [await warm_overlapping(hosts, reader.delayed) for _ in range(rounds)]
+        figures.cpu_delayed_per_host = (time.process_time() - cpu_before) / rounds / len(hosts)
+        figures.warm_delayed = median([took for took, _ in runs])
+        figures.delayed_overlap = median([overlap for _, overlap in runs])
+        if isinstance(reader, RuntimeReader):
+            await reader.fanned_delayed()
+            cpu_before = time.process_time()
+            figures.tool_delayed = median([await reader.fanned_delayed() for _ in range(rounds)])
+            figures.cpu_tool_delayed_per_host = (time.process_time() - cpu_before) / rounds / len(hosts)
 
 
 async def measure_fleetbus(sandbox: Sandbox, figures: Figures, rounds: int, via: str, state: Path) -> None:
@@ -379,6 +477,8 @@ async def measure_fleetbus(sandbox: Sandbox, figures: Figures, rounds: int, via:
             if not figures.health_failures:
                 figures.groups = len(group_outcomes(result.outcomes).answers)
                 figures.warm_health = median([await warm(hosts, reader.health) for _ in range(rounds)])
+        if figures.delay_ms:
+            await measure_delayed(fleet, reader, figures, rounds)
     finally:
         await reader.close()
 
@@ -403,7 +503,7 @@ def measure_references(sandbox: Sandbox, figures: Figures, rounds: int, ansible:
         shutil.rmtree(directory, ignore_errors=True)
 
 
-def one_size(size: int, profile: str, rounds: int, ansible: bool, via: str) -> Figures:
+def one_size(size: int, profile: str, rounds: int, ansible: bool, via: str, delay_ms: float) -> Figures:
     began = time.perf_counter()
     with Sandbox.create(hosts=size, die_with_parent=True, profile=profile,
                         timeout=max(60.0, size * 1.5)) as sandbox:  # fmt: skip
@@ -412,7 +512,8 @@ def one_size(size: int, profile: str, rounds: int, ansible: bool, via: str) -> F
         assert fleet is not None
         cgroups = CgroupLayout.detect()
         memory = [memory_of(cgroups.pids(h.paths.cgroup_name) | {h.keeper_pid}) for h in fleet.hosts]
-        figures = Figures(size, profile, start_s, median([m[0] for m in memory]), median([m[1] for m in memory]))
+        figures = Figures(size, profile, start_s, median([m[0] for m in memory]), median([m[1] for m in memory]),
+                          delay_ms=delay_ms)  # fmt: skip
         print(f"\n{size} {profile} hosts up in {start_s:.1f} s; per host {figures.host_pss:.1f} MiB PSS "
               f"({figures.host_rss:.1f} MiB RSS)", flush=True)  # fmt: skip
         with tempfile.TemporaryDirectory(prefix="fleetbus-bench-state-") as state:
@@ -432,6 +533,13 @@ def report_size(f: Figures) -> None:
             else ""
         )
         print(f"  tool get_property hosts=all {f.tool_get * 1000:7.1f} ms (one call, grouped){health}")
+    if f.warm_delayed:
+        print(f"  delayed read ({f.delay_ms:g} ms a host)  warm {f.warm_delayed * 1000:7.1f} ms, "
+              f"{f.delayed_overlap:.1f} hosts in flight   "
+              f"(fleetbus CPU {f.cpu_delayed_per_host * 1e6:.0f} µs per host)")  # fmt: skip
+    if f.tool_delayed:
+        print(f"  tool get_property hosts=all (delayed) {f.tool_delayed * 1000:7.1f} ms   "
+              f"(fleetbus CPU {f.cpu_tool_delayed_per_host * 1e6:.0f} µs per host)")  # fmt: skip
     if f.cold_failures:
         print(f"  cold fan-out: {f.cold_failures}")
     if f.health_failures:
@@ -465,6 +573,24 @@ def summary(results: list[Figures]) -> None:
             f"health {big.warm_health / small.warm_health if small.warm_health else float('nan'):.2f}, "
             f"cold get {big.cold_get / small.cold_get:.2f}"
         )
+    delayed = [f for f in results if f.warm_delayed]
+    if delayed:
+        print(f"\nlatency-bound read ({delayed[0].delay_ms:g} ms on every host; in flight: Σ per-host time / wall):")
+        print("  N    profile  delayed warm  in flight  CPU/host   tool hosts=all  CPU/host")
+        for f in delayed:
+            tool = (
+                f"{f.tool_delayed * 1000:9.1f} ms  {f.cpu_tool_delayed_per_host * 1e6:6.0f} µs"
+                if f.tool_delayed
+                else "        —           —"
+            )
+            print(f"  {f.size:<4} {f.profile:<8} {f.warm_delayed * 1000:9.1f} ms  {f.delayed_overlap:9.1f}  "
+                  f"{f.cpu_delayed_per_host * 1e6:6.0f} µs   {tool}")  # fmt: skip
+    full_delayed = {f.size: f for f in delayed if f.profile == "full"}
+    if len(full_delayed) >= 2:
+        small, big = full_delayed[min(full_delayed)], full_delayed[max(full_delayed)]
+        tool = f", tool hosts=all {big.tool_delayed / small.tool_delayed:.2f}" if small.tool_delayed else ""
+        print(f"  scaling t({big.size})/t({small.size}): delayed {big.warm_delayed / small.warm_delayed:.2f}{tool} "
+              f"(get_property, CPU-bound here: {big.warm_get / small.warm_get:.2f})")  # fmt: skip
 
 
 def main() -> None:
@@ -476,6 +602,8 @@ def main() -> None:
     parser.add_argument("--inotify-instances", type=int, default=0, help="raise the limit to this for the run")
     parser.add_argument("--via", choices=["direct", "runtime"], default="direct",
                         help="direct: fan_out over SshHost relay links; runtime: tools via Runtime")  # fmt: skip
+    parser.add_argument("--host-delay-ms", type=float, default=20.0,
+                        help="the latency-bound read's delay on every host (0: leave that read out)")  # fmt: skip
     args = parser.parse_args()
     if args.via == "runtime" and not HAVE_REGISTRY:
         parser.error("--via runtime needs fleetbus.hosts.registry (hosts have not landed in this checkout)")
@@ -490,7 +618,7 @@ def main() -> None:
         print(f"fs.inotify.max_user_instances {previous} -> {args.inotify_instances} for this run")
     try:
         for size, profile in plan:
-            results.append(one_size(size, profile, args.rounds, not args.no_ansible, args.via))
+            results.append(one_size(size, profile, args.rounds, not args.no_ansible, args.via, args.host_delay_ms))
     finally:
         if limits.inotify_limit() != previous:
             limits.MAX_INSTANCES.write_text(f"{previous}\n")
