@@ -13,6 +13,7 @@ from fleetbus.tools.fanout.grouping import (
     volatile_paths,
     without_volatile,
 )
+from fleetbus.tools.fanout.tools import VOLATILE_FIELDS
 
 
 def test_a_padded_run_with_a_gap() -> None:
@@ -135,3 +136,15 @@ def test_volatile_fields_shown_per_host_only_when_asked() -> None:
 def test_without_declared_volatile_fields_every_difference_counts() -> None:
     grouped = group_outcomes([_ok("a1", "active", 1), _ok("a2", "active", 2)])
     assert [g.hosts for g in grouped.answers] == [["a1"], ["a2"]]
+
+
+def test_health_answers_that_differ_only_in_a_pressure_figure_share_a_group() -> None:
+    def health(load: float | None) -> dict[str, object]:
+        pressure = [] if load is None else [{"what": "load per CPU (1 min)", "value": load, "threshold": 2.0}]
+        return {"healthy": load is None, "failed_units": [], "hanging": [], "pressure": pressure,
+                "load": {"1m": (load or 1.0) * 2}, "memory_used_percent": 3.1}  # fmt: skip
+
+    outcomes = [Outcome("host01", health(4.57)), Outcome("host02", health(4.61)), Outcome("host03", health(None))]
+    grouped = group_outcomes(outcomes, volatile=VOLATILE_FIELDS["health_check"], show_varying=True)
+    assert [group.hosts for group in grouped.answers] == [["host01", "host02"], ["host03"]]
+    assert {"host": "host02", "path": "pressure.0.value", "value": 4.61} in grouped.varying

@@ -118,7 +118,17 @@ VOLATILE_FIELDS: dict[str, tuple[str, ...]] = {
     "unit_status": ("since", "active_since", "main_pid", "memory_bytes", "cpu_seconds", "tasks", "lines", "fragment"),
     "list_units": ("next_cursor",),
     "list_unit_files": ("next_cursor",),
-    "health_check": ("**.since", "**.stuck_s", "**.last_restart_ago_s", "**.last_lines", "load", "memory_used_percent"),
+    # pressure.*.value: the figure over its threshold (load, memory…) moves from read to read; which figure is
+    # over which threshold is compared, so a load reading taken a moment later does not split the answer.
+    "health_check": (
+        "**.since",
+        "**.stuck_s",
+        "**.last_restart_ago_s",
+        "**.last_lines",
+        "load",
+        "memory_used_percent",
+        "pressure.*.value",
+    ),
     "host_info": ("hostname", "static_hostname", "machine_id", "boot_id", "booted", "uptime_s"),
     "query_journal": ("entries.*.time", "entries.*.pid", "entries.*.__*", "window", "next_cursor", "cursor"),
     "time_status": ("time", "rtc_time"),
