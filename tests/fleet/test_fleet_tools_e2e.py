@@ -20,7 +20,7 @@ from mcp_types import RequestParamsMeta
 from fleetbus.sandbox import Sandbox
 from fleetbus.sandbox.fleet import Fault, faults
 from tests.e2e.client import call, serve, text
-from tests.e2e.serving import fleetbus
+from tests.e2e.serving import fleetbus, http_client, http_server, mint
 from tests.fleet.conftest import start_fleet
 
 pytestmark = [pytest.mark.fleet, pytest.mark.xdist_group("fleet-tools")]
@@ -274,3 +274,30 @@ async def test_progress_per_host_in_the_2026_era_too(fleet_sandbox: Sandbox, tmp
         )
     assert answer["answered"] == 5, answer
     assert seen == [1, 2, 3, 4, 5]
+
+
+async def test_over_http_a_token_for_two_hosts_and_one_unit_glob_fans_out_and_rolls_on_its_hosts_only(
+    fleet_sandbox: Sandbox, tmp_path: Path
+) -> None:
+    state = tmp_path / "state"
+    token = mint(
+        fleet_sandbox, state, "roll-two", "read,units:write:roll*", "--hosts", "host01",
+        "--hosts", "host02",
+    )  # fmt: skip
+    job = {"unit": ROLL, "action": "restart", "hosts": "fleet", "batches": ["100%"], "gate": {"min_healthy_s": 1}}
+    with http_server(fleet_sandbox, state, safety="admin") as server:
+        async with http_client(server.url, token) as client:
+            read = structured(
+                await call(client, "get_property", service="org.freedesktop.hostname1",
+                           path="/org/freedesktop/hostname1", interface="org.freedesktop.hostname1",
+                           property="Hostname", hosts="fleet")
+            )  # fmt: skip
+            assert (read["total"], read["answered"]) == (2, 2), read
+            dry = structured(await client.call_tool("rolling_unit_job", {**job, "dry_run": True, "format": "json"}))
+            assert dry["plan"]["hosts"] == "host[01-02]"
+            assert (dry["plan"]["host_count"], dry["plan"]["out_of"]) == (2, 2)  # its hosts, not the inventory's
+            ran = structured(await client.call_tool("rolling_unit_job", {**job, "format": "json"}))
+            assert ran["counts"] == {"done": 2, "failed": 0, "not touched": 0}, ran
+            other = await client.call_tool("rolling_unit_job", {**job, "unit": WORKER})
+            assert other.is_error
+            assert "lacks scope units:write" in text(other), text(other)

@@ -49,6 +49,9 @@ def test_the_plan_is_one_operation_to_approve() -> None:
     approved = p.as_operation("fleet")
     assert approved.kind == FLEET_PLAN
     assert approved.args == (p.digest,)
+    with_units = Plan.of(p.operations, p.batches, p.terms, units=["worker.service", "worker.service"])
+    assert with_units.digest == p.digest  # the units are what the operations already say
+    assert with_units.as_operation("fleet").args == (p.digest, "worker.service")
     assert approved.host == "fleet"
     assert plan(serial=[2, "100%"]).as_operation("fleet").digest() != approved.digest()
 

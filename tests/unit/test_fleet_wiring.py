@@ -92,6 +92,17 @@ def test_a_plan_needs_units_write_and_nothing_more() -> None:
     assert scopes.check(frozenset({scopes.READ}), None, PLAN, classification, "t") is not None
 
 
+def test_a_units_write_glob_covering_the_plans_units_may_ask_for_it_and_its_hosts_are_the_callers() -> None:
+    plan = Operation(FLEET_PLAN, host="fleet", member="rolling", args=("0" * 64, "worker.service"))
+    classification = classify(plan, None, ())
+    worker = frozenset({f"{scopes.UNITS_WRITE}:worker*"})
+    assert scopes.check(worker, None, plan, classification, "t") is None
+    assert scopes.check(frozenset({f"{scopes.UNITS_WRITE}:web*"}), None, plan, classification, "t") is not None
+    assert scopes.check(worker, None, PLAN, classification, "t") is not None  # a plan naming no unit: plain only
+    # The pattern is not a host: a token limited to host01 asks for the plan of the hosts it may touch.
+    assert scopes.check(worker, ["host01"], plan, classification, "t") is None
+
+
 def test_a_fleet_call_puts_its_id_and_work_order_on_records_and_leaves_nothing_behind() -> None:
     assert fleet_call.record_fields() == {}
     with fleet_call.work_order("WO-1"):

@@ -72,8 +72,9 @@ def required(operation: Operation, classification: Classification) -> Requiremen
     if operation.kind == AUDIT_QUERY:
         return Requirement(ADMIN)
     if operation.kind == FLEET_PLAN:
-        # A plan does nothing itself; each unit job in it is checked on its own host (with its unit names).
-        return Requirement(UNITS_WRITE)
+        # A plan does nothing itself; each unit job in it is checked on its own host (with its unit names). To be
+        # asked at all it needs what its jobs need: units:write, or a units:write:GLOB covering its units.
+        return Requirement(UNITS_WRITE, tuple(str(unit) for unit in operation.args[1:]))
     if operation.kind.startswith(EXEC_KIND_PREFIX) or classification.runs_code or _starts_transient_unit(operation):
         return Requirement(EXEC)
     if classification.risk is Risk.READ:
@@ -136,7 +137,9 @@ def check(
     client: str,
 ) -> Refusal | None:
     """None when the caller may make this call; else what is missing, in words that name the scope."""
-    if not host_allowed(hosts, operation.host):
+    # A plan's host is the pattern it was resolved from; the hosts it selected are the caller's only (the selector
+    # leaves the others out) and each host's own call is checked here with its own host.
+    if operation.kind != FLEET_PLAN and not host_allowed(hosts, operation.host):
         reachable = ", ".join(hosts or ()) or "none"
         return Refusal(
             f"host:{operation.host}",

@@ -12,6 +12,7 @@ from fleetbus import output
 from fleetbus.guard import fleet_call
 from fleetbus.guard.approvals import Approval
 from fleetbus.hosts.patterns import PatternError
+from fleetbus.operation import LOCAL_HOST
 from fleetbus.tools.fanout.local import ContextRunner, ContextUnitJobs
 from fleetbus.tools.fanout.plan import Plan, PlanLedger
 from fleetbus.tools.fanout.progress import ProgressSession
@@ -47,7 +48,12 @@ class CallerHosts:
         return [name for name in names if self.hosts.matches(self.allowed, name)]
 
     def total(self) -> int:
-        return len(self.hosts.names())
+        """The hosts a plan's share is of: the inventory's that this caller may touch, without `local` (which no
+        pattern but its own name selects)."""
+        names = [name for name in self.hosts.names() if name != LOCAL_HOST]
+        if self.allowed is None:
+            return len(names)
+        return sum(1 for name in names if self.hosts.matches(self.allowed, name))
 
 
 NOT_FANNED = frozenset({"find_tools", "explain"})

@@ -18,8 +18,9 @@ from fleetbus.tools.fanout.grouping import compress_hosts
 
 __all__ = ["FLEET_PLAN", "Plan", "PlanLedger"]
 
-# FLEET_PLAN: the Operation kind that stands for a whole plan in the approval store and the audit log: its one
-# argument is the plan's digest, so the store's exact-match, use-once approvals bind to the plan as to a call.
+# FLEET_PLAN: the Operation kind that stands for a whole plan in the approval store and the audit log: its first
+# argument is the plan's digest, so the store's exact-match, use-once approvals bind to the plan as to a call; the
+# units its operations act on follow, so that a token's `units:write:GLOB` is judged on them.
 
 
 @dataclass(frozen=True)
@@ -28,12 +29,18 @@ class Plan:
     batches: tuple[tuple[str, ...], ...]
     terms: Mapping[str, Any] = field(default_factory=dict)
     """What else decides how far the change can spread: `max_failures`, the gate. A looser gate is a new plan."""
+    units: tuple[str, ...] = ()
+    """The units its operations act on: what a `units:write:GLOB` token must cover for the plan to be asked."""
 
     @classmethod
     def of(
-        cls, operations: Iterable[Operation], batches: Sequence[Sequence[str]], terms: Mapping[str, Any] | None = None
+        cls,
+        operations: Iterable[Operation],
+        batches: Sequence[Sequence[str]],
+        terms: Mapping[str, Any] | None = None,
+        units: Sequence[str] = (),
     ) -> Plan:
-        return cls(tuple(operations), tuple(tuple(batch) for batch in batches), dict(terms or {}))
+        return cls(tuple(operations), tuple(tuple(batch) for batch in batches), dict(terms or {}), tuple(units))
 
     def operation_digests(self) -> list[str]:
         return sorted(operation.digest() for operation in self.operations)
@@ -55,7 +62,7 @@ class Plan:
 
     def as_operation(self, target: str) -> Operation:
         """The one Operation a person approves for the whole plan; `target` (the host pattern) is its host."""
-        return Operation(FLEET_PLAN, host=target, member="rolling", args=(self.digest,))
+        return Operation(FLEET_PLAN, host=target, member="rolling", args=(self.digest, *sorted(set(self.units))))
 
     def blast_radius(self, *, out_of: int) -> dict[str, Any]:
         """What a person sees before approving: how many hosts of how many, the batches, the exact calls."""

@@ -470,7 +470,7 @@ async def rolling_unit_job(
         "gate": dataclasses.asdict(spec),
         "wait": wait,
     }
-    plan = Plan.of(operations.values(), batches, terms)
+    plan = Plan.of(operations.values(), batches, terms, units=(unit,))
     radius = plan.blast_radius(out_of=selector.total())
     answer: dict[str, Any] = {"unit": unit, "action": action, "hosts": arguments["hosts"], "plan": radius}
     if "work_order" in arguments:
