@@ -9,6 +9,7 @@ from typing import Any
 
 from fleetbus.guard.audit import AuditLog, iter_records, verify
 from fleetbus.guard.audit.coalesce import Coalescer
+from fleetbus.guard.audit.read import query
 
 
 class Clock:
@@ -104,3 +105,24 @@ async def test_under_an_event_loop_counts_are_written_when_the_interval_ends(tmp
     assert [r["count"] for r in written(tmp_path)] == [1, 49]
     assert refusals.open_windows == 0
     log.close()
+
+
+def test_repeats_from_other_fleet_calls_stay_findable_by_their_call_id_and_work_order(tmp_path: Path) -> None:
+    clock = Clock()
+    log = AuditLog(tmp_path, fsync=False)
+    refusals = Coalescer(log, 10.0, clock=clock)
+    refusals.append({**refusal(), "call_id": "c0", "work_order": "WO-1"})
+    for n in range(1, 50):
+        clock.now += 0.01
+        refusals.append({**refusal(), "call_id": f"c{n}", "work_order": "WO-1" if n % 2 else "WO-2"})
+    refusals.flush()
+    log.close()
+    first, count = written(tmp_path)
+    assert first["call_id"] == "c0"
+    assert count["count"] == 49
+    assert count["call_ids"] == [f"c{n}" for n in range(1, 33)]  # bounded: the rest are only counted
+    assert count["tags_dropped"] == 49 - 32
+    assert count["work_orders"] == ["WO-2"]  # WO-1 is the first record's own
+    for call_id in ("c0", "c7", "c32"):
+        assert query(tmp_path, call_id=call_id), call_id
+    assert [r["seq"] for r in query(tmp_path, work_order="WO-2")] == [count["seq"]]

@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from fleetbus.guard.audit.log import AuditLog
@@ -16,6 +16,10 @@ from fleetbus.guard.audit.records import now_stamp
 COALESCED_EVENTS = frozenset({"denied", "rate-limited", "rejected"})
 MAX_OPEN = 10_000
 """Operations counted at once; beyond it the oldest count is written early (memory a flood cannot grow)."""
+MAX_TAGS = 32
+"""Distinct fleet call ids (and work orders) a count lists beside its first record's; more are only counted."""
+TAGS = (("call_id", "call_ids"), ("work_order", "work_orders"))
+"""A repeat's field, and the list in the count record that keeps it findable (`audit query --call-id`)."""
 
 Key = tuple[str, str, str]
 """(client, operation digest, event)."""
@@ -29,6 +33,23 @@ class _Window:
     repeats: int = 0
     since: str | None = None
     until: str | None = None
+    tags: dict[str, list[str]] = field(default_factory=dict)
+    """Fleet call ids and work orders of repeats that differ from the first record's (at most MAX_TAGS each)."""
+    tags_dropped: int = 0
+
+    def tag(self, fields: Mapping[str, Any]) -> None:
+        # A repeat from another fan-out or ticket is counted here, but must still be found by its own id.
+        for name, plural in TAGS:
+            value = fields.get(name)
+            if value is None or value == self.fields.get(name):
+                continue
+            seen = self.tags.setdefault(plural, [])
+            if value in seen:
+                continue
+            if len(seen) < MAX_TAGS:
+                seen.append(str(value))
+            else:
+                self.tags_dropped += 1
 
 
 class Coalescer:
@@ -54,6 +75,7 @@ class Coalescer:
         window = self._open.get(key)
         if window is not None:
             window.repeats += 1
+            window.tag(fields)
             stamp = now_stamp()
             window.since = window.since or stamp
             window.until = stamp
@@ -93,6 +115,8 @@ class Coalescer:
                     "repeats": window.first_seq,
                     "since": window.since,
                     "until": window.until,
+                    **window.tags,
+                    **({"tags_dropped": window.tags_dropped} if window.tags_dropped else {}),
                 }
             )
 

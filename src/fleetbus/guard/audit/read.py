@@ -5,7 +5,7 @@ from __future__ import annotations
 import fnmatch
 import time
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -239,9 +239,9 @@ def query(
             continue
         if event is not None and record.get("event") != event:
             continue
-        if call_id is not None and record.get("call_id") != call_id:
+        if call_id is not None and not _tagged(record, "call_id", "call_ids", call_id):
             continue
-        if work_order is not None and record.get("work_order") != work_order:
+        if work_order is not None and not _tagged(record, "work_order", "work_orders", work_order):
             continue
         operation = record.get("operation") or {}
         name = f"{operation.get('interface', '')}.{operation.get('member', '')}"
@@ -255,6 +255,12 @@ def query(
         if len(found) >= limit:
             break
     return found
+
+
+def _tagged(record: Mapping[str, Any], name: str, plural: str, value: str) -> bool:
+    """The record's own call id (or work order), or one of the repeats a refusal count stands for."""
+    listed = record.get(plural)
+    return record.get(name) == value or (isinstance(listed, list) and value in listed)
 
 
 def _epoch(stamp: str) -> float:
