@@ -47,8 +47,9 @@ def _row(record: dict[str, Any]) -> dict[str, Any]:
         "error": record.get("error"),
         # Repeated refusals are one record per interval: how many calls it stands for (see guard/audit/coalesce).
         "count": record.get("count", 1),
-        # One fan-out or rolling job (call_id) and the ticket it was for (work_order), when there were any.
-        **{key: record[key] for key in ("call_id", "work_order", "plan") if key in record},
+        # One fan-out or rolling job (call_id) and the ticket it was for (work_order), when there were any; a
+        # refusal count also lists those of its repeats.
+        **{key: record[key] for key in ("call_id", "work_order", "plan", "call_ids", "work_orders") if key in record},
     }
 
 
