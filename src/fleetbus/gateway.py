@@ -43,6 +43,7 @@ from fleetbus.guard.limits import RateLimited, RateLimiter
 from fleetbus.guard.policy import Decision, Policy, Verdict
 from fleetbus.guard.redact import REDACTED, audit_arguments
 from fleetbus.hosts.errors import HostError
+from fleetbus.hosts.host import HostState
 from fleetbus.hosts.registry import HostRegistry, UnknownHost
 from fleetbus.operation import (
     AUDIT_QUERY,
@@ -50,6 +51,7 @@ from fleetbus.operation import (
     DBUS_WATCH,
     FLEET_PLAN,
     HOST_METRICS,
+    HOST_PROBE,
     JOURNAL_QUERY,
     LOCAL_HOST,
     Operation,
@@ -57,6 +59,8 @@ from fleetbus.operation import (
 
 INTROSPECTABLE = well_known.INTROSPECTABLE
 T = TypeVar("T")
+PROBE_CONCURRENCY = 16
+"""Hosts list_hosts tries at once (each within the connect deadline; handshakes are gated by the registry)."""
 log = logging.getLogger(__name__)
 
 HELD_READS = 64
@@ -923,11 +927,15 @@ class Gateway:
             names = [name for name in names if self.hosts.matches(caller.hosts, name)]
         states = {name: self.hosts.get(name).state() for name in names}
         if probe:
-            # A probe is a connection attempt (a login) per host: it takes a read from the caller's budget on that
-            # host like any other read there, or list_hosts in a loop would knock on every host without limit.
-            # A host over budget is shown as last known, not tried.
-            allowed = [name for name in names if self._may_probe(caller, name)]
-            states.update({state.name: state for state in await self.hosts.check(allowed)})
+            gate = asyncio.Semaphore(PROBE_CONCURRENCY)
+
+            async def tried(name: str) -> HostState | None:
+                async with gate:
+                    return await self._probe(caller, name)
+
+            for state in await asyncio.gather(*(tried(name) for name in names)):
+                if state is not None:
+                    states[state.name] = state
         rows = []
         for name in names:
             entry, state = self.hosts.entry(name), states[name]
@@ -944,12 +952,22 @@ class Gateway:
             )
         return rows
 
-    def _may_probe(self, caller: Caller, name: str) -> bool:
+    async def _probe(self, caller: Caller, name: str) -> HostState | None:
+        """The host's state after trying to reach it, or None (shown as last known) where the try was not made.
+
+        A probe is a connection attempt (a login) on the host, so it is an operation like any read there: policy,
+        the caller's read budget on that host (or list_hosts in a loop would knock on every host without limit),
+        and the audit log, which shows who tried which host and what it answered."""
+        operation = Operation(HOST_PROBE, name, "", member="probe")
+
+        async def execute(resolved: Operation) -> HostState:
+            (state,) = await self.hosts.check([resolved.host])
+            return state
+
         try:
-            self.limiter.check(caller.client, True, name)
-        except RateLimited:
-            return False
-        return True
+            return await self.run(operation, caller, execute)
+        except (GatewayError, RateLimited):
+            return None
 
     async def process_names(self, caller: Caller, pids: Sequence[int], *, host: str = LOCAL_HOST) -> dict[int, str]:
         """The command names of processes on `host` (an audited host.metrics read), for labelling bus peers;

@@ -19,6 +19,8 @@ JOURNAL_QUERY = "journal.query"
 """Reading a host's journal: args are journalctl options (the executor runs `journalctl -o json` with them)."""
 HOST_METRICS = "host.metrics"
 """Reading a host's resource figures (load, memory, disks, processes, sockets): member names the snapshot."""
+HOST_PROBE = "host.probe"
+"""Trying to reach a host now (list_hosts' probe): a connection attempt, an SSH login on a remote host."""
 FLEET_PLAN = "fleet.plan"
 """A whole plan of changes across hosts (a rolling job) as one operation to approve: its argument is the plan's
 digest, its host the pattern; each change in it is still decided on its own host."""

@@ -13,6 +13,8 @@ import pytest
 from mcp.shared.exceptions import MCPError
 
 from fleetbus.gateway import Caller
+from fleetbus.guard.audit import iter_records
+from fleetbus.operation import HOST_PROBE
 from fleetbus.runtime import Runtime
 from fleetbus.sandbox import Sandbox
 from fleetbus.sandbox.fleet import Fleet
@@ -81,6 +83,13 @@ async def test_list_hosts_shows_every_host_reachable_with_its_groups(runtime: Ru
     assert "web" in rows["host01"]["groups"].split(",")
     only_web = await ok(runtime, "list_hosts", pattern="web:!host02", probe=False, format="json")
     assert [row["name"] for row in only_web["hosts"]] == ["host01"]
+    # Each probe was a login on its host: audited as an operation there (and none for probe=false).
+    probes = [
+        record
+        for _, _, record in iter_records(runtime.settings.audit_directory)
+        if record["operation"].get("kind") == HOST_PROBE and record["event"] == "succeeded"
+    ]
+    assert sorted(record["host"] for record in probes) == sorted(["local", *(host.name for host in fleet.hosts)])
 
 
 async def test_get_property_answers_from_the_host_named(runtime: Runtime, fleet: Fleet) -> None:

@@ -23,7 +23,16 @@ from fleetbus.guard.catalog.entries import (
     lookup_property,
     unit_name_from_path,
 )
-from fleetbus.operation import AUDIT_QUERY, DBUS_CALL, DBUS_WATCH, FLEET_PLAN, HOST_METRICS, JOURNAL_QUERY, Operation
+from fleetbus.operation import (
+    AUDIT_QUERY,
+    DBUS_CALL,
+    DBUS_WATCH,
+    FLEET_PLAN,
+    HOST_METRICS,
+    HOST_PROBE,
+    JOURNAL_QUERY,
+    Operation,
+)
 
 
 @dataclass(frozen=True)
@@ -221,6 +230,7 @@ READ_KINDS = {
     # The journal executor accepts only query options (never --rotate, --vacuum-*, --flush…), so this holds.
     JOURNAL_QUERY: "reads the journal",
     HOST_METRICS: "reads resource figures (load, memory, disks, processes, sockets)",
+    HOST_PROBE: "tries to reach the host (an SSH login) and reports whether it answers",
 }
 """Operation kinds other than method calls that only read."""
 
