@@ -60,16 +60,15 @@ async def offered_key(
         raise HostUnreachable(target.name, f"cannot reach {destination}: {exc}") from exc
     if key is None:
         raise HostUnreachable(target.name, f"{destination} offered no host key")
-    names = list(dict.fromkeys(n for n in (target.name, target.address) if n))
-    if target.port not in (None, 22):
-        names = [f"[{name}]:{target.port}" for name in names]
+    lookup = key_lookup(target)
+    names = [f"[{name}]:{lookup.port}" if lookup.port is not None else name for name in lookup.names]
     public = key.export_public_key("openssh").decode().split()
     line = f"{','.join(names)} {public[0]} {public[1]}\n"
     files = tuple(dict.fromkeys(p.expanduser() for p in (read or (known_hosts,))))
     listed = "none"
     listed_in: list[Path] = []
     for file in files:
-        trusted = _listed(KnownHosts.load([file]), target)
+        trusted = _listed(KnownHosts.load([file]), lookup)
         if not trusted:
             continue
         listed_in.append(file)
@@ -82,14 +81,40 @@ async def offered_key(
     )
 
 
-def _listed(known: KnownHosts, target: SshTarget) -> Sequence[asyncssh.SSHKey]:
-    """The keys `known` trusts for the target, by its name or else its address."""
-    for name in (target.name, target.address):
-        if not name:
-            continue
-        trusted: Sequence[asyncssh.SSHKey] = known.entries.match(
-            name, "", target.port if target.port not in (None, 22) else None
-        )[0]
+@dataclass(frozen=True)
+class KeyLookup:
+    names: tuple[str, ...]
+    """What a connection looks the key up by: the config's HostKeyAlias alone, else the host name it connects to
+    (the config's HostName), with the inventory's name and address."""
+    port: int | None
+    """The port it connects to, where it is not 22 (known_hosts then lists `[name]:port`)."""
+
+
+def key_lookup(target: SshTarget) -> KeyLookup:
+    """As asyncssh looks the key up when it connects — by `HostKeyAlias or HostName` on the config's Port — so a
+    key `trust` adds is the key the next connection finds (a Port or HostKeyAlias only in ~/.ssh/config used to
+    be ignored, and the host stayed unknown after trusting it)."""
+    destination = target.address or target.name
+    alias: str | None = None
+    host, port = destination, target.port
+    try:
+        options = asyncssh.SSHClientConnectionOptions(
+            host=destination,
+            port=target.port if target.port is not None else (),
+            config=[str(p) for p in target.config] if target.config else (),
+        )
+    except (asyncssh.Error, OSError, ValueError):
+        pass  # a config asyncssh cannot read fails the connection anyway; the names below are the inventory's
+    else:
+        alias, host, port = options.host_key_alias, options.host, options.port
+    names = (alias,) if alias else tuple(dict.fromkeys(n for n in (target.name, target.address, host) if n))
+    return KeyLookup(names, port if port not in (None, 22) else None)
+
+
+def _listed(known: KnownHosts, lookup: KeyLookup) -> Sequence[asyncssh.SSHKey]:
+    """The keys `known` trusts for the host, by the first of its names that lists any."""
+    for name in lookup.names:
+        trusted: Sequence[asyncssh.SSHKey] = known.entries.match(name, "", lookup.port)[0]
         if trusted:
             return trusted
     return ()
