@@ -214,6 +214,55 @@ async def test_a_writer_into_a_frozen_bus_is_held_back_not_buffered(fleet: Fleet
                 assert me.memory_info().rss - rss < 32 * MiB
 
 
+@pytest.mark.parametrize("route", ROUTES)
+async def test_links_past_the_channel_cap_wait_then_fail_and_a_freed_slot_is_really_free(
+    fleet: Fleet, route: str
+) -> None:
+    async with relay_on(fleet, "host01", limits(route)) as (connection, _path):
+        links = [await connection.open_link("system", connect_timeout=5) for _ in range(10)]
+        assert connection.channels_in_use == 10
+        began = time.monotonic()
+        with pytest.raises(BusUnavailable):
+            await connection.open_link("system", connect_timeout=5)
+        assert SETUP - 0.1 < time.monotonic() - began < SETUP + 1  # waited for a slot, then gave up cleanly
+        assert connection.channels_in_use == 10
+        # A waiter takes the slot a closing link frees, and gets its channel although sshd still counts the old
+        # session for a moment (MaxSessions 10): round after round, the oldest link closing as a new one waits.
+        for _ in range(10):
+            waiting = asyncio.create_task(connection.open_link("system", connect_timeout=5))
+            await asyncio.sleep(0.05)
+            links.pop(0).close()
+            links.append(await waiting)
+            assert connection.channels_in_use == 10
+        assert await hostname(links[-1]) == "host01"
+        for link in links:
+            link.close()
+
+
+async def test_opens_cut_short_by_a_dropped_network_leave_no_session_on_the_host(fleet: Fleet) -> None:
+    """Ten bus clients give up while their channels are still opening; when the network comes back, the host
+    must not be left holding ten sessions nobody uses (sshd would refuse every new one: MaxSessions 10)."""
+    async with relay_on(fleet, "host02", limits("bridged")) as (connection, path):
+        with fault(fleet, "host02", Fault.DROP):
+            sockets = []
+            for _ in range(10):
+                sock = socket.socket(socket.AF_UNIX)
+                sock.connect(path)
+                sockets.append(sock)
+            await asyncio.sleep(SETUP + 0.5)  # every client's setup deadline has passed
+            assert not relay_of(connection)._pairs
+            for sock in sockets:
+                sock.close()
+        # The opens reach sshd once TCP retransmits them: what they open must be closed again, and their slots
+        # (the sessions they may yet open) held until then.
+        assert await settled(lambda: ssh_channels(connection) == 0, 10), f"{ssh_channels(connection)} channels left"
+        assert connection.channels_in_use == 0
+        links = [await connection.open_link("system", connect_timeout=5) for _ in range(10)]
+        assert [await hostname(link) for link in links[:1]] == ["host02"]
+        for link in links:
+            link.close()
+
+
 async def test_a_killed_sshd_ends_open_and_opening_pairs(fleet: Fleet) -> None:
     host = ssh_host(fleet, "host03", limits("bridged", bus_setup_timeout=8, max_channels=3))
     connection = await host.connect()
