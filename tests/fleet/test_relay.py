@@ -263,6 +263,31 @@ async def test_opens_cut_short_by_a_dropped_network_leave_no_session_on_the_host
             link.close()
 
 
+async def test_a_relay_closed_while_connections_arrive_leaves_nothing_open(fleet: Fleet) -> None:
+    host = ssh_host(fleet, "host03")
+    connection = await host.connect()
+    try:
+        for turns in range(8):  # the connection accepted, its pair made, its channel opening…
+            relay = BusRelay(
+                "host03", connection._raw, connection._slots, connection._killer, Bridged(("systemd-stdio-bridge",)),
+                setup_timeout=SETUP,
+            )  # fmt: skip
+            await relay.start()
+            with socket.socket(socket.AF_UNIX) as sock:
+                sock.connect(str(relay.path))
+                for _ in range(turns):
+                    await asyncio.sleep(0)
+                await relay.close()
+                await asyncio.sleep(0.1)
+                assert not relay._pairs, f"a pair outlived its relay (after {turns} turns)"
+            assert await settled(lambda: connection.channels_in_use == 0 and ssh_channels(connection) == 0, 5), (
+                f"after {turns} turns: {connection.channels_in_use} slots, {ssh_channels(connection)} channels"
+            )
+        assert await bridges(connection) == 0
+    finally:
+        await host.close()
+
+
 async def test_a_killed_sshd_ends_open_and_opening_pairs(fleet: Fleet) -> None:
     host = ssh_host(fleet, "host03", limits("bridged", bus_setup_timeout=8, max_channels=3))
     connection = await host.connect()

@@ -114,6 +114,7 @@ class BusRelay:
         self._base = directory
         self._directory: Path | None = None
         self._server: asyncio.AbstractServer | None = None
+        self._closing = False
         self._pairs: set[_Pair] = set()
 
     @property
@@ -134,6 +135,7 @@ class BusRelay:
         return self.address
 
     async def close(self) -> None:
+        self._closing = True
         if self._server is not None:
             self._server.close()
             self._server = None
@@ -209,6 +211,9 @@ class _Pair(asyncio.Protocol):
         self.local = cast(asyncio.Transport, transport)
         if _peer_uid(self.local) != os.geteuid():
             log.warning("%s: refused a relay connection from another user", self.relay.host)
+            self.local.close()
+            return
+        if self.relay._closing:  # accepted just before the relay closed: nobody would ever close this pair
             self.local.close()
             return
         self.relay._pairs.add(self)
