@@ -24,6 +24,7 @@ import pytest
 from dbus_fast import Message, MessageFlag
 
 from fleetbus.dbus.errors import BusUnavailable
+from fleetbus.hosts.errors import HostUnreachable
 from fleetbus.hosts.relay import SYSTEM_BUS_SOCKET, Bridged, BusRelay, Forwarded
 from fleetbus.hosts.ssh import SshConnection, SshLimits
 from fleetbus.sandbox.fleet import Fault, Fleet, faults
@@ -284,6 +285,19 @@ async def test_a_relay_closed_while_connections_arrive_leaves_nothing_open(fleet
                 f"after {turns} turns: {connection.channels_in_use} slots, {ssh_channels(connection)} channels"
             )
         assert await bridges(connection) == 0
+    finally:
+        await host.close()
+
+
+async def test_a_bus_address_asked_as_the_connection_is_lost_is_refused(fleet: Fleet) -> None:
+    """The forwarding probe fails because the connection died: no relay may be set up on a dead connection."""
+    host = ssh_host(fleet, "host02", limits("forwarded", keepalive_interval=0.5, keepalive_count_max=2))
+    connection = await host.connect()
+    try:
+        with fault(fleet, "host02", Fault.DROP), pytest.raises(HostUnreachable, match=r"^host02: "):
+            await connection.bus_address("system")
+        assert connection.closed
+        assert connection._relays == {}
     finally:
         await host.close()
 
