@@ -333,7 +333,9 @@ class _Pair(asyncio.Protocol):
     def from_remote(self, data: bytes) -> None:
         if self.local is None or self._closed:
             return
-        if not self.pid_reported.done() and isinstance(self.relay.route, Bridged):
+        if self.pid is None and isinstance(self.relay.route, Bridged):
+            if self.pid_reported.done():  # no PID came: what the remote shell said instead is not the bus
+                return
             data = self._take_pid_line(data)
             if not data:
                 return
