@@ -331,6 +331,32 @@ async def test_a_killed_sshd_ends_open_and_opening_pairs(fleet: Fleet) -> None:
     await host.close()
 
 
+async def test_a_connection_lost_to_a_dropped_network_ends_open_and_opening_pairs(fleet: Fleet) -> None:
+    """Keepalives notice the host is gone; the links on it, and the opens on their way (sent, never answered),
+    end with the connection, and give back their slots."""
+    host = ssh_host(fleet, "host01", limits("bridged", keepalive_interval=0.5, keepalive_count_max=2))
+    connection = await host.connect()
+    path = Path((await connection.bus_address("system")).removeprefix("unix:path="))
+    links = [await connection.open_link("system", connect_timeout=5) for _ in range(3)]
+    try:
+        with fault(fleet, "host01", Fault.DROP):
+            opening = [asyncio.create_task(connection.open_link("system", connect_timeout=8)) for _ in range(2)]
+            assert await settled(lambda: connection.channels_in_use == 5, 1)
+            began = time.monotonic()
+            for task in opening:
+                with pytest.raises(BusUnavailable):
+                    await task
+            assert time.monotonic() - began < 0.5 * 2 + 1.5
+            assert await settled(lambda: connection.closed and not path.parent.exists(), 1)
+            assert connection.channels_in_use == 0
+            assert ssh_channels(connection) == 0
+            assert await settled(lambda: not [link for link in links if link.connected], 1)
+    finally:
+        for link in links:
+            link.close()
+        await host.close()
+
+
 async def test_the_user_bus_goes_through_the_bridge(fleet: Fleet) -> None:
     host = ssh_host(fleet, "host01")
     connection = await host.connect()
