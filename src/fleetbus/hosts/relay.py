@@ -21,12 +21,13 @@ import shlex
 import socket
 import struct
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Coroutine, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import cast
+from typing import Any, TypeVar, cast
 
 import asyncssh
+from asyncssh.channel import SSHChannel
 from asyncssh.constants import EXTENDED_DATA_STDERR
 
 from fleetbus.hosts.channels import ChannelSlots
@@ -34,11 +35,15 @@ from fleetbus.hosts.remote_process import PID_LINE_LIMIT, RemoteKiller, reportin
 
 log = logging.getLogger(__name__)
 
+_Opened = TypeVar("_Opened")
+
 BRIDGE = "systemd-stdio-bridge"
 SYSTEM_BUS_SOCKET = "/run/dbus/system_bus_socket"
 """Where the system bus listens on every systemd host (D-Bus's default, and `/var/run` links to `/run`)."""
 SOCKET_NAME = "bus"
 STDERR_KEPT = 2048
+SESSION_RETRY_FIRST = 0.02
+SESSION_RETRY_MAX = 0.25
 
 
 def bridge_argv(bus: str) -> list[str]:
@@ -109,6 +114,7 @@ class BusRelay:
         self._base = directory
         self._directory: Path | None = None
         self._server: asyncio.AbstractServer | None = None
+        self._closing = False
         self._pairs: set[_Pair] = set()
 
     @property
@@ -129,6 +135,7 @@ class BusRelay:
         return self.address
 
     async def close(self) -> None:
+        self._closing = True
         if self._server is not None:
             self._server.close()
             self._server = None
@@ -144,19 +151,36 @@ class BusRelay:
                 self._directory.rmdir()
             self._directory = None
 
-    async def _open_channel(self, pair: _Pair) -> asyncssh.SSHClientChannel[bytes]:
+    async def _open_channel(self, pair: _Pair) -> None:
+        """Opens the pair's channel; the channel's session hands it to the pair as soon as the host has opened it
+        (`_Upstream.connection_made`), so that whatever happens after, closing the pair closes the channel."""
         route = self.route
         if isinstance(route, Forwarded):
-            unix_channel, _ = await self._connection.create_unix_connection(
-                lambda: _ForwardedUpstream(pair), route.path, encoding=None
+            await pair.finishing(
+                self._connection.create_unix_connection(lambda: _ForwardedUpstream(pair), route.path, encoding=None)
             )
-            # The same channel class underneath; asyncssh types a forwarded one apart.
-            return cast("asyncssh.SSHClientChannel[bytes]", unix_channel)
-        channel, _ = await self._connection.create_session(
-            lambda: _BridgeUpstream(pair), reporting_pid(route.argv), encoding=None
-        )
+            return
+        retry = SESSION_RETRY_FIRST
+        while True:
+            try:
+                await pair.finishing(
+                    self._connection.create_session(
+                        lambda: _BridgeUpstream(pair), reporting_pid(route.argv), encoding=None
+                    )
+                )
+                break
+            except asyncssh.ChannelOpenError as exc:
+                if self._connection.is_closed():
+                    raise
+                pair.refused = exc.reason
+                # sshd refuses a session ("open failed") past MaxSessions, and counts one until it has reaped its
+                # process — a moment after it closed the channel of a link that just ended, and so after that
+                # link's slot came free here. The setup deadline bounds the retries: a host that never has room
+                # fails by it.
+                log.debug("%s: sshd has no session free yet (%s); retrying", self.host, exc.reason)
+                await asyncio.sleep(retry)
+                retry = min(retry * 2, SESSION_RETRY_MAX)
         await pair.pid_reported
-        return channel
 
 
 class _Pair(asyncio.Protocol):
@@ -174,6 +198,11 @@ class _Pair(asyncio.Protocol):
         self._opening: asyncio.Task[None] | None = None
         self._done = asyncio.Event()
         self._slot_held = False
+        self._channel_pending = False
+        """An open of this pair's channel is still on its way (it may yet give a channel to close)."""
+        self._channel_gone = False
+        self.refused: str | None = None
+        """Why sshd last refused this pair a session, while it waits for one."""
         self._closed = False
 
     # The local side (asyncio.Protocol).
@@ -182,6 +211,9 @@ class _Pair(asyncio.Protocol):
         self.local = cast(asyncio.Transport, transport)
         if _peer_uid(self.local) != os.geteuid():
             log.warning("%s: refused a relay connection from another user", self.relay.host)
+            self.local.close()
+            return
+        if self.relay._closing:  # accepted just before the relay closed: nobody would ever close this pair
             self.local.close()
             return
         self.relay._pairs.add(self)
@@ -220,17 +252,16 @@ class _Pair(asyncio.Protocol):
             async with asyncio.timeout(relay._setup_timeout):
                 await relay._slots.acquire()
                 self._slot_held = True
-                self.channel = await relay._open_channel(self)
+                await relay._open_channel(self)
         except (TimeoutError, asyncssh.Error, OSError) as exc:
-            log.warning("%s: cannot reach the bus (%s): %s", relay.host, relay.route.describe(), exc or "timeout")
+            reason = str(exc) or ("timeout" if self.refused is None else f"timeout; sshd said: {self.refused}")
+            log.warning("%s: cannot reach the bus (%s): %s", relay.host, relay.route.describe(), reason)
             self.close()
             return
         except asyncio.CancelledError:
             self.close()
             raise
-        if self._closed:  # the client went away while the channel opened: nothing will use it
-            self.channel.close()
-        elif self.local is not None:
+        if self.local is not None and not self._closed:
             self.local.resume_reading()
 
     def close(self) -> None:
@@ -248,13 +279,48 @@ class _Pair(asyncio.Protocol):
             self.local.close()
         if self.stderr:
             log.info("%s: %s said: %s", self.relay.host, BRIDGE, self.stderr.decode(errors="replace").strip())
-        if self._slot_held:
-            self._slot_held = False
-            self.relay._slots.release()
+        self._release_slot()
         self.relay._pairs.discard(self)
         if not self.pid_reported.done():
             self.pid_reported.cancel()
         self._done.set()
+
+    async def finishing(self, opening: Coroutine[Any, Any, _Opened]) -> _Opened:
+        """Awaits an asyncssh channel open, which runs on to its end even if this wait is cancelled (a client
+        gone, the setup deadline): asyncssh abandons a cancelled open half way, and the host then holds the
+        channel it opened — for a bridge, a session counted against sshd's MaxSessions — with nobody to close
+        it. Run on, the open hands its channel to this pair (`adopt`), which closes it if it is closed."""
+        task = asyncio.ensure_future(opening)
+        self._channel_pending = True
+        task.add_done_callback(self._open_ended)
+        return await asyncio.shield(task)
+
+    def _open_ended(self, task: asyncio.Future[Any]) -> None:
+        self._channel_pending = False
+        if not task.cancelled():
+            task.exception()  # retrieved here: the pair's own wait may have been cancelled, and logs its failure
+        self._release_slot()
+
+    def adopt(self, channel: asyncssh.SSHClientChannel[bytes]) -> None:
+        """The host opened this pair's channel (called by asyncssh before the open returns)."""
+        self.channel = channel
+        if self._closed:  # the client or the deadline went while it opened: nothing will use it
+            channel.close()
+
+    def channel_gone(self) -> None:
+        self._channel_gone = True
+        self.remote_ended()
+        self._release_slot()
+
+    def _release_slot(self) -> None:
+        # The slot is the host's session: held until the pair is done, no open is on its way and its channel
+        # (if any) is gone at the host too — sshd refuses a new session while the old one is still closing.
+        if not self._slot_held or not self._closed or self._channel_pending:
+            return
+        if self.channel is not None and not self._channel_gone:
+            return
+        self._slot_held = False
+        self.relay._slots.release()
 
     async def closed(self) -> None:
         await self._done.wait()
@@ -267,7 +333,9 @@ class _Pair(asyncio.Protocol):
     def from_remote(self, data: bytes) -> None:
         if self.local is None or self._closed:
             return
-        if not self.pid_reported.done() and isinstance(self.relay.route, Bridged):
+        if self.pid is None and isinstance(self.relay.route, Bridged):
+            if self.pid_reported.done():  # no PID came: what the remote shell said instead is not the bus
+                return
             data = self._take_pid_line(data)
             if not data:
                 return
@@ -315,6 +383,10 @@ class _Upstream:
     def __init__(self, pair: _Pair) -> None:
         self._pair = pair
 
+    def connection_made(self, chan: SSHChannel[bytes]) -> None:
+        # The same channel class underneath for both routes; asyncssh types a forwarded one apart.
+        self._pair.adopt(cast("asyncssh.SSHClientChannel[bytes]", chan))
+
     def data_received(self, data: bytes, datatype: asyncssh.DataType) -> None:
         if datatype == EXTENDED_DATA_STDERR:
             self._pair.from_remote_stderr(data)
@@ -339,7 +411,7 @@ class _Upstream:
     def connection_lost(self, exc: Exception | None) -> None:
         if exc is not None:
             log.debug("%s: relay channel ended: %s", self._pair.relay.host, exc)
-        self._pair.remote_ended()
+        self._pair.channel_gone()
 
 
 class _ForwardedUpstream(_Upstream, asyncssh.SSHUNIXSession[bytes]):

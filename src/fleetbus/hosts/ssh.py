@@ -206,6 +206,11 @@ class SshConnection:
                     directory=self._relay_directory,
                 )
                 await relay.start()
+                if self.closed:
+                    # Lost while the route was probed (the probe then fails and says "bridge"): `lost` has
+                    # closed the relays it knew of, and this one would outlive the connection with nobody to close it.
+                    await relay.close()
+                    raise HostUnreachable(self.host, f"the SSH connection was lost ({self.close_reason or 'closed'})")
                 self._relays[bus] = relay
             return relay.address
 
