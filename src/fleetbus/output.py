@@ -151,8 +151,13 @@ def error(message: str) -> ToolResult:
 
 
 def success(structured: dict[str, Any], *, fmt: str = "json", budget: int = MAX_RESULT_CHARS) -> ToolResult:
+    cleaned = clean(structured)
+    rendered = render_json(cleaned)
+    if len(rendered) <= budget:
+        # Most results fit as they are: their JSON, rendered once to measure it, is the text too.
+        return ToolResult(cleaned, rendered if fmt == "json" else render_toon(cleaned))
     try:
-        shaped, notes = fit(clean(structured), budget)
+        shaped, notes = fit(cleaned, budget)
     except OverBudget as exc:
         return error(str(exc))
     if notes:
