@@ -19,8 +19,6 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-import toon_format
-
 if TYPE_CHECKING:
     from fleetbus.guard.approvals import Approval
 
@@ -107,6 +105,8 @@ def render_json(value: Any) -> str:
 
 
 def render_toon(value: Any) -> str:
+    import toon_format  # noqa: PLC0415 -- imported by the first table rendered, not by every server's start
+
     return toon_format.dumps(value, delimiter=TOON_DELIMITER)
 
 
