@@ -329,7 +329,9 @@ class ToolRegistry:
                 raise ToolError("invalid argument 'hosts': give host (one host) or hosts (a pattern), not both")
             if HOST in _properties(spec):
                 # The gateway checks the name against the inventory (naming the closest ones) before connecting.
-                context = dataclasses.replace(context, host=str(args.pop(HOST, LOCAL_HOST)))
+                host = str(args.pop(HOST, LOCAL_HOST))
+                if host != context.host:
+                    context = dataclasses.replace(context, host=host)
             bound = output.CURSOR_HOST.set(context.host)
             try:
                 structured = await spec.handler(context, args)
