@@ -291,10 +291,12 @@ class ToolRegistry:
         fast = self._fast.get(name)
         if fast is None:
             spec = self._tools[name]
-            # Both schemas are checked against the metaschema once, at the tool's first call.
+            # Both schemas are checked once, at the tool's first call: against the metaschema, and compiled (which
+            # refuses a pattern that is no regular expression, as jsonschema's check_schema did).
             jsonschema_rs.meta.validate(dict(spec.input_schema))
             if spec.output_schema is not None:
                 jsonschema_rs.meta.validate(dict(spec.output_schema))
+                jsonschema_rs.Draft202012Validator(dict(spec.output_schema))
             fast = self._fast[name] = jsonschema_rs.Draft202012Validator(dict(spec.input_schema))
         try:
             return bool(fast.is_valid(arguments))
