@@ -6,6 +6,7 @@ import dataclasses
 import functools
 import hashlib
 import json
+import threading
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -65,9 +66,10 @@ class Operation:
             return _encode(self)
         if known is None:
             known = _encode(self)
-            if len(_ENCODED) >= ENCODED:
-                _ENCODED.pop(next(iter(_ENCODED)))
-            _ENCODED[key] = known
+            with _ENCODING:  # approvals digest operations in worker threads too
+                while len(_ENCODED) >= ENCODED:
+                    _ENCODED.pop(next(iter(_ENCODED)))
+                _ENCODED[key] = known
         return known
 
     def describe(self) -> str:
@@ -80,6 +82,7 @@ _FIELDS = dataclasses.fields(Operation)
 ENCODED = 1024
 """Operations whose canonical JSON and digest are kept for equal ones (the oldest forgotten first)."""
 _ENCODED: dict[tuple[Operation, tuple[type, ...]], tuple[bytes, str]] = {}
+_ENCODING = threading.Lock()
 
 
 def _encode(operation: Operation) -> tuple[bytes, str]:
