@@ -1,5 +1,5 @@
 """`python -m fleetbus` is the same as the `fleetbus` command."""
 
-from fleetbus.cli import main
+from fleetbus.launch import main
 
 raise SystemExit(main())

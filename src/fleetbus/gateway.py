@@ -63,6 +63,8 @@ PROBE_CONCURRENCY = 16
 """Hosts list_hosts tries at once (each within the connect deadline; handshakes are gated by the registry)."""
 log = logging.getLogger(__name__)
 
+ASSESSED = 4096
+"""Operations whose classification and decision the gateway remembers (the oldest forgotten first)."""
 HELD_READS = 64
 """Records of the reads one call_method makes to form its call (its introspection) held back at most; more are
 written as they come."""
@@ -233,6 +235,8 @@ class Gateway:
         self.audit_reserve = audit_reserve
         self.limiter = limiter
         self._read_permissions = lookups.ReadPermissions(policy)
+        self._assessed: dict[tuple[Operation, Hints | None, tuple[type, ...]], tuple[Classification, Decision]] = {}
+        self._assessed_under = policy
         hosts.add_owner_listener(self._owner_changed)
 
     # ---- deciding ---------------------------------------------------------------------------------
@@ -252,7 +256,7 @@ class Gateway:
         # The host is checked first (in the inventory, among the caller's): the lookups below may connect to it.
         self._admit_host(operation, caller)
         if operation.kind != DBUS_CALL:
-            return self._decided(operation, classify(operation, None, self.policy.knowledge)), None
+            return self._classified(operation, None), None
         deadline = self.deadlines.default
 
         async def connect() -> BusLink:
@@ -267,6 +271,9 @@ class Gateway:
             connect, self._read_permissions, operation.host, operation.bus, time.monotonic() + deadline
         )
         try:
+            if not operation.destination.startswith(":"):
+                # A well-known name is judged as it is: no read to wait for, so no deadline to arm (most calls).
+                return await self._judge(operation, reads), reads
             try:
                 async with asyncio.timeout(deadline):
                     candidates = await self._resolve(operation, reads)
@@ -284,9 +291,30 @@ class Gateway:
     def _decided(self, operation: Operation, classification: Classification) -> Assessment:
         return Assessment(operation, classification, self.policy.decide(operation, classification))
 
+    def _classified(self, operation: Operation, hints: Hints | None) -> Assessment:
+        """Classified by name (and hints) and decided, remembered per policy: both are pure functions of the
+        operation, the hints and the policy, and a client's reads repeat the same few operations. The key holds the
+        arguments' types too: `True == 1` in Python, while a rule tells a D-Bus boolean from an integer."""
+        policy = self.policy
+        if self._assessed_under is not policy:
+            self._assessed.clear()
+            self._assessed_under = policy
+        key = (operation, hints, tuple(type(arg) for arg in operation.args))
+        try:
+            known = self._assessed.get(key)
+        except TypeError:  # arguments holding arrays or dicts cannot be a key: decided every time
+            return self._decided(operation, classify(operation, hints, policy.knowledge))
+        if known is None:
+            classification = classify(operation, hints, policy.knowledge)
+            known = classification, policy.decide(operation, classification)
+            if len(self._assessed) >= ASSESSED:
+                self._assessed.pop(next(iter(self._assessed)))
+            self._assessed[key] = known
+        return Assessment(operation, *known)
+
     async def _judge(self, operation: Operation, reads: lookups.Lookups) -> Assessment:
         """The classification by name, then — for a unit call that is not refused already — by its effects."""
-        first = self._decided(operation, classify(operation, self._hints(operation), self.policy.knowledge))
+        first = self._classified(operation, self._hints(operation))
         classification = first.classification
         if (
             operation.destination != SYSTEMD
@@ -908,6 +936,9 @@ class Gateway:
     async def _link(self, host: str, bus: str, deadline: float) -> BusLink:
         """The host's link to `bus`, connecting within `deadline`; a host that cannot be reached is a HostFailed
         naming the host and the cause."""
+        live = self.hosts.live_link(host, bus)
+        if live is not None:  # connected already (nearly every call): nothing to wait for, no deadline to arm
+            return live
         try:
             async with asyncio.timeout(deadline):
                 return await self.hosts.link(host, bus)

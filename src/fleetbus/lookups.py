@@ -80,7 +80,8 @@ class Lookups:
     deadline: float
     """time.monotonic() by which every read must be answered."""
     made: list[Operation] = field(default_factory=list)
-    _slots: asyncio.Semaphore = field(default_factory=lambda: asyncio.Semaphore(CONCURRENT_READS))
+    _slots: asyncio.Semaphore | None = None
+    """Made by the first read: most operations are judged without any (every call makes a Lookups)."""
     _link: BusLink | None = None
 
     def remaining(self) -> float:
@@ -101,6 +102,8 @@ class Lookups:
         if refusal is not None:
             raise LookupRefused(refusal)
         self.made.append(operation)
+        if self._slots is None:
+            self._slots = asyncio.Semaphore(CONCURRENT_READS)
         async with self._slots:
             link = await self.link()
             remaining = self.remaining()

@@ -11,9 +11,6 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import jmespath
-from jmespath.exceptions import JMESPathError
-
 from fleetbus.output import MAX_RESULT_CHARS, largest_list, render_json, replace_at
 
 DEFAULT_BUDGET = 8_000
@@ -31,6 +28,9 @@ class NarrowingError(ValueError):
 
 def select(value: Any, expression: str, argument: str = "select") -> Any:
     """`expression` (JMESPath) applied to `value`; NarrowingError when it does not parse or selects nothing."""
+    import jmespath  # noqa: PLC0415 -- imported by the first call that selects, not by every server's start
+    from jmespath.exceptions import JMESPathError  # noqa: PLC0415
+
     try:
         compiled = jmespath.compile(expression)
     except JMESPathError as exc:

@@ -6,6 +6,7 @@ import dataclasses
 import functools
 import hashlib
 import json
+import threading
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -46,22 +47,32 @@ class Operation:
     args: tuple[Any, ...] = field(default=())
 
     def canonical(self) -> bytes:
-        return self._canonical
+        return self._encoded[0]
 
     def digest(self) -> str:
-        return self._digest
+        return self._encoded[1]
 
     # Computed once: an operation is decided, audited and matched against approvals several times.
     @functools.cached_property
-    def _canonical(self) -> bytes:
-        # The fields by name, as asdict() gives them but without its deep copy (every call is hashed once):
-        # args are JSON values, and a tuple encodes as the list asdict() would make of it.
-        fields = {f.name: getattr(self, f.name) for f in _FIELDS}
-        return json.dumps(fields, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
-
-    @functools.cached_property
-    def _digest(self) -> str:
-        return hashlib.sha256(self._canonical).hexdigest()
+    def _encoded(self) -> tuple[bytes, str]:
+        """The canonical JSON and its SHA-256, shared by equal operations: a client's reads repeat the same few, and
+        encoding and hashing each anew was a tenth of a read's own cost. Shared only where equality fixes the JSON:
+        the arguments' types are part of the key (True == 1), and floats are never shared (-0.0 == 0.0)."""
+        kinds = tuple(type(arg) for arg in self.args)
+        if float in kinds:
+            return _encode(self)
+        key = (self, kinds)
+        try:
+            known = _ENCODED.get(key)
+        except TypeError:  # arrays or dicts among the arguments: encoded every time
+            return _encode(self)
+        if known is None:
+            known = _encode(self)
+            with _ENCODING:  # approvals digest operations in worker threads too
+                while len(_ENCODED) >= ENCODED:
+                    _ENCODED.pop(next(iter(_ENCODED)))
+                _ENCODED[key] = known
+        return known
 
     def describe(self) -> str:
         """Short human form, e.g. `system org.freedesktop.systemd1 /org/freedesktop/systemd1 ….Manager.StartUnit`."""
@@ -70,3 +81,15 @@ class Operation:
 
 
 _FIELDS = dataclasses.fields(Operation)
+ENCODED = 1024
+"""Operations whose canonical JSON and digest are kept for equal ones (the oldest forgotten first)."""
+_ENCODED: dict[tuple[Operation, tuple[type, ...]], tuple[bytes, str]] = {}
+_ENCODING = threading.Lock()
+
+
+def _encode(operation: Operation) -> tuple[bytes, str]:
+    # The fields by name, as asdict() gives them but without its deep copy (every call is hashed once): args are
+    # JSON values, and a tuple encodes as the list asdict() would make of it.
+    fields = {f.name: getattr(operation, f.name) for f in _FIELDS}
+    canonical = json.dumps(fields, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+    return canonical, hashlib.sha256(canonical).hexdigest()

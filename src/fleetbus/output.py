@@ -19,8 +19,6 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-import toon_format
-
 if TYPE_CHECKING:
     from fleetbus.guard.approvals import Approval
 
@@ -107,6 +105,8 @@ def render_json(value: Any) -> str:
 
 
 def render_toon(value: Any) -> str:
+    import toon_format  # noqa: PLC0415 -- imported by the first table rendered, not by every server's start
+
     return toon_format.dumps(value, delimiter=TOON_DELIMITER)
 
 
@@ -151,8 +151,13 @@ def error(message: str) -> ToolResult:
 
 
 def success(structured: dict[str, Any], *, fmt: str = "json", budget: int = MAX_RESULT_CHARS) -> ToolResult:
+    cleaned = clean(structured)
+    rendered = render_json(cleaned)
+    if len(rendered) <= budget:
+        # Most results fit as they are: their JSON, rendered once to measure it, is the text too.
+        return ToolResult(cleaned, rendered if fmt == "json" else render_toon(cleaned))
     try:
-        shaped, notes = fit(clean(structured), budget)
+        shaped, notes = fit(cleaned, budget)
     except OverBudget as exc:
         return error(str(exc))
     if notes:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING
 
 from fleetbus.config import Settings
 from fleetbus.dbus.introspect import IntrospectionCache
@@ -29,6 +30,9 @@ from fleetbus.tools.operator import operator_tools
 from fleetbus.tools.packs import BUILTIN_PACKS, PackManager, merge_packs
 from fleetbus.tools.registry import Listed, ToolBudget, ToolContext, ToolRegistry
 from fleetbus.tools.toolsets import BUILTIN_TOOLSETS, ToolsetCatalog, ToolsetSelection
+
+if TYPE_CHECKING:
+    from fleetbus.tools.fanout.progress import ProgressSession
 
 
 def audit_key(settings: Settings) -> bytes | None:
@@ -132,8 +136,8 @@ class Runtime:
         await self.packs.stop()
         await self.gateway.hosts.aclose()
 
-    def context(self, caller: Caller) -> ToolContext:
-        return ToolContext(self.gateway, caller)
+    def context(self, caller: Caller, *, progress: ProgressSession | None = None) -> ToolContext:
+        return ToolContext(self.gateway, caller, progress=progress)
 
     def close(self) -> None:
         self.gateway.close()

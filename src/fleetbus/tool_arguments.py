@@ -10,8 +10,6 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-import jsonschema
-
 SCALARS = ("integer", "number", "boolean", "null")
 
 
@@ -73,6 +71,8 @@ def typed_value(key: str, text: str, schema: Mapping[str, Any] | None) -> Any:
     readings = ([text] if "string" in kinds or not kinds else []) + _scalar_readings(text, kinds)
     if not readings:
         raise ArgumentError(_unreadable(key, text, kinds))
+    import jsonschema  # noqa: PLC0415 -- only `fleetbus tool` reads arguments so; the server never imports it here
+
     for reading in readings:
         if jsonschema.Draft202012Validator(dict(schema)).is_valid(reading):
             return reading

@@ -16,7 +16,7 @@ from jsonschema import Draft202012Validator
 
 from fleetbus.config import load_settings
 from fleetbus.runtime import Runtime
-from fleetbus.tools.argument_checks import argument_problem
+from fleetbus.tools.argument_checks import argument_problem, walked_problem
 
 
 @pytest.mark.parametrize(
@@ -35,6 +35,16 @@ def test_what_a_schema_cannot_refuse_is_refused_with_its_place(arguments: dict[s
     problem = argument_problem(arguments)
     assert problem is not None
     assert problem.startswith(expected)
+
+
+RISKY_TEXT = st.text(alphabet=st.sampled_from(["a", "\x00", "\ud800", "\udfff", "é", "\U0001f600"]), max_size=4)
+FLAT_VALUE = RISKY_TEXT | st.integers() | st.booleans() | st.none() | st.floats() | st.lists(RISKY_TEXT, max_size=2)
+
+
+@given(st.dictionaries(RISKY_TEXT, FLAT_VALUE, max_size=5))
+def test_the_one_search_shortcut_agrees_with_visiting_every_value(arguments: dict[str, Any]) -> None:
+    # Most calls are flat strings and numbers, checked in one search; the answer must be the full walk's.
+    assert argument_problem(arguments) == walked_problem(arguments)
 
 
 def test_deep_nesting_costs_no_recursion() -> None:

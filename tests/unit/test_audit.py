@@ -39,7 +39,7 @@ from fleetbus.guard.audit import (
     verify,
 )
 from fleetbus.guard.audit import files as audit_files
-from fleetbus.guard.journald import MESSAGE_ID, JournalMirror
+from fleetbus.guard.journald import MESSAGE_ID, JournalMirror, native_fields
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -727,6 +727,38 @@ def test_journal_datagram_frames_multi_line_values_by_length() -> None:
     assert fields["FLEETBUS_CLIENT"] == b"line one\nline two=3"
     assert fields["MESSAGE"].endswith(b"for line one\nline two=3")
     assert fields["PRIORITY"] == b"6"
+
+
+TEXT = st.text(alphabet=st.sampled_from("ab =\né\t."), max_size=8)
+
+
+@given(TEXT, TEXT, TEXT, TEXT, st.none() | TEXT)
+def test_journal_datagram_is_native_fields_of_its_fields(
+    client: str, host: str, event: str, rule: str, approval: str | None
+) -> None:
+    # A read's copy is framed in one go; it must be byte for byte what the general encoder makes of its fields.
+    record = {**entry(3), "seq": 3, "client": client, "host": host, "event": event, "approval": approval}
+    record["decision"] = {**record["decision"], "rule": rule}
+    line = audit.canonical(record)
+    target = "org.freedesktop.systemd1.Manager.RestartUnit"
+    expected = {
+        "MESSAGE": f"fleetbus {event}: {target} on {host} for {client}",
+        "MESSAGE_ID": MESSAGE_ID,
+        "PRIORITY": "5" if event in ("denied", "failed", "rate-limited", "rejected") else "6",
+        "SYSLOG_IDENTIFIER": "fleetbus",
+        "FLEETBUS_SEQ": "3",
+        "FLEETBUS_EVENT": event,
+        "FLEETBUS_CLIENT": client,
+        "FLEETBUS_HOST": host,
+        "FLEETBUS_TARGET": target,
+        "FLEETBUS_VERDICT": record["decision"]["verdict"],
+        "FLEETBUS_RULE": rule,
+        "FLEETBUS_APPROVAL": approval or "",
+        "FLEETBUS_HASH": "None",
+        "FLEETBUS_PREV": "None",
+        "FLEETBUS_RECORD": line.decode(),
+    }
+    assert journal_datagram(record) == native_fields(expected)
 
 
 def test_records_reach_a_journal_socket(tmp_path: Path) -> None:

@@ -59,25 +59,41 @@ def audit_datagram(record: Mapping[str, Any], canonical: bytes) -> bytes:
     operation = record.get("operation") or {}
     target = f"{operation.get('interface', '')}.{operation.get('member', '')}".strip(".") or operation.get("kind", "")
     decision = record.get("decision") or {}
-    return native_fields(
-        {
-            "MESSAGE": f"fleetbus {record.get('event')}: {target} on {record.get('host')} for {record.get('client')}",
-            "MESSAGE_ID": MESSAGE_ID,
-            "PRIORITY": "5" if record.get("event") in ("denied", "failed", "rate-limited", "rejected") else "6",
-            "SYSLOG_IDENTIFIER": "fleetbus",
-            "FLEETBUS_SEQ": str(record.get("seq")),
-            "FLEETBUS_EVENT": str(record.get("event")),
-            "FLEETBUS_CLIENT": str(record.get("client")),
-            "FLEETBUS_HOST": str(record.get("host")),
-            "FLEETBUS_TARGET": target,
-            "FLEETBUS_VERDICT": str(decision.get("verdict", "")),
-            "FLEETBUS_RULE": str(decision.get("rule", "")),
-            "FLEETBUS_APPROVAL": str(record.get("approval") or ""),
-            "FLEETBUS_HASH": str(record.get("hash")),
-            "FLEETBUS_PREV": str(record.get("prev")),
-            "FLEETBUS_RECORD": canonical.decode(),
-        }
-    )
+    event, client, host = str(record.get("event")), str(record.get("client")), str(record.get("host"))
+    verdict, rule = str(decision.get("verdict", "")), str(decision.get("rule", ""))
+    approval, seq = str(record.get("approval") or ""), str(record.get("seq"))
+    digest, prev = str(record.get("hash")), str(record.get("prev"))
+    priority = "5" if event in ("denied", "failed", "rate-limited", "rejected") else "6"
+    message = f"fleetbus {event}: {target} on {host} for {client}"
+    if "\n" in "".join((message, target, verdict, rule, approval, seq, digest, prev)):
+        return native_fields(
+            {
+                "MESSAGE": message,
+                "MESSAGE_ID": MESSAGE_ID,
+                "PRIORITY": priority,
+                "SYSLOG_IDENTIFIER": "fleetbus",
+                "FLEETBUS_SEQ": seq,
+                "FLEETBUS_EVENT": event,
+                "FLEETBUS_CLIENT": client,
+                "FLEETBUS_HOST": host,
+                "FLEETBUS_TARGET": target,
+                "FLEETBUS_VERDICT": verdict,
+                "FLEETBUS_RULE": rule,
+                "FLEETBUS_APPROVAL": approval,
+                "FLEETBUS_HASH": digest,
+                "FLEETBUS_PREV": prev,
+                "FLEETBUS_RECORD": canonical.decode(),
+            }
+        )
+    # The usual case, as native_fields would frame it, in one go (every record takes one: it is on a read's path).
+    # The canonical JSON never holds a raw newline; MESSAGE holds event, client and host.
+    return (
+        f"MESSAGE={message}\nMESSAGE_ID={MESSAGE_ID}\nPRIORITY={priority}\nSYSLOG_IDENTIFIER=fleetbus\n"
+        f"FLEETBUS_SEQ={seq}\nFLEETBUS_EVENT={event}\nFLEETBUS_CLIENT={client}\nFLEETBUS_HOST={host}\n"
+        f"FLEETBUS_TARGET={target}\nFLEETBUS_VERDICT={verdict}\nFLEETBUS_RULE={rule}\n"
+        f"FLEETBUS_APPROVAL={approval}\nFLEETBUS_HASH={digest}\nFLEETBUS_PREV={prev}\n"
+        f"FLEETBUS_RECORD={canonical.decode()}\n"
+    ).encode(errors="replace")
 
 
 class JournalMirror:

@@ -182,14 +182,23 @@ class HostRegistry:
 
     async def link(self, name: str, bus: str) -> BusLink:
         """A connected link to `bus` on host `name`, connecting (within the fd budget) if need be."""
-        host = self.get(name)
-        live = host.peek(bus)
+        live = self.live_link(name, bus)
         if live is not None:
-            host.last_used = time.monotonic()
             return live
+        host = self.get(name)
         if not host.is_local and not host.connected:
             await self._make_room(host)
         return await host.link(bus)
+
+    def live_link(self, name: str, bus: str) -> BusLink | None:
+        """`link` when the link is up already (its host counts as used now): None means `link` has to connect."""
+        host = self._hosts.get(name)
+        if host is None:
+            return None
+        live = host.peek(bus)
+        if live is not None:
+            host.last_used = time.monotonic()
+        return live
 
     def peek_link(self, name: str, bus: str) -> BusLink | None:
         host = self._hosts.get(name)

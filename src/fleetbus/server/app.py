@@ -176,13 +176,15 @@ def build_server(runtime: Runtime, client: str = "stdio", identify: Identify | N
     async def call_tool(
         ctx: ServerRequestContext[Any], params: types.CallToolRequestParams
     ) -> types.CallToolResult | types.InputRequiredResult:
-        caller = replace(who(ctx), ask=_inline_asker(ctx))
+        caller, asker = who(ctx), _inline_asker(ctx)
+        if caller.ask is not asker:
+            caller = replace(caller, ask=asker)
         # Only a caller allowed to approve may answer (or be asked for) an approval; others wait for a person.
         answers = may_approve(caller.scopes)
         if params.request_state is not None and answers:
             _record_answer(params, caller.client)
         # The request's session reports progress (a no-op unless the caller asked for it), in both eras.
-        context = replace(runtime.context(caller), progress=ctx.session)
+        context = runtime.context(caller, progress=ctx.session)
         with fleet_call.work_order(_work_order(params)):
             result = await runtime.registry.run(context, params.name, params.arguments)
         if (

@@ -3,6 +3,7 @@ passes with Accept=yes (its peer identified by SO_PEERCRED)."""
 
 from __future__ import annotations
 
+import asyncio
 import fcntl
 import logging
 import os
@@ -49,14 +50,14 @@ class _Lines:
         self._skipping = False
         self._eof = False
         self._pollable = True
-        self._waiting: anyio.CancelScope | None = None
+        self._waiting: asyncio.Future[None] | None = None
         self._closed = False
 
     def close(self) -> None:
         """Make the reader end as if the client had closed: the server then finishes its work and returns."""
         self._closed = True
-        if self._waiting is not None:
-            self._waiting.cancel()
+        if self._waiting is not None and not self._waiting.done():
+            self._waiting.set_result(None)
 
     def __aiter__(self) -> _Lines:
         return self
@@ -96,12 +97,10 @@ class _Lines:
 
     async def _read(self) -> bytes | None:
         if self._pollable:
-            with anyio.CancelScope() as self._waiting:
-                try:
-                    await anyio.wait_readable(self.fd)
-                except PermissionError:  # a regular file: epoll cannot watch it, and it never blocks for long
-                    self._pollable = False
-            self._waiting = None
+            try:
+                await self._readable()
+            except PermissionError:  # a regular file: epoll cannot watch it, and it never blocks for long
+                self._pollable = False
             if self._closed:
                 return b""
         if not self._pollable:
@@ -113,6 +112,25 @@ class _Lines:
         except ConnectionResetError:
             return b""
 
+    async def _readable(self) -> None:
+        """Until the descriptor is readable, or the reader is closed. The reader callback is one-shot, as
+        anyio.wait_readable's, which spent more on its per-call lookups than the read itself (once per request)."""
+        loop = asyncio.get_running_loop()
+        waiting: asyncio.Future[None] = loop.create_future()
+
+        def readable() -> None:
+            loop.remove_reader(self.fd)  # level-triggered: left in place, it would fire on every loop pass
+            if not waiting.done():
+                waiting.set_result(None)
+
+        loop.add_reader(self.fd, readable)
+        self._waiting = waiting
+        try:
+            await waiting
+        finally:
+            self._waiting = None
+            loop.remove_reader(self.fd)
+
 
 class _Writer:
     """The write half of the protocol stream. On a non-blocking pipe or socket it writes at once and waits only
@@ -122,8 +140,9 @@ class _Writer:
     def __init__(self, fd: int, blocking: bool = False) -> None:
         self.fd = fd
         self.blocking = blocking
-        self.lock = anyio.Lock()
-        """Answers to bad frames and the session's messages share the stream; a line is written whole."""
+        self.lock = asyncio.Lock()
+        """Answers to bad frames and the session's messages share the stream; a line is written whole. (asyncio's:
+        taken free, it does not pass through the event loop as anyio's does, once per answer.)"""
 
     async def write(self, text: str) -> None:
         async with self.lock:

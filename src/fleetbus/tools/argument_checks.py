@@ -43,10 +43,32 @@ def _path(link: _Link) -> list[str | int]:
     return parts[::-1]
 
 
+_SCALARS = (str, int, bool, type(None))
+"""Values that hold nothing to check but their text: a float may be NaN, a container holds more values."""
+
+
+def _flat_and_clean(arguments: Mapping[str, Any]) -> bool:
+    """The usual call — names and values that are strings, integers, booleans — with no NUL and no lone surrogate
+    anywhere: checked in one search over all of its text (joining strings makes no new code point)."""
+    if not all(type(value) in _SCALARS for value in arguments.values()):
+        return False
+    texts = [key for key in arguments if type(key) is str]
+    if len(texts) != len(arguments):
+        return False
+    texts.extend(value for value in arguments.values() if type(value) is str)
+    joined = "".join(texts)
+    return "\x00" not in joined and _SURROGATE.search(joined) is None
+
+
 def argument_problem(arguments: Mapping[str, Any]) -> str | None:
     """A non-finite number or unsafe string in `arguments`, named by where it is, or None.
 
     Iterative, so nesting as deep as a caller can send costs no recursion."""
+    return None if _flat_and_clean(arguments) else walked_problem(arguments)
+
+
+def walked_problem(arguments: Mapping[str, Any]) -> str | None:
+    """`argument_problem` by visiting every value: what the one-search shortcut must agree with."""
     pending: list[tuple[_Link, Any]] = [(None, arguments)]
     while pending:
         link, value = pending.pop()

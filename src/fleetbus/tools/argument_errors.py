@@ -11,12 +11,13 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping, Sequence
-from typing import Any
-
-from jsonschema.exceptions import ValidationError
+from typing import TYPE_CHECKING, Any
 
 from fleetbus.suggestions import bounded, nearest, unknown
 from fleetbus.tools.schema import EXPECTED, GLOB_ALTERNATIVE
+
+if TYPE_CHECKING:
+    from jsonschema.exceptions import ValidationError
 
 MAX_VALUE_CHARS = 80
 MAX_CHOICES = 20
@@ -67,6 +68,9 @@ def _expected(schema: Mapping[str, Any]) -> str | None:
 
 def _argument_schema(error: ValidationError) -> Mapping[str, Any]:
     """The schema of the whole argument: a failure inside anyOf/oneOf is about the argument, not one branch."""
+    # jsonschema is imported only once a refusal is worded (see fleetbus.tools.registry): by then it is.
+    from jsonschema.exceptions import ValidationError  # noqa: PLC0415
+
     schema: Any = _schema(error)
     parent = error.parent
     while isinstance(parent, ValidationError) and parent.validator in ("anyOf", "oneOf"):

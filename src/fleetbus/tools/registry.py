@@ -17,8 +17,6 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import jsonschema_rs
-from jsonschema import Draft202012Validator
-from jsonschema.exceptions import best_match
 
 from fleetbus import output
 from fleetbus.dbus.errors import BusError
@@ -35,6 +33,8 @@ from fleetbus.tools.argument_errors import describe_validation_error
 from fleetbus.tools.toolsets import Choice
 
 if TYPE_CHECKING:
+    from jsonschema import Draft202012Validator
+
     from fleetbus.tools.fanout.progress import ProgressSession
 
 log = logging.getLogger(__name__)
@@ -151,6 +151,7 @@ class ToolRegistry:
     def __init__(self) -> None:
         self._tools: dict[str, ToolSpec] = {}
         self._validators: dict[str, Draft202012Validator] = {}
+        """jsonschema's, made when a refusal needs its wording: jsonschema (~50 ms to import) waits until then."""
         self._fast: dict[str, Any] = {}
         """jsonschema-rs validators: ~100× quicker to say yes; the Python one says why not (see `validate`)."""
         self._listeners: list[Callable[[], None]] = []
@@ -167,20 +168,19 @@ class ToolRegistry:
     def _put(self, spec: ToolSpec) -> None:
         spec = with_host_argument(spec)
         self._tools[spec.name] = spec
-        # The validator (and the check of both schemas against the metaschema, ~3 ms each) waits for the tool's
-        # first call: most of the ~200 tools are never called in a session, and checking them all cost most of
-        # the server's start (tests check every built-in tool's schemas).
+        # The validators (and the check of both schemas against the metaschema) wait for the tool's first call:
+        # most of the ~200 tools are never called in a session, and checking them all cost most of the server's
+        # start (tests check every built-in tool's schemas).
         self._validators.pop(spec.name, None)
         self._fast.pop(spec.name, None)
 
     def _validator(self, name: str) -> Draft202012Validator:
+        """jsonschema's validator of the tool's arguments (the schemas were checked when the fast one was made)."""
         validator = self._validators.get(name)
         if validator is None:
-            spec = self._tools[name]
-            Draft202012Validator.check_schema(spec.input_schema)
-            if spec.output_schema is not None:
-                Draft202012Validator.check_schema(spec.output_schema)
-            validator = self._validators[name] = Draft202012Validator(spec.input_schema)
+            from jsonschema import Draft202012Validator  # noqa: PLC0415 -- see _validators
+
+            validator = self._validators[name] = Draft202012Validator(self._tools[name].input_schema)
         return validator
 
     def add_listener(self, listener: Callable[[], None]) -> None:
@@ -278,6 +278,8 @@ class ToolRegistry:
             raise ToolError(problem)
         if self._accepted_at_once(name, arguments):
             return
+        from jsonschema.exceptions import best_match  # noqa: PLC0415 -- see _validators
+
         error = best_match(self._validator(name).iter_errors(arguments))
         if error is not None:
             raise ToolError(describe_validation_error(error, name))
@@ -288,8 +290,14 @@ class ToolRegistry:
         jsonschema refuses: tests/fuzz/test_validation_differential.py."""
         fast = self._fast.get(name)
         if fast is None:
-            self._validator(name)  # the schemas are checked against the metaschema once, as before
-            fast = self._fast[name] = jsonschema_rs.Draft202012Validator(dict(self._tools[name].input_schema))
+            spec = self._tools[name]
+            # Both schemas are checked once, at the tool's first call: against the metaschema, and compiled (which
+            # refuses a pattern that is no regular expression, as jsonschema's check_schema did).
+            jsonschema_rs.meta.validate(dict(spec.input_schema))
+            if spec.output_schema is not None:
+                jsonschema_rs.meta.validate(dict(spec.output_schema))
+                jsonschema_rs.Draft202012Validator(dict(spec.output_schema))
+            fast = self._fast[name] = jsonschema_rs.Draft202012Validator(dict(spec.input_schema))
         try:
             return bool(fast.is_valid(arguments))
         except (ValueError, OverflowError, TypeError):  # UnicodeEncodeError is a ValueError
@@ -323,7 +331,9 @@ class ToolRegistry:
                 raise ToolError("invalid argument 'hosts': give host (one host) or hosts (a pattern), not both")
             if HOST in _properties(spec):
                 # The gateway checks the name against the inventory (naming the closest ones) before connecting.
-                context = dataclasses.replace(context, host=str(args.pop(HOST, LOCAL_HOST)))
+                host = str(args.pop(HOST, LOCAL_HOST))
+                if host != context.host:
+                    context = dataclasses.replace(context, host=host)
             bound = output.CURSOR_HOST.set(context.host)
             try:
                 structured = await spec.handler(context, args)

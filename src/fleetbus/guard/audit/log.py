@@ -7,7 +7,6 @@ import asyncio
 import contextlib
 import fcntl
 import hashlib
-import json
 import os
 import threading
 import time
@@ -293,9 +292,8 @@ class AuditLog:
 
     def _append_locked(self, fields: Mapping[str, Any], size: int) -> tuple[dict[str, Any], bytes]:
         """Write one record to the current file, `size` bytes long (we hold the lock: nobody else writes)."""
-        clash = RESERVED & set(fields)
-        if clash:
-            raise AuditError(f"audit fields {sorted(clash)} are set by the audit log itself")
+        if not RESERVED.isdisjoint(fields):
+            raise AuditError(f"audit fields {sorted(RESERVED & set(fields))} are set by the audit log itself")
         record: dict[str, Any] = {"seq": self._seq + 1, "time": now_stamp(), **fields, "prev": self._prev}
         if self.key is not None:
             record["chain"] = CHAIN_HMAC
@@ -413,10 +411,10 @@ class AuditLog:
     def _write_head(self) -> None:
         # Rewritten in place at a fixed length, padded with JSON whitespace: one small pwrite per record,
         # no rename, and never a moment when the head file is missing or half-written at a new length.
-        head: dict[str, Any] = {"seq": self._seq, "hash": self._prev}
-        if self.key is not None:
-            head["mac"] = head_mac(self.key, self._seq, self._prev)
-        data = json.dumps(head).encode().ljust(HEAD_BYTES)
+        # json.dumps({"seq": …, "hash": …[, "mac": …]}) written out: an int and hex digests need no escaping, and
+        # this runs for every record.
+        mac = f', "mac": "{head_mac(self.key, self._seq, self._prev)}"' if self.key is not None else ""
+        data = f'{{"seq": {int(self._seq)}, "hash": "{self._prev}"{mac}}}'.encode().ljust(HEAD_BYTES)
         if os.pwrite(self._head_fd, data, 0) != len(data):
             raise AuditError(f"short write to {self.directory / HEAD}")
 

@@ -14,7 +14,6 @@ from fleetbus.hosts.inventory.ini import decode_lines, read_ini
 from fleetbus.hosts.inventory.limits import InventoryLimits
 from fleetbus.hosts.inventory.listing import is_listing, load_json, read_listing
 from fleetbus.hosts.inventory.model import Inventory
-from fleetbus.hosts.inventory.yaml_format import load_yaml, read_yaml
 
 InventoryFormat = Literal["ini", "yaml", "json"]
 _SUFFIXES: dict[str, InventoryFormat] = {".yml": "yaml", ".yaml": "yaml", ".json": "json"}
@@ -60,6 +59,9 @@ def _read_into(builder: InventoryBuilder, data: bytes, source: str, inventory_fo
     except UnicodeDecodeError:
         raise InventoryError("is not UTF-8 text", Location(source)) from None
     limit = builder.limits.max_document_values
+    # PyYAML (~20 ms to import) only for an inventory that may be YAML: most servers read INI or none at all.
+    from fleetbus.hosts.inventory.yaml_format import load_yaml, read_yaml  # noqa: PLC0415
+
     if inventory_format == "yaml":
         read_yaml(load_yaml(text, source, max_values=limit), source, builder)
         return

@@ -1,0 +1,57 @@
+"""The gateway remembers each operation's classification and decision per policy (reads repeat): what it remembers
+must be what deciding anew would say — for arguments Python calls equal but a rule tells apart, and after the
+policy is replaced."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from fleetbus.gateway import Deadlines, Gateway
+from fleetbus.guard.approvals import ApprovalStore
+from fleetbus.guard.audit import AuditLog
+from fleetbus.guard.limits import Budget, RateLimiter
+from fleetbus.guard.policy import ArgMatch, Policy, Rule, Verdict
+from fleetbus.operation import DBUS_CALL, Operation
+from tests.unit.test_unit_references import UNITS, FakeLinks, FakeSystemd
+
+SWITCH = "com.example.Switch"
+
+
+def switch_rule(value: object) -> Rule:
+    return Rule(
+        f"switch-{value!r}",
+        Verdict.ALLOW,
+        f"switching to {value!r} is fine",
+        "test",
+        interface=(SWITCH,),
+        member=("Set",),
+        args=(ArgMatch(0, value=value),),
+    )
+
+
+def gateway(policy: Policy, state: Path) -> Gateway:
+    return Gateway(
+        FakeLinks(FakeSystemd(UNITS)),  # type: ignore[arg-type]
+        policy,
+        Deadlines(5.0, 10.0, 1.0),
+        approvals=ApprovalStore(state / "approvals"),
+        audit_log=AuditLog(state / "audit", fsync=False),
+        limiter=RateLimiter(Budget(1e9, 1e9), Budget(1e9, 1e9)),
+    )
+
+
+def switch(value: object) -> Operation:
+    return Operation(DBUS_CALL, "local", "system", "com.example", "/switch", SWITCH, "Set", "v", (value,))
+
+
+async def test_a_remembered_decision_tells_true_from_1_and_follows_a_new_policy(tmp_path: Path) -> None:
+    only_true = Policy.build("readonly", [switch_rule(True)])
+    guard = gateway(only_true, tmp_path)
+    try:
+        verdicts = [(await guard.assess(switch(value))).decision.verdict for value in (True, 1, True, 1)]
+        assert verdicts == [Verdict.ALLOW, Verdict.DENY, Verdict.ALLOW, Verdict.DENY]
+        guard.policy = Policy.build("readonly", [switch_rule(1)])
+        verdicts = [(await guard.assess(switch(value))).decision.verdict for value in (True, 1)]
+        assert verdicts == [Verdict.DENY, Verdict.ALLOW]
+    finally:
+        guard.close()
