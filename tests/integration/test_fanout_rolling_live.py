@@ -76,8 +76,9 @@ async def test_a_healthy_restart_passes_the_gate_on_real_signals(admin: Runtime,
 
 
 async def test_a_unit_dying_after_its_restart_fails_the_gate_with_its_lines(admin: Runtime, sandbox: Sandbox) -> None:
-    # Active at once (Type=simple: the job is done when the process runs), dead 0.4 s later.
-    unit = start_unit(sandbox, "[Service]\nExecStart=/bin/sh -c 'sleep 0.4; echo giving up on port 8080; exit 3'\n")
+    # Active at once (Type=simple: the job is done when the process runs), dead 0.6 s later. It says why first: a
+    # line written just before the exit may reach journald after the gate broke (seen under a loaded full run).
+    unit = start_unit(sandbox, "[Service]\nExecStart=/bin/sh -c 'echo giving up on port 8080; sleep 0.6; exit 3'\n")
     jobs = ContextUnitJobs(lambda host: contexts(admin))
     answer = await rolling_unit_job(
         LocalOnly(), jobs, {"unit": unit, "action": "restart", "hosts": "all", "gate": GATE}, ledger=PlanLedger()
