@@ -21,7 +21,7 @@ import shlex
 import socket
 import struct
 import tempfile
-from collections.abc import Coroutine, Sequence
+from collections.abc import Coroutine
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar, cast
@@ -100,7 +100,7 @@ class BusRelay:
         connection: asyncssh.SSHClientConnection,
         slots: ChannelSlots,
         killer: RemoteKiller,
-        route: Route | Sequence[str],
+        route: Route,
         *,
         setup_timeout: float,
         directory: Path | None = None,
@@ -109,7 +109,7 @@ class BusRelay:
         self._connection = connection
         self._slots = slots
         self._killer = killer
-        self.route: Route = route if isinstance(route, Forwarded | Bridged) else Bridged(tuple(route))
+        self.route = route
         self._setup_timeout = setup_timeout
         self._base = directory
         self._directory: Path | None = None

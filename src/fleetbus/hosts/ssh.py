@@ -223,9 +223,11 @@ class SshConnection:
         """The system bus by stream-local forwarding where the host's sshd allows it (no process on the host,
         ~0.15 ms less per round trip than the bridge); the bridge otherwise, and always for the user bus, whose
         socket is under the remote user's own runtime directory."""
-        if bus != "system" or not self.limits.forward_system_bus:
-            return Bridged(tuple(bridge_argv(bus)))
-        if await can_forward(self._raw, SYSTEM_BUS_SOCKET, self.limits.bus_setup_timeout):
+        if (
+            bus == "system"
+            and self.limits.forward_system_bus
+            and await can_forward(self._raw, SYSTEM_BUS_SOCKET, self.limits.bus_setup_timeout)
+        ):
             return Forwarded(SYSTEM_BUS_SOCKET)
         return Bridged(tuple(bridge_argv(bus)))
 

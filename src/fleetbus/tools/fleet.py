@@ -43,17 +43,18 @@ class CallerHosts:
             names = self.hosts.select(pattern)
         except PatternError as exc:
             raise ValueError(str(exc)) from exc
-        if self.allowed is None:
-            return names
-        return [name for name in names if self.hosts.matches(self.allowed, name)]
+        return self._mine(names)
 
     def total(self) -> int:
         """The hosts a plan's share is of: the inventory's that this caller may touch, without `local` (which no
         pattern but its own name selects)."""
-        names = [name for name in self.hosts.names() if name != LOCAL_HOST]
+        return len(self._mine([name for name in self.hosts.names() if name != LOCAL_HOST]))
+
+    def _mine(self, names: list[str]) -> list[str]:
+        """Those of `names` the caller's token may touch."""
         if self.allowed is None:
-            return len(names)
-        return sum(1 for name in names if self.hosts.matches(self.allowed, name))
+            return names
+        return [name for name in names if self.hosts.matches(self.allowed, name)]
 
 
 NOT_FANNED = frozenset({"find_tools", "explain"})
