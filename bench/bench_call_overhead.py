@@ -3,7 +3,7 @@ stdio, against the two floors it stands on, measured in rounds in one run on one
 
   raw Get     dbus-fast's `Properties.Get` on a persistent connection (what the D-Bus round trip costs),
   echo        a bare MCP SDK server's `echo` tool (bench/echo_server.py: what the SDK and stdio cost),
-  fleetbus    `get_property`: full schema validation, policy decision, rate limit, two audit records (and their
+  fleetbus    `get_property`: full schema validation, policy decision, rate limit, the audit record (and its
               journald copies), the D-Bus call, output shaping and hygiene, the MCP layer;
 
 each MCP server driven by two clients: the SDK 2.x client (this venv) and the SDK 1.x client (installed on first

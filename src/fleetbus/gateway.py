@@ -351,7 +351,7 @@ class Gateway:
     def _record_lookups(self, operation: Operation, caller: Caller | None, reads: lookups.Lookups) -> None:
         fields = self._lookup_fields(operation, caller, reads)
         if fields is not None:
-            self._admit_read_record(fields)
+            self._read_record(fields)
 
     @staticmethod
     def _lookup_fields(operation: Operation, caller: Caller | None, reads: lookups.Lookups) -> dict[str, Any] | None:
@@ -439,7 +439,7 @@ class Gateway:
             self._record_refusal({**record, "event": "rate-limited", "error": str(exc), **refused})
             raise GatewayError(str(exc)) from exc
         for fields in served:
-            self._admit_read_record(fields)
+            self._read_record(fields)
         approval: Approval | None = None
         claim = fleet_call.CLAIM.get()
         if claim is not None and claim.operation != operation.digest():
@@ -450,19 +450,21 @@ class Gateway:
             if used is not None:
                 used.append(approval)
         record["approval"] = approval.id if approval else None
-        # A change's records are on disk before it runs and after it ends; a read's follow within a second.
         durable = not assessment.classification.is_read
         approved = {"approved_by": approval.decided_by} if approval else {}
         if claim is not None and decision.verdict is Verdict.CONFIRM:
             # Approved with its plan (one approval for the blast radius): the plan's approval is this call's.
             record.update(approval=claim.approval, plan=claim.plan)
             approved = {"approved_by": claim.approved_by} if claim.approved_by else {}
+        if not durable:
+            return await self._run_read(resolved, {**record, **approved}, execute)
+        # Nothing runs unrecorded: a change whose records would not fit is refused before it runs. Its record is
+        # flushed in a worker thread (the loop serves others meanwhile) and on disk before it runs, and its outcome
+        # is on disk before it is reported.
         event = "approved" if record["approval"] else "allowed"
-        # Nothing runs unrecorded: a change whose records would not fit is refused before it runs. A change's
-        # record is flushed in a worker thread (the loop serves others meanwhile) and on disk before it runs.
-        await self._admit_record({**record, "event": event, **approved}, durable)
+        await self._admit_record({**record, "event": event, **approved})
         pending = room.CALL_AUDIT.get()
-        if durable and pending is not None:
+        if pending is not None:
             pending.changes_ran.append(resolved.member or resolved.kind)
         started = time.monotonic()
         try:
@@ -473,11 +475,34 @@ class Gateway:
                 "duration_ms": audit.monotonic_ms(started),
                 "error": str(exc) or type(exc).__name__,
             }
-            await self._record_outcome({**record, **failure}, durable, resolved)
+            await self._record_outcome({**record, **failure}, resolved)
             raise
         await self._record_outcome(
-            {**record, "event": "succeeded", "duration_ms": audit.monotonic_ms(started)}, durable, resolved
+            {**record, "event": "succeeded", "duration_ms": audit.monotonic_ms(started)}, resolved
         )
+        return result
+
+    async def _run_read(
+        self, resolved: Operation, record: dict[str, Any], execute: Callable[[Operation], Awaitable[T]]
+    ) -> T:
+        """A read has no effect to record before it happens, only an answer to disclose: its one record (decision,
+        outcome, duration) is written once it ran and before its answer leaves the gateway, so nothing is ever
+        disclosed unrecorded — and a read costs one record, not two (on disk within sync_within)."""
+        started = time.monotonic()
+        try:
+            result = await execute(resolved)
+        except BaseException as exc:
+            failure = {
+                "event": "failed",
+                "duration_ms": audit.monotonic_ms(started),
+                "error": str(exc) or type(exc).__name__,
+            }
+            try:
+                self._read_record({**record, **failure})
+            except AuditUnavailable as unrecorded:  # the call's own failure is what the caller must hear
+                log.error("%s: %s", unrecorded, failure)
+            raise
+        self._read_record({**record, "event": "succeeded", "duration_ms": audit.monotonic_ms(started)})
         return result
 
     def _record_refusal(self, fields: dict[str, Any], *, coalesce: bool = True) -> None:
@@ -490,20 +515,18 @@ class Gateway:
         except OSError as exc:
             log.error("%s; a refusal went unrecorded: %s", room.unwritable(self.audit_log.directory, exc), fields)
 
-    async def _admit_record(self, fields: dict[str, Any], durable: bool) -> None:
-        """The record before a call runs; refuses the call (AuditUnavailable) when it cannot be written, and a
-        change when the disk lacks room for its outcome record too."""
-        if durable:
-            try:
-                self._require_room(durable)
-                await self.audit_log.append_durable(fields)
-            except OSError as exc:
-                raise AuditUnavailable(room.unwritable(self.audit_log.directory, exc) + "; nothing was run") from exc
-            return
-        self._admit_read_record(fields)
+    async def _admit_record(self, fields: dict[str, Any]) -> None:
+        """A change's record before it runs, on disk; refuses the change (AuditUnavailable) when it cannot be
+        written, or when the disk lacks room for its outcome record too."""
+        try:
+            self._require_room(durable=True)
+            await self.audit_log.append_durable(fields)
+        except OSError as exc:
+            raise AuditUnavailable(room.unwritable(self.audit_log.directory, exc) + "; nothing was run") from exc
 
-    def _admit_read_record(self, fields: dict[str, Any]) -> None:
-        """A read's record before it runs (buffered, on disk within sync_within)."""
+    def _read_record(self, fields: dict[str, Any]) -> None:
+        """A read's record, once it ran (buffered, on disk within sync_within). When it cannot be written, the
+        answer is withheld (AuditUnavailable) — unless the read reports on a change this call already made."""
         if self._hold(fields):
             return
         directory = self.audit_log.directory
@@ -513,9 +536,9 @@ class Gateway:
             pending = room.CALL_AUDIT.get()
             if pending is not None and pending.changes_ran:
                 # A read that reports on a change which already ran (its state, its output) in this same call:
-                # refusing it would make the change look failed, and a retry repeat it. It runs, unrecorded, said.
+                # withholding it would make the change look failed, and a retry repeat it. It is told, unrecorded.
                 why = room.unwritable(directory, exc)
-                log.error("%s; a read after a change ran unrecorded: %s", why, fields)
+                log.error("%s; a read after a change went unrecorded: %s", why, fields)
                 note = (
                     f"ran: {', '.join(pending.changes_ran)} ran, but {why}, so what this call read after it is not "
                     "in the audit log. Do not repeat the call: it was made."
@@ -523,7 +546,9 @@ class Gateway:
                 if note not in pending.unrecorded and not any(n.startswith("ran; outcome") for n in pending.unrecorded):
                     pending.unrecorded.append(note)
                 return
-            raise AuditUnavailable(room.unwritable(directory, exc) + "; nothing was run") from exc
+            raise AuditUnavailable(
+                room.unwritable(directory, exc) + "; what was read is withheld: nothing is disclosed unrecorded"
+            ) from exc
 
     def _require_room(self, durable: bool) -> None:
         """A change needs `audit_reserve` bytes free on the audit disk: room for its outcome record."""
@@ -540,19 +565,14 @@ class Gateway:
                 room.unwritable(directory, free=free, needed=self.audit_reserve) + "; nothing was run"
             )
 
-    async def _record_outcome(self, fields: dict[str, Any], durable: bool, operation: Operation) -> None:
-        """The record after a call ran. If it cannot be written, the call still ran: it is never reported as
-        failed for that (a client would retry, repeating a change) but as "ran; outcome not recorded"."""
+    async def _record_outcome(self, fields: dict[str, Any], operation: Operation) -> None:
+        """A change's record after it ran, on disk. If it cannot be written, the change still ran: it is never
+        reported as failed for that (a client would retry, repeating it) but as "ran; outcome not recorded"."""
         try:
-            if durable:
-                await self.audit_log.append_durable(fields)
-            elif not self._hold(fields):
-                self.audit_log.append(fields)
+            await self.audit_log.append_durable(fields)
         except OSError as exc:
             why = room.unwritable(self.audit_log.directory, exc)
             log.error("%s; the outcome of %s went unrecorded: %s", why, operation.describe(), fields)
-            if not durable:
-                return
             note = (
                 f"ran; outcome not recorded: {operation.member or operation.kind} ran ({fields['event']}), but "
                 f"{why}, so its outcome is not in the audit log. Do not repeat the call: it was made."

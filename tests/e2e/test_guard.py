@@ -354,6 +354,10 @@ def test_kill_9_with_calls_in_flight_leaves_a_log_that_verifies(
     )
     assert result.returncode == 0, result.stderr
     records = [json.loads(line) for line in (state / "audit" / "audit.log").read_text().splitlines() if line]
-    started = {r["digest"] for r in records if r["event"] == "allowed"}
-    finished = {r["digest"] for r in records if r["event"] in ("succeeded", "failed")}
-    assert started - finished, "the kill should have caught calls between their two records"
+    # A read in flight when the server died has no record: it disclosed nothing (its one record precedes its answer).
+    finished = [
+        r
+        for r in records
+        if r["event"] in ("succeeded", "failed") and r["operation"].get("member") in ("GetAfter", "GetUnit")
+    ]
+    assert len(finished) < 40, "the kill should have caught calls in flight"

@@ -342,7 +342,7 @@ async def test_audit_query_pages_by_budget_without_gaps(sandbox: Sandbox, tmp_pa
         sandbox_settings(sandbox, tmp_path / "state", safety="admin", read_rate=100_000, read_burst=100_000)
     )
     try:
-        for _ in range(300):  # each read leaves records: more than one page's budget of them
+        for _ in range(600):  # each read leaves its record: more than one page's budget of them
             await ok(runtime, "get_property", **HOSTNAME1, property="HostnameSource")
         pages = [await ok(runtime, "audit_query", limit=500, format="json")]
         while pages[-1]["next_after_seq"] is not None:

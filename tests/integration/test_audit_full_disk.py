@@ -130,3 +130,36 @@ async def test_a_change_whose_outcome_cannot_be_recorded_is_reported_as_ran(sand
         # The unit changed state with its "allowed" record on disk, written before it ran.
         assert active_state(sandbox, unit) == "active"
         assert verify(audit_dir).ok
+
+
+async def test_a_read_whose_record_cannot_be_written_discloses_nothing(sandbox: Sandbox, tmp_path: Path) -> None:
+    """A read's one record is written once it ran and before its answer leaves: on a full disk the answer is
+    withheld, so every answer a client got has its record."""
+    arguments = {
+        "service": "org.freedesktop.hostname1",
+        "path": "/org/freedesktop/hostname1",
+        "interface": "org.freedesktop.hostname1",
+        "property": "Hostname",
+    }
+    with tiny_disk(tmp_path) as disk:
+        audit_dir = disk / "audit"
+        async with guarded(sandbox, tmp_path / "state", audit_dir=audit_dir) as runtime:
+            runtime.gateway.audit_log.open()
+            fill(disk, leave=0)
+            answered, withheld = 0, None
+            for _ in range(200):  # the last page of the log may hold a few more records
+                result = await runtime.registry.run(runtime.context(Caller("reader")), "get_property", arguments)
+                if result.is_error:
+                    withheld = result.text
+                    break
+                answered += 1
+            assert withheld is not None, "the full disk was never noticed"
+            assert withheld.startswith(f"the audit log cannot be written (disk full at {audit_dir}"), withheld
+            assert "withheld" in withheld
+            assert "sandbox-" not in withheld, "the hostname was not disclosed"
+        recorded = [
+            r
+            for _, _, r in iter_records(audit_dir, tolerate_partial=True)
+            if r.get("client") == "reader" and r.get("event") == "succeeded"
+        ]
+        assert len(recorded) == answered, "every answer given has its record"

@@ -58,8 +58,8 @@ async def test_a_readonly_caller_does_not_see_another_clients_call_records(sandb
         for operation in (ping, get, ping):
             await admin.gateway.call(operation, Caller(other))
         admin.gateway.audit_log.sync()
-    # Three calls, two records each (allowed, succeeded): all reached the real journald.
-    assert copies_in_journal(sandbox, other, 6) >= 6
+    # Three reads, one record each (written once it ran): all reached the real journald.
+    assert copies_in_journal(sandbox, other, 3) >= 3
 
     async with guarded(sandbox, tmp_path / "readonly-state", safety="readonly") as readonly:
         assert await journal_messages(readonly, Caller("reader"), other) == []
@@ -68,7 +68,7 @@ async def test_a_readonly_caller_does_not_see_another_clients_call_records(sandb
         assert await journal_messages(admin, Caller("token:read", scopes=frozenset({"read"})), other) == []
         for caller in (Caller("operator"), Caller("token:admin", scopes=frozenset({"admin"}))):
             seen = await journal_messages(admin, caller, other)
-            assert len(seen) >= 6, caller
+            assert len(seen) >= 3, caller
             assert all(message.startswith("fleetbus ") and f"for {other}" in message for message in seen)
 
 
@@ -93,7 +93,7 @@ async def test_hidden_copies_do_not_crowd_out_the_entries_asked_for(sandbox: San
         other = f"busy-{token}"
         async with guarded(sandbox, tmp_path / "admin-state", safety="admin") as admin:
             ping = Operation("dbus.call", "local", "system", SD, MANAGER_PATH, PEER, "Ping")
-            for _ in range(5):
+            for _ in range(10):  # one record each
                 await admin.gateway.call(ping, Caller(other))
         assert copies_in_journal(sandbox, other, 10) >= 10
         result = await readonly.registry.run(readonly.context(caller), "query_journal", {"limit": 5, "format": "json"})
