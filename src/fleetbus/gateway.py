@@ -470,11 +470,7 @@ class Gateway:
         try:
             result = await execute(resolved)
         except BaseException as exc:
-            failure = {
-                "event": "failed",
-                "duration_ms": audit.monotonic_ms(started),
-                "error": str(exc) or type(exc).__name__,
-            }
+            failure = _failure(started, exc)
             await self._record_outcome({**record, **failure}, resolved)
             raise
         await self._record_outcome(
@@ -492,11 +488,7 @@ class Gateway:
         try:
             result = await execute(resolved)
         except BaseException as exc:
-            failure = {
-                "event": "failed",
-                "duration_ms": audit.monotonic_ms(started),
-                "error": str(exc) or type(exc).__name__,
-            }
+            failure = _failure(started, exc)
             try:
                 self._read_record({**record, **failure})
             except AuditUnavailable as unrecorded:  # the call's own failure is what the caller must hear
@@ -1081,6 +1073,11 @@ def _operation_fields(operation: Operation) -> dict[str, str]:
 AUDIT_COPY_FIELDS = ("MESSAGE_ID", "SYSLOG_IDENTIFIER")
 """What tells a journal entry is the mirror's copy of an audit record (guard/journald.py writes both)."""
 AUDIT_COPY_OVERREAD = 4
+
+
+def _failure(started: float, exc: BaseException) -> dict[str, Any]:
+    """The outcome fields of a call that raised."""
+    return {"event": "failed", "duration_ms": audit.monotonic_ms(started), "error": str(exc) or type(exc).__name__}
 
 
 def _read_summary(fields: Mapping[str, Any]) -> dict[str, Any]:
