@@ -30,3 +30,17 @@ async def test_a_slow_reader_gets_every_byte_in_order() -> None:
     reader.join(60)
     os.close(read_end)
     assert received.decode() == "".join(lines)
+
+
+async def test_a_client_that_closed_its_end_ends_the_writing_not_the_process() -> None:
+    """A notification written after the client hung up (a socket-activated instance, Accept=yes) is dropped: a
+    BrokenPipeError escaping would end the instance with a traceback and exit status 1."""
+    for blocking in (False, True):
+        read_end, write_end = os.pipe()
+        os.set_blocking(write_end, blocking)
+        os.close(read_end)
+        writer = _Writer(write_end, blocking=blocking)
+        await writer.write('{"jsonrpc":"2.0","method":"notifications/tools/list_changed"}\n')
+        await writer.write("{}\n")
+        assert writer.gone
+        os.close(write_end)

@@ -143,18 +143,27 @@ class _Writer:
         self.lock = asyncio.Lock()
         """Answers to bad frames and the session's messages share the stream; a line is written whole. (asyncio's:
         taken free, it does not pass through the event loop as anyio's does, once per answer.)"""
+        self.gone = False
+        """The client closed its end: what is left to write is dropped (the reader sees the end and the session
+        finishes), not raised, which would end a socket-activated instance with a traceback and exit status 1."""
 
     async def write(self, text: str) -> None:
         async with self.lock:
-            if self.blocking:
-                await anyio.to_thread.run_sync(self._write_all, text.encode())
+            if self.gone:
                 return
-            data = memoryview(text.encode())
-            while data:
-                try:
-                    data = data[os.write(self.fd, data) :]
-                except BlockingIOError:
-                    await anyio.wait_writable(self.fd)
+            try:
+                if self.blocking:
+                    await anyio.to_thread.run_sync(self._write_all, text.encode())
+                    return
+                data = memoryview(text.encode())
+                while data:
+                    try:
+                        data = data[os.write(self.fd, data) :]
+                    except BlockingIOError:
+                        await anyio.wait_writable(self.fd)
+            except (BrokenPipeError, ConnectionResetError):
+                self.gone = True
+                log.info("the client closed its end; %d bytes of messages to it were dropped", len(text))
 
     def _write_all(self, data: bytes) -> None:
         view = memoryview(data)
