@@ -450,13 +450,12 @@ class Gateway:
             if used is not None:
                 used.append(approval)
         record["approval"] = approval.id if approval else None
-        durable = not assessment.classification.is_read
         approved = {"approved_by": approval.decided_by} if approval else {}
         if claim is not None and decision.verdict is Verdict.CONFIRM:
             # Approved with its plan (one approval for the blast radius): the plan's approval is this call's.
             record.update(approval=claim.approval, plan=claim.plan)
             approved = {"approved_by": claim.approved_by} if claim.approved_by else {}
-        if not durable:
+        if assessment.classification.is_read:
             return await self._run_read(resolved, {**record, **approved}, execute)
         # Nothing runs unrecorded: a change whose records would not fit is refused before it runs. Its record is
         # flushed in a worker thread (the loop serves others meanwhile) and on disk before it runs, and its outcome

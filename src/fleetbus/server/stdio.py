@@ -163,7 +163,7 @@ class _Writer:
                         await anyio.wait_writable(self.fd)
             except (BrokenPipeError, ConnectionResetError):
                 self.gone = True
-                log.info("the client closed its end; %d bytes of messages to it were dropped", len(text))
+                log.info("the client closed its end; a message of %d characters, and any after it, dropped", len(text))
 
     def _write_all(self, data: bytes) -> None:
         view = memoryview(data)
