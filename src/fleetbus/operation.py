@@ -5,10 +5,11 @@ from __future__ import annotations
 import dataclasses
 import functools
 import hashlib
-import json
 import threading
 from dataclasses import dataclass, field
 from typing import Any
+
+from fleetbus import json_text
 
 LOCAL_HOST = "local"
 BUSES = ("system", "session")
@@ -91,5 +92,5 @@ def _encode(operation: Operation) -> tuple[bytes, str]:
     # The fields by name, as asdict() gives them but without its deep copy (every call is hashed once): args are
     # JSON values, and a tuple encodes as the list asdict() would make of it.
     fields = {f.name: getattr(operation, f.name) for f in _FIELDS}
-    canonical = json.dumps(fields, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+    canonical = json_text.canonical(fields)
     return canonical, hashlib.sha256(canonical).hexdigest()

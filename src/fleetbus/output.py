@@ -19,6 +19,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from fleetbus import json_text
+
 if TYPE_CHECKING:
     from fleetbus.guard.approvals import Approval
 
@@ -101,7 +103,7 @@ def clean(value: Any) -> Any:
 
 
 def render_json(value: Any) -> str:
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    return json_text.compact(value)
 
 
 def render_toon(value: Any) -> str:

@@ -6,18 +6,18 @@ from __future__ import annotations
 import functools
 import hashlib
 import hmac
-import json
 import time
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
+from fleetbus import json_text
+
 GENESIS = "0" * 64
-_encode = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode
 
 
 def canonical(record: Mapping[str, Any]) -> bytes:
-    return _encode(record).encode()
+    return json_text.canonical(record)
 
 
 def digest_of(content: bytes, key: bytes | None) -> str:
@@ -34,12 +34,13 @@ def record_hash(record: Mapping[str, Any], key: bytes | None = None) -> str:
 def seal(record: Mapping[str, Any], key: bytes | None = None) -> tuple[str, bytes]:
     """`record_hash(record, key)` and the canonical JSON of the record with that hash, encoding its content once
     (the writer's hot path): with sorted keys, `hash` sits between the keys that sort before it and those after."""
-    before = _encode({k: v for k, v in record.items() if k < "hash"})[:-1]  # "{…" — or "{" when none
-    after = _encode({k: v for k, v in record.items() if k > "hash"})[1:]  # "…}" — or "}" when none
+    before = json_text.canonical({k: v for k, v in record.items() if k < "hash"})[:-1]  # "{…" — or "{" when none
+    after = json_text.canonical({k: v for k, v in record.items() if k > "hash"})[1:]  # "…}" — or "}" when none
     opened, closes = len(before) > 1, len(after) > 1
-    digest = digest_of((before + ("," if opened and closes else "") + after).encode(), key)
-    line = before + ("," if opened else "") + f'"hash":"{digest}"' + ("," if closes else "") + after
-    return digest, line.encode()
+    digest = digest_of(before + (b"," if opened and closes else b"") + after, key)
+    field = b'"hash":"' + digest.encode() + b'"'
+    line = before + (b"," if opened else b"") + field + (b"," if closes else b"") + after
+    return digest, line
 
 
 def now_stamp() -> str:
