@@ -198,9 +198,8 @@ def dbus_call(
 
     Raises types.ValueConversionError / types.SignatureError naming the argument that does not fit.
     """
-    body = types.from_json(signature, args, names)
-    canonical = types.to_json(signature, body, variants="typed", bytes_as="base64")
-    return Operation(DBUS_CALL, host, bus, destination, path, interface, member, signature, tuple(canonical))
+    canonical = types.canonical_args(signature, args, names)
+    return Operation(DBUS_CALL, host, bus, destination, path, interface, member, signature, canonical)
 
 
 class Gateway:
@@ -237,6 +236,7 @@ class Gateway:
         self._read_permissions = lookups.ReadPermissions(policy)
         self._assessed: dict[tuple[Operation, Hints | None, tuple[type, ...]], tuple[Classification, Decision]] = {}
         self._assessed_under = policy
+        self._record_parts: dict[tuple[Any, ...], Mapping[str, Any]] = {}
         hosts.add_owner_listener(self._owner_changed)
 
     # ---- deciding ---------------------------------------------------------------------------------
@@ -651,13 +651,29 @@ class Gateway:
         self._record_refusal({**record, "event": "awaiting-approval", "approval": request.id}, coalesce=False)
         raise ApprovalRequired(request, decision, self.decision_commands)
 
-    @staticmethod
-    def _record_base(operation: Operation, caller: Caller, assessment: Assessment) -> dict[str, Any]:
-        decision = assessment.decision
+    def _record_base(self, operation: Operation, caller: Caller, assessment: Assessment) -> dict[str, Any]:
         return {
             **fleet_call.record_fields(),
             "client": caller.client,
             "host": operation.host,
+            **self._operation_record(operation, assessment),
+        }
+
+    def _operation_record(self, operation: Operation, assessment: Assessment) -> Mapping[str, Any]:
+        """What a record says of the operation and its decision: a pure function of both, remembered for operations
+        whose arguments are scalars (their types in the key: `True == 1`; never floats: `-0.0 == 0.0`). Records
+        share these values and never change them."""
+        kinds = tuple(type(arg) for arg in operation.args)
+        key = (operation, kinds, assessment.classification.risk, assessment.decision)
+        cacheable = types.SCALAR_ARGUMENTS.issuperset(kinds)
+        try:
+            known = self._record_parts.get(key) if cacheable else None
+        except TypeError:  # a decision holding something unhashable: described every time
+            known, cacheable = None, False
+        if known is not None:
+            return known
+        decision = assessment.decision
+        parts = {
             "operation": _operation_fields(operation),
             "digest": operation.digest(),
             # Arguments of a secret-handling call are secrets by position, not by a key name redact could see.
@@ -669,6 +685,11 @@ class Gateway:
                 "risk": assessment.classification.risk.label,
             },
         }
+        if cacheable:
+            if len(self._record_parts) >= ASSESSED:
+                self._record_parts.clear()
+            self._record_parts[key] = parts
+        return parts
 
     # ---- executors ---------------------------------------------------------------------------------
 

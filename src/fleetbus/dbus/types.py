@@ -941,3 +941,60 @@ def variant_signature(value: Any) -> str:
     if not isinstance(value, Variant):
         raise TypeError(f"expected a variant, got {type(value).__name__}")
     return str(value.signature)
+
+
+# ---- the same few calls, converted once -------------------------------------------------------------------------
+
+SCALAR_ARGUMENTS: Final = frozenset({str, int, bool})
+CONVERTED = 1024
+"""Argument lists (of strings, integers and booleans) whose conversions are kept; the lot is forgotten when full."""
+_canonical_args: dict[tuple[Any, ...], tuple[Any, ...]] = {}
+_bodies: dict[tuple[Any, ...], tuple[Any, ...]] = {}
+
+
+def canonical_args(signature: str, values: Sequence[Any], names: Sequence[str | None] | None = None) -> tuple[Any, ...]:
+    """JSON arguments checked against `signature` and put in canonical form (`to_json(from_json(...))` with typed
+    variants and base64 bytes), the form an Operation holds. A client's reads repeat the same few argument lists:
+    lists of scalars, whose conversion is a pure function of the signature and the values with their types (the
+    key holds the types: `True == 1`), are converted once. Lists holding anything else are converted every time."""
+    key = _scalar_key(signature, values)
+    known = _canonical_args.get(key) if key is not None else None
+    if known is not None:
+        return known
+    canonical = tuple(to_json(signature, from_json(signature, values, names), variants="typed", bytes_as="base64"))
+    if key is not None and _scalars(canonical):
+        _remember(_canonical_args, key, canonical)
+    return canonical
+
+
+def body_of(signature: str, canonical: Sequence[Any]) -> list[Any]:
+    """An Operation's canonical arguments as the dbus-fast body again (`from_json`), converted once for lists of
+    scalars as `canonical_args` is."""
+    key = _scalar_key(signature, canonical)
+    known = _bodies.get(key) if key is not None else None
+    if known is not None:
+        return list(known)
+    body = from_json(signature, canonical)
+    if key is not None and _scalars(body):
+        _remember(_bodies, key, tuple(body))
+    return body
+
+
+def _scalar_key(signature: str, values: Any) -> tuple[Any, ...] | None:
+    if not isinstance(values, list | tuple):
+        return None
+    kinds = tuple(type(value) for value in values)
+    if not SCALAR_ARGUMENTS.issuperset(kinds):
+        return None
+    return signature, tuple(values), kinds
+
+
+def _scalars(values: Sequence[Any]) -> bool:
+    return SCALAR_ARGUMENTS.issuperset(type(value) for value in values)
+
+
+def _remember(memo: dict[tuple[Any, ...], tuple[Any, ...]], key: tuple[Any, ...], value: tuple[Any, ...]) -> None:
+    # Cleared rather than trimmed: a clear is one step, safe while another thread converts (approvals do).
+    if len(memo) >= CONVERTED:
+        memo.clear()
+    memo[key] = value

@@ -14,7 +14,7 @@ from fleetbus.operation import Operation
 
 async def send(link: BusLink, operation: Operation, timeout: float) -> Reply:
     """Put an admitted method call on the bus: its canonical JSON arguments become the D-Bus body again."""
-    body = types.from_json(operation.signature, operation.args)
+    body = types.body_of(operation.signature, operation.args)
     return await link.call(
         operation.destination,
         operation.path,
