@@ -55,3 +55,27 @@ async def test_a_remembered_decision_tells_true_from_1_and_follows_a_new_policy(
         assert verdicts == [Verdict.DENY, Verdict.ALLOW]
     finally:
         guard.close()
+
+
+async def test_a_records_remembered_parts_are_its_own_operations(tmp_path: Path) -> None:
+    """Records of repeated operations share their operation, arguments and decision fields: never across arguments
+    Python calls equal (True and 1, -0.0 and 0.0), and the same as described anew."""
+    guard = gateway(Policy.build("readonly", [switch_rule(True)]), tmp_path)
+    try:
+        parts = []
+        for value in (True, 1, True, 0.0, -0.0):
+            operation = switch(value)
+            parts.append(dict(guard._operation_record(operation, await guard.assess(operation))))
+        assert [p["args"] for p in parts] == [[True], [1], [True], [0.0], [-0.0]]
+        assert [type(p["args"][0]) for p in parts] == [bool, int, bool, float, float]
+        assert str(parts[4]["args"][0]) == "-0.0"
+        assert [p["decision"]["verdict"] for p in parts] == ["allow", "deny", "allow", "deny", "deny"]
+        assert parts[0] == parts[2]
+        assert parts[0]["digest"] != parts[1]["digest"]
+        other = gateway(Policy.build("readonly", [switch_rule(True)]), tmp_path / "other")
+        try:
+            assert dict(other._operation_record(switch(True), await other.assess(switch(True)))) == parts[0]
+        finally:
+            other.close()
+    finally:
+        guard.close()
