@@ -155,7 +155,14 @@ class _Writer:
                 if self.blocking:
                     await anyio.to_thread.run_sync(self._write_all, text.encode())
                     return
-                data = memoryview(text.encode())
+                encoded = text.encode()
+                try:
+                    written = os.write(self.fd, encoded)
+                except BlockingIOError:
+                    written = 0
+                if written == len(encoded):  # the usual case: the pipe had room for all of it
+                    return
+                data = memoryview(encoded)[written:]
                 while data:
                     try:
                         data = data[os.write(self.fd, data) :]

@@ -433,7 +433,10 @@ class AuditLog:
 
 def write_all(fd: int, data: bytes) -> None:
     """os.write may write less than asked (a signal, a full disk); keep going until all of it is written."""
-    view = memoryview(data)
+    written = os.write(fd, data)
+    if written == len(data):  # nearly always: a record is small
+        return
+    view = memoryview(data)[written:]
     while view:
         view = view[os.write(fd, view) :]
 
