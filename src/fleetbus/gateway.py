@@ -487,14 +487,26 @@ class Gateway:
         try:
             result = await execute(resolved)
         except BaseException as exc:
-            failure = _failure(started, exc)
-            try:
-                self._read_record({**record, **failure})
-            except AuditUnavailable as unrecorded:  # the call's own failure is what the caller must hear
-                log.error("%s: %s", unrecorded, failure)
-            raise
+            unrecorded = self._record_failed_read(record, started, exc)
+            if unrecorded is not None and isinstance(exc, Exception):
+                # A failure tells something too (which names exist, what a service answers): withheld as an
+                # answer would be, its text in the server's log only.
+                raise unrecorded from exc
+            raise  # cancelled, or the server stopping: recorded if it can be, never replaced
         self._read_record({**record, "event": "succeeded", "duration_ms": audit.monotonic_ms(started)})
         return result
+
+    def _record_failed_read(
+        self, record: dict[str, Any], started: float, exc: BaseException
+    ) -> AuditUnavailable | None:
+        """A failed read's record; what stopped it from being written, if anything (logged with the failure)."""
+        failure = _failure(started, exc)
+        try:
+            self._read_record({**record, **failure})
+        except AuditUnavailable as unrecorded:
+            log.error("%s: %s", unrecorded, failure)
+            return unrecorded
+        return None
 
     def _record_refusal(self, fields: dict[str, Any], *, coalesce: bool = True) -> None:
         """A refusal's record; when the log cannot take it, the call is refused all the same (nothing ran)."""

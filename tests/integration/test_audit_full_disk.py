@@ -163,3 +163,41 @@ async def test_a_read_whose_record_cannot_be_written_discloses_nothing(sandbox: 
             if r.get("client") == "reader" and r.get("event") == "succeeded"
         ]
         assert len(recorded) == answered, "every answer given has its record"
+
+
+async def test_a_failed_read_whose_record_cannot_be_written_discloses_nothing_either(
+    sandbox: Sandbox, tmp_path: Path
+) -> None:
+    """A read's failure says something too (which names exist, what a service answers): its text is withheld as an
+    answer is, when its record cannot be written."""
+    arguments = {
+        "service": "org.freedesktop.hostname1",
+        "path": "/org/freedesktop/hostname1",
+        "interface": "org.freedesktop.hostname1",
+        "property": "NoSuchPropertyAnywhere",
+    }
+    with tiny_disk(tmp_path) as disk:
+        audit_dir = disk / "audit"
+        async with guarded(sandbox, tmp_path / "state", audit_dir=audit_dir) as runtime:
+            runtime.gateway.audit_log.open()
+            first = await runtime.registry.run(runtime.context(Caller("reader")), "get_property", arguments)
+            assert first.is_error
+            assert "NoSuchPropertyAnywhere" in first.text, "with room, the failure is told"
+            fill(disk, leave=0)
+            told, withheld = 0, None
+            for _ in range(200):  # the last page of the log may hold a few more records
+                result = await runtime.registry.run(runtime.context(Caller("reader")), "get_property", arguments)
+                assert result.is_error
+                if result.text.startswith("the audit log cannot be written"):
+                    withheld = result.text
+                    break
+                told += 1
+            assert withheld is not None, "the full disk was never noticed"
+            assert "withheld" in withheld, withheld
+            assert "NoSuchPropertyAnywhere" not in withheld
+        recorded = [
+            r
+            for _, _, r in iter_records(audit_dir, tolerate_partial=True)
+            if r.get("client") == "reader" and r.get("event") == "failed"
+        ]
+        assert len(recorded) == told + 1, "every failure told has its record"
