@@ -132,15 +132,20 @@ async def test_a_change_whose_outcome_cannot_be_recorded_is_reported_as_ran(sand
         assert verify(audit_dir).ok
 
 
-async def test_a_read_whose_record_cannot_be_written_discloses_nothing(sandbox: Sandbox, tmp_path: Path) -> None:
-    """A read's one record is written once it ran and before its answer leaves: on a full disk the answer is
-    withheld, so every answer a client got has its record."""
-    arguments = {
+def hostname1_property(name: str) -> dict[str, str]:
+    """get_property's arguments for one of hostname1's properties."""
+    return {
         "service": "org.freedesktop.hostname1",
         "path": "/org/freedesktop/hostname1",
         "interface": "org.freedesktop.hostname1",
-        "property": "Hostname",
+        "property": name,
     }
+
+
+async def test_a_read_whose_record_cannot_be_written_discloses_nothing(sandbox: Sandbox, tmp_path: Path) -> None:
+    """A read's one record is written once it ran and before its answer leaves: on a full disk the answer is
+    withheld, so every answer a client got has its record."""
+    arguments = hostname1_property("Hostname")
     with tiny_disk(tmp_path) as disk:
         audit_dir = disk / "audit"
         async with guarded(sandbox, tmp_path / "state", audit_dir=audit_dir) as runtime:
@@ -170,12 +175,7 @@ async def test_a_failed_read_whose_record_cannot_be_written_discloses_nothing_ei
 ) -> None:
     """A read's failure says something too (which names exist, what a service answers): its text is withheld as an
     answer is, when its record cannot be written."""
-    arguments = {
-        "service": "org.freedesktop.hostname1",
-        "path": "/org/freedesktop/hostname1",
-        "interface": "org.freedesktop.hostname1",
-        "property": "NoSuchPropertyAnywhere",
-    }
+    arguments = hostname1_property("NoSuchPropertyAnywhere")
     with tiny_disk(tmp_path) as disk:
         audit_dir = disk / "audit"
         async with guarded(sandbox, tmp_path / "state", audit_dir=audit_dir) as runtime:
