@@ -7,10 +7,11 @@
 
 orjson writes those bytes ~8× faster (an audit record: ~2 µs against ~16 µs), and every read writes one —
 except for what it writes differently or not at all: a float in exponent form (stdlib `1e-05`, orjson `0.00001`),
-NaN and infinities (stdlib `NaN`, orjson `null`), integers beyond 64 bits, keys that are not strings, subclasses,
-dataclasses and date-times (stdlib refuses those last or converts them its own way). Those values go to the
-standard library, which decides as it always did: a float is left to orjson only in the range where both print
-Python's `repr` (0, and 1e-4 ≤ |x| < 1e16), and anything orjson refuses falls back. tests/fuzz/test_json_text.py
+NaN and infinities (stdlib `NaN`, orjson `null`), integers beyond 64 bits, keys that are not strings, subclasses
+and enums, dataclasses, date-times, UUIDs, orjson fragments (stdlib refuses or converts those its own way). Those
+go to the standard library, which decides as it always did: orjson gets only exact dicts, lists and tuples of exact
+strings, integers, booleans, None and floats in the range where both print Python's `repr` (0, and 1e-4 ≤ |x| <
+1e16), and anything it still refuses falls back. tests/fuzz/test_json_text.py
 proves the two give the same bytes for every JSON value hypothesis makes, floats of every magnitude included.
 """
 
@@ -52,15 +53,19 @@ def compact(value: Any) -> str:
 
 
 def _plain(value: Any) -> bool:
-    """No float that orjson would print otherwise than `repr` (orjson refuses the rest, see `canonical`). Runs on
-    every record: scalars are looked at in the loop, only containers recurse."""
+    """Only what orjson and the standard library print alike: dicts, lists and tuples of strings, integers,
+    booleans, None and floats that `repr` prints without an exponent — by exact type, since orjson writes some
+    types natively that `json` prints otherwise or refuses (a float enum, UUID, orjson.Fragment). Runs on every
+    record: scalars are looked at in the loop, only containers recurse."""
     kind = type(value)
     if kind is dict:
         items: Any = value.values()
     elif kind is list or kind is tuple:
         items = value
+    elif kind is float:
+        return _plain_float(value)
     else:
-        return kind is not float or _plain_float(value)
+        return kind is str or kind is int or value is None or kind is bool
     for item in items:
         kind = type(item)
         if kind is str or kind is int or item is None or kind is bool:
@@ -68,7 +73,7 @@ def _plain(value: Any) -> bool:
         if kind is float:
             if not _plain_float(item):
                 return False
-        elif not _plain(item):
+        elif not (kind is dict or kind is list or kind is tuple) or not _plain(item):
             return False
     return True
 

@@ -10,10 +10,12 @@ from __future__ import annotations
 import enum
 import json
 import math
+import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+import orjson
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -86,6 +88,18 @@ class Colour(enum.StrEnum):
     RED = "red"
 
 
+class Tiny(float, enum.Enum):
+    X = 1e-5
+
+
+class Missing(float, enum.Enum):
+    NAN = math.nan
+
+
+class Plain(enum.Enum):
+    ONE = 1
+
+
 @dataclass
 class Point:
     x: int
@@ -102,6 +116,9 @@ class Point:
         {1: "int key", "s": 0},
         {None: 1, True: 2, 1.5: 3},
         {"level": Level.HIGH, "colour": Colour.RED},
+        {"a": Tiny.X},  # orjson writes a float enum natively: 0.00001 where json writes 1e-05
+        [Missing.NAN],  # orjson null, json NaN (and a refusal without allow_nan)
+        [[Tiny.X]],
         {"nested": [[[[[[[[[[[[[[[[[[[[[]]]]]]]]]]]]]]]]]]]]]},
         "\ud800 lone surrogate",
         {"text": "\x00\x1f\x7f\u2028\u202e\ufeff é ✓ 𝄞"},
@@ -113,9 +130,21 @@ def test_values_orjson_prints_otherwise_or_not_at_all(value: Any) -> None:
     assert outcome(json_text.compact, value) == outcome(stdlib_compact, value)
 
 
-@pytest.mark.parametrize("value", [Point(1), datetime(2026, 12, 2, tzinfo=UTC), object()])
+@pytest.mark.parametrize(
+    "value",
+    [
+        Point(1),
+        datetime(2026, 12, 2, tzinfo=UTC),
+        object(),
+        Plain.ONE,
+        uuid.UUID(int=7),
+        orjson.Fragment(b'{"z":1,"a":2}'),
+        [orjson.Fragment(b"1")],
+    ],
+)
 def test_what_the_standard_library_refuses_stays_refused(value: Any) -> None:
-    """orjson writes dataclasses and date-times on its own; a record holding one was refused before and still is."""
+    """orjson writes dataclasses, date-times, enums, UUIDs and raw fragments on its own; a record holding one was
+    refused before and still is."""
     assert outcome(json_text.canonical, {"field": value}) == ("refused", "TypeError")
     assert outcome(json_text.compact, {"field": value}) == ("refused", "TypeError")
 
