@@ -879,6 +879,38 @@ async def test_under_an_event_loop_reads_go_in_batches_and_a_change_goes_at_once
         receiver.close()
 
 
+async def test_a_changes_copy_reaches_a_reading_journald_before_the_change_runs_after_many_reads(
+    tmp_path: Path,
+) -> None:
+    """Reads' copies wait for their batch; a batch that outgrew journald's 10-datagram queue would make the change's
+    copy behind it wait too. A batch goes once it holds READ_BATCH_COPIES, so with journald reading (as it does),
+    nothing is left waiting when a change's copy has been sent."""
+    address = tmp_path / "j.sock"
+    receiver = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    receiver.bind(str(address))
+    receiver.setblocking(False)
+    received: list[dict[str, bytes]] = []
+
+    def journald_reads() -> None:  # what journald has done by the next call: read what was sent
+        with contextlib.suppress(BlockingIOError):
+            while True:
+                received.append(parse_native(receiver.recv(1 << 20)))
+
+    log = AuditLog(tmp_path / "audit", journal=address, fsync=False)
+    try:
+        for n in range(1, 25):  # a 0.1 s batch's worth of reads, quicker than its timer
+            log.append(entry(n, event="succeeded"))
+            journald_reads()
+        log.append(entry(25), durable=True)
+        assert log._mirror is not None
+        assert log._mirror.waiting == 0, "the change's copy (or reads before it) still waits for journald"
+        journald_reads()
+    finally:
+        log.close()
+        receiver.close()
+    assert [int(e["FLEETBUS_SEQ"]) for e in received] == list(range(1, 26))
+
+
 async def test_under_an_event_loop_a_changes_copy_never_waits_for_a_stalled_journald(tmp_path: Path) -> None:
     # Without a loop a change's copy may wait CHANGE_WAIT for room; under one, a stalled journald would stall
     # every client, so the copy waits in the backlog instead.
