@@ -55,6 +55,7 @@ from fleetbus.operation import (
     JOURNAL_QUERY,
     LOCAL_HOST,
     Operation,
+    short_arguments,
 )
 
 INTROSPECTABLE = well_known.INTROSPECTABLE
@@ -165,7 +166,7 @@ class Deadlines:
     def choose(self, requested: float | None) -> float:
         if requested is None:
             return self.default
-        if requested <= 0:
+        if not requested > 0:  # NaN too: JSON parsers may hand one over, and no comparison with it holds
             raise GatewayError(f"timeout must be a positive number of seconds, got {requested:g}")
         if requested > self.maximum:
             raise GatewayError(f"timeout {requested:g} s exceeds the configured maximum of {self.maximum:g} s")
@@ -301,12 +302,14 @@ class Gateway:
             self._assessed_under = policy
         key = (operation, hints, tuple(type(arg) for arg in operation.args))
         try:
-            known = self._assessed.get(key)
+            known = self._assessed.get(key) if short_arguments(operation.args) else None
         except TypeError:  # arguments holding arrays or dicts cannot be a key: decided every time
             return self._decided(operation, classify(operation, hints, policy.knowledge))
         if known is None:
             classification = classify(operation, hints, policy.knowledge)
             known = classification, policy.decide(operation, classification)
+            if not short_arguments(operation.args):
+                return Assessment(operation, *known)
             if len(self._assessed) >= ASSESSED:
                 self._assessed.pop(next(iter(self._assessed)))
             self._assessed[key] = known
@@ -673,11 +676,10 @@ class Gateway:
 
     def _operation_record(self, operation: Operation, assessment: Assessment) -> Mapping[str, Any]:
         """What a record says of the operation and its decision: a pure function of both, remembered for operations
-        whose arguments are scalars (their types in the key: `True == 1`; never floats: `-0.0 == 0.0`). Records
-        share these values and never change them."""
+        whose arguments are short scalars (types.memoisable). Records share these values and never change them."""
         kinds = tuple(type(arg) for arg in operation.args)
         key = (operation, kinds, assessment.classification.risk, assessment.decision)
-        cacheable = types.SCALAR_ARGUMENTS.issuperset(kinds)
+        cacheable = types.memoisable(operation.args)
         try:
             known = self._record_parts.get(key) if cacheable else None
         except TypeError:  # a decision holding something unhashable: described every time

@@ -60,7 +60,7 @@ class Operation:
         encoding and hashing each anew was a tenth of a read's own cost. Shared only where equality fixes the JSON:
         the arguments' types are part of the key (True == 1), and floats are never shared (-0.0 == 0.0)."""
         kinds = tuple(type(arg) for arg in self.args)
-        if float in kinds:
+        if float in kinds or not short_arguments(self.args):
             return _encode(self)
         key = (self, kinds)
         try:
@@ -79,6 +79,15 @@ class Operation:
         """Short human form, e.g. `system org.freedesktop.systemd1 /org/freedesktop/systemd1 ….Manager.StartUnit`."""
         target = f"{self.interface}.{self.member}" if self.interface else self.member
         return f"{self.host}:{self.bus} {self.destination} {self.path} {target}".strip()
+
+
+MEMO_TEXT = 4096
+"""Characters of strings an operation's arguments may hold for it to be kept in a memo (as a key): a few long
+arguments must not keep a thousand messages of up to 16 MiB alive."""
+
+
+def short_arguments(args: tuple[Any, ...]) -> bool:
+    return sum(len(arg) for arg in args if type(arg) is str) <= MEMO_TEXT
 
 
 _FIELDS = dataclasses.fields(Operation)

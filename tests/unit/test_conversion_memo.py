@@ -72,3 +72,23 @@ def test_operations_from_kept_conversions_equal_fresh_ones() -> None:
     operation = dbus_call("org.example", "/", "org.example.I", "M", "sub", ["x", 7, False], host="local")
     assert operation.args == fresh("sub", ["x", 7, False])
     assert operation == dbus_call("org.example", "/", "org.example.I", "M", "sub", ["x", 7, False], host="local")
+
+
+def test_long_arguments_are_converted_every_time_not_kept() -> None:
+    """A memo keyed on a few long strings would keep up to 1,024 of them alive (16 MiB messages)."""
+    types._canonical_args.clear()
+    types._bodies.clear()
+    long = "x" * (types.MEMO_TEXT + 1)
+    assert types.canonical_args("s", [long]) == (long,)
+    assert types.body_of("s", (long,)) == [long]
+    assert not types._canonical_args
+    assert not types._bodies
+    assert types.canonical_args("ss", ["y" * (types.MEMO_TEXT // 2), "z"]) is types.canonical_args(
+        "ss", ["y" * (types.MEMO_TEXT // 2), "z"]
+    )
+
+
+def test_a_kept_conversion_keeps_the_names_it_was_made_with() -> None:
+    with pytest.raises(types.ValueConversionError, match="'count'"):
+        types.canonical_args("u", [-1], ["count"])
+    assert types.canonical_args("u", [3], ["count"]) == types.canonical_args("u", [3], ["other"]) == (3,)

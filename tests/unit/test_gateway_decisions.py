@@ -4,9 +4,12 @@ policy is replaced."""
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
-from fleetbus.gateway import Deadlines, Gateway
+import pytest
+
+from fleetbus.gateway import Deadlines, Gateway, GatewayError
 from fleetbus.guard.approvals import ApprovalStore
 from fleetbus.guard.audit import AuditLog
 from fleetbus.guard.limits import Budget, RateLimiter
@@ -79,3 +82,10 @@ async def test_a_records_remembered_parts_are_its_own_operations(tmp_path: Path)
             other.close()
     finally:
         guard.close()
+
+
+@pytest.mark.parametrize("requested", [math.nan, 0.0, -1.0, math.inf])
+def test_a_timeout_that_is_no_positive_number_within_the_maximum_is_refused(requested: float) -> None:
+    """NaN passes both `<= 0` and `> maximum` (no comparison with it holds); JSON parsers may hand one over."""
+    with pytest.raises(GatewayError, match="timeout"):
+        Deadlines(5.0, 10.0, 1.0).choose(requested)

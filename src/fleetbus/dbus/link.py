@@ -151,6 +151,9 @@ class BusLink:
     ) -> Reply:
         check_target(destination, path, interface, member)
         bus = self._require_bus()
+        if not timeout > 0:  # no time left (or NaN): not sent, as a reply could never be waited for
+            context = self._context(destination, path, interface, member)
+            raise CallTimeout(f"{context}: no time left to wait for a reply")
         message = Message(
             destination=destination,
             path=path,
@@ -171,6 +174,9 @@ class BusLink:
                 reply = await answered
             finally:
                 expiry.cancel()
+        except asyncio.CancelledError:
+            self._forget_reply(bus, message.serial)  # no one waits for the reply any more
+            raise
         except _Expired:
             self._forget_reply(bus, message.serial)
             raise CallTimeout(

@@ -948,8 +948,24 @@ def variant_signature(value: Any) -> str:
 SCALAR_ARGUMENTS: Final = frozenset({str, int, bool})
 CONVERTED = 1024
 """Argument lists (of strings, integers and booleans) whose conversions are kept; the lot is forgotten when full."""
+MEMO_TEXT = 4096
+"""Characters of strings an argument list kept in a memo may hold: a few long arguments must not keep 1,024
+messages of up to 16 MiB alive."""
 _canonical_args: dict[tuple[Any, ...], tuple[Any, ...]] = {}
 _bodies: dict[tuple[Any, ...], tuple[Any, ...]] = {}
+
+
+def memoisable(values: Sequence[Any]) -> bool:
+    """Arguments a memo may key on: strings, integers and booleans by exact type (floats never: `-0.0 == 0.0`;
+    the types go in the key: `True == 1`), short enough to keep."""
+    text = 0
+    for value in values:
+        kind = type(value)
+        if kind is str:
+            text += len(value)
+        elif kind is not int and kind is not bool:
+            return False
+    return text <= MEMO_TEXT
 
 
 def canonical_args(signature: str, values: Sequence[Any], names: Sequence[str | None] | None = None) -> tuple[Any, ...]:
@@ -957,7 +973,7 @@ def canonical_args(signature: str, values: Sequence[Any], names: Sequence[str | 
     variants and base64 bytes), the form an Operation holds. A client's reads repeat the same few argument lists:
     lists of scalars, whose conversion is a pure function of the signature and the values with their types (the
     key holds the types: `True == 1`), are converted once. Lists holding anything else are converted every time."""
-    key = _scalar_key(signature, values)
+    key = _scalar_key(signature, values, names)
     known = _canonical_args.get(key) if key is not None else None
     if known is not None:
         return known
@@ -980,13 +996,10 @@ def body_of(signature: str, canonical: Sequence[Any]) -> list[Any]:
     return body
 
 
-def _scalar_key(signature: str, values: Any) -> tuple[Any, ...] | None:
-    if not isinstance(values, list | tuple):
+def _scalar_key(signature: str, values: Any, names: Sequence[str | None] | None = None) -> tuple[Any, ...] | None:
+    if not isinstance(values, list | tuple) or not memoisable(values):
         return None
-    kinds = tuple(type(value) for value in values)
-    if not SCALAR_ARGUMENTS.issuperset(kinds):
-        return None
-    return signature, tuple(values), kinds
+    return signature, tuple(values), tuple(type(value) for value in values), None if names is None else tuple(names)
 
 
 def _scalars(values: Sequence[Any]) -> bool:
