@@ -35,8 +35,9 @@ READ_BATCH = 0.1
 """Under an event loop, reads' copies go to journald together, at most this late: every batch wakes journald (and the
 server, for its timer), and on a busy host those wake-ups cost a read more than the rest of its audit work. Measured
 with bench/bench_call_overhead.py --compare on this 2-core VM: a read 0.10-0.23 ms quicker at 0.1 s than at 0.01 s
-(~2 copies per batch at one client's pace, ~25 now), as quick as with no copies at all. A change's copy goes at once,
-with the reads' before it; the file has every record before its answer leaves either way."""
+(~2 copies per batch at one client's pace, ~25 in 0.1 s, sent in batches of at most READ_BATCH_COPIES), as quick
+as with no copies at all. A change's copy goes at once, with the reads' before it; the file has every record before
+its answer leaves either way."""
 READ_BATCH_COPIES = 8
 """A batch goes at once when it holds this many copies, whatever its age: journald's socket queues 10 datagrams
 (net.unix.max_dgram_qlen, per network namespace; systemd raises it only in the host's), so a batch of 8 and a
