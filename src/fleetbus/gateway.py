@@ -55,7 +55,6 @@ from fleetbus.operation import (
     JOURNAL_QUERY,
     LOCAL_HOST,
     Operation,
-    short_arguments,
 )
 
 INTROSPECTABLE = well_known.INTROSPECTABLE
@@ -300,16 +299,13 @@ class Gateway:
         if self._assessed_under is not policy:
             self._assessed.clear()
             self._assessed_under = policy
-        key = (operation, hints, tuple(type(arg) for arg in operation.args))
-        try:
-            known = self._assessed.get(key) if short_arguments(operation.args) else None
-        except TypeError:  # arguments holding arrays or dicts cannot be a key: decided every time
+        if not types.memoisable(operation.args):  # arrays, dicts, floats, long strings: decided every time
             return self._decided(operation, classify(operation, hints, policy.knowledge))
+        key = (operation, hints, tuple(type(arg) for arg in operation.args))
+        known = self._assessed.get(key)
         if known is None:
             classification = classify(operation, hints, policy.knowledge)
             known = classification, policy.decide(operation, classification)
-            if not short_arguments(operation.args):
-                return Assessment(operation, *known)
             if len(self._assessed) >= ASSESSED:
                 self._assessed.pop(next(iter(self._assessed)))
             self._assessed[key] = known

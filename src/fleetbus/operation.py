@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from fleetbus import json_text
+from fleetbus.dbus import types
 
 LOCAL_HOST = "local"
 BUSES = ("system", "session")
@@ -58,15 +59,12 @@ class Operation:
     def _encoded(self) -> tuple[bytes, str]:
         """The canonical JSON and its SHA-256, shared by equal operations: a client's reads repeat the same few, and
         encoding and hashing each anew was a tenth of a read's own cost. Shared only where equality fixes the JSON:
-        the arguments' types are part of the key (True == 1), and floats are never shared (-0.0 == 0.0)."""
-        kinds = tuple(type(arg) for arg in self.args)
-        if float in kinds or not short_arguments(self.args):
+        the arguments' types are part of the key (True == 1), and only short scalars are shared (types.memoisable:
+        never floats, -0.0 == 0.0)."""
+        if not types.memoisable(self.args):
             return _encode(self)
-        key = (self, kinds)
-        try:
-            known = _ENCODED.get(key)
-        except TypeError:  # arrays or dicts among the arguments: encoded every time
-            return _encode(self)
+        key = (self, tuple(type(arg) for arg in self.args))
+        known = _ENCODED.get(key)
         if known is None:
             known = _encode(self)
             with _ENCODING:  # approvals digest operations in worker threads too
@@ -79,15 +77,6 @@ class Operation:
         """Short human form, e.g. `system org.freedesktop.systemd1 /org/freedesktop/systemd1 ….Manager.StartUnit`."""
         target = f"{self.interface}.{self.member}" if self.interface else self.member
         return f"{self.host}:{self.bus} {self.destination} {self.path} {target}".strip()
-
-
-MEMO_TEXT = 4096
-"""Characters of strings an operation's arguments may hold for it to be kept in a memo (as a key): a few long
-arguments must not keep a thousand messages of up to 16 MiB alive."""
-
-
-def short_arguments(args: tuple[Any, ...]) -> bool:
-    return sum(len(arg) for arg in args if type(arg) is str) <= MEMO_TEXT
 
 
 _FIELDS = dataclasses.fields(Operation)

@@ -945,7 +945,6 @@ def variant_signature(value: Any) -> str:
 
 # ---- the same few calls, converted once -------------------------------------------------------------------------
 
-SCALAR_ARGUMENTS: Final = frozenset({str, int, bool})
 CONVERTED = 1024
 """Argument lists (of strings, integers and booleans) whose conversions are kept; the lot is forgotten when full."""
 MEMO_TEXT = 4096
@@ -978,7 +977,7 @@ def canonical_args(signature: str, values: Sequence[Any], names: Sequence[str | 
     if known is not None:
         return known
     canonical = tuple(to_json(signature, from_json(signature, values, names), variants="typed", bytes_as="base64"))
-    if key is not None and _scalars(canonical):
+    if key is not None and memoisable(canonical):
         _remember(_canonical_args, key, canonical)
     return canonical
 
@@ -991,7 +990,7 @@ def body_of(signature: str, canonical: Sequence[Any]) -> list[Any]:
     if known is not None:
         return list(known)
     body = from_json(signature, canonical)
-    if key is not None and _scalars(body):
+    if key is not None and memoisable(body):
         _remember(_bodies, key, tuple(body))
     return body
 
@@ -1000,10 +999,6 @@ def _scalar_key(signature: str, values: Any, names: Sequence[str | None] | None 
     if not isinstance(values, list | tuple) or not memoisable(values):
         return None
     return signature, tuple(values), tuple(type(value) for value in values), None if names is None else tuple(names)
-
-
-def _scalars(values: Sequence[Any]) -> bool:
-    return SCALAR_ARGUMENTS.issuperset(type(value) for value in values)
 
 
 def _remember(memo: dict[tuple[Any, ...], tuple[Any, ...]], key: tuple[Any, ...], value: tuple[Any, ...]) -> None:
