@@ -37,9 +37,9 @@ from pathlib import Path
 from typing import Any
 
 import psutil
-from dbus_fast import Message, MessageType
 from dbus_fast.aio import MessageBus
 
+from call_worker import raw_get
 from fleetbus.sandbox import Sandbox
 from timing import ms, timed
 
@@ -143,23 +143,6 @@ def _cpu(process: psutil.Process) -> float:
     return float(times.user + times.system)
 
 
-async def raw_get(bus: MessageBus, calls: int) -> list[float]:
-    async def once() -> None:
-        reply = await bus.call(
-            Message(
-                destination=SERVICE,
-                path=PATH,
-                interface="org.freedesktop.DBus.Properties",
-                member="Get",
-                signature="ss",
-                body=[INTERFACE, PROPERTY],
-            )
-        )
-        assert reply.message_type == MessageType.METHOD_RETURN, reply.body
-
-    return await timed(calls, once, warmup=20)
-
-
 async def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--calls", type=int, default=300, help="calls per measurement per round (default 300)")
@@ -189,7 +172,7 @@ async def main() -> int:
         try:
             for _ in range(args.rounds):
                 started = time.process_time()
-                samples[BACK_TO_BACK] += await raw_get(bus, args.calls)
+                samples[BACK_TO_BACK] += await timed(args.calls, raw_get(bus, config["raw_get"]), warmup=20)
                 cpu[BACK_TO_BACK] += time.process_time() - started
                 for client, worker in workers.items():
                     taken, spent = worker.round()
